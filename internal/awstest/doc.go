@@ -1,0 +1,42 @@
+// Package awstest runs real AWS APIs for tests: one moto_server child process
+// on a free 127.0.0.1 port per test binary, with SDK clients, the environment
+// for child processes, and helpers that create the queues, secrets and topics
+// pinlist uses.
+//
+// Use it from TestMain so a test binary starts exactly one server:
+//
+//	var moto *awstest.Moto
+//
+//	func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &moto)) }
+//
+// A missing moto_server fails the binary with
+// `moto_server not found: install it with pip install "moto[server]"`; it is
+// never a skip. The helpers give every queue, secret and topic a name unique
+// within the server, so tests of one binary do not see each other's data;
+// [Moto.Reset] wipes everything and is only for tests that run alone.
+//
+// # moto 5.2 differences from AWS that matter to pinlist
+//
+//   - FIFO deduplication only sees messages still in the queue. AWS drops a
+//     resend with the same MessageDeduplicationId for 5 minutes even after the
+//     first copy was received and deleted; moto enqueues it again. A test can
+//     prove a resend is absorbed only while the first copy is still queued.
+//   - Message group locking is enforced as in AWS: while a message of a group
+//     is in flight, no later message of that group is delivered. One receive
+//     may return several messages of the same group.
+//   - FIFO order and the redrive policy interact badly: when two messages of
+//     one group become visible again after a timeout, moto may deliver the
+//     second first and leave the first (due for the dead-letter queue) neither
+//     delivered nor moved while the second is in flight. Tests do not assert
+//     strict order together with dead-lettering in the same group.
+//   - The message size limit is 1 MiB (AWS's current limit); moto never
+//     rejects a 256 KiB body.
+//   - StartMessageMoveTask answers 500, so dead letters are redriven by
+//     receive, send, delete (see queue.SQS.Redrive).
+//   - There is no CloudWatch metric ApproximateAgeOfOldestMessage; SQS's
+//     GetQueueAttributes has no age attribute in AWS either.
+//   - A ReceiveMessage VisibilityTimeout and queue VisibilityTimeout are whole
+//     seconds; 0 makes a message visible again at once (how tests stand in for
+//     a timeout passing without sleeping).
+//   - Account 123456789012; queue URLs are http://127.0.0.1:PORT/123456789012/NAME.
+package awstest
