@@ -31,8 +31,10 @@ func newFaultSet(rnd *rand.Rand) *faultSet {
 	return &faultSet{rnd: rnd, byRoute: map[string]*Fault{}}
 }
 
-// SetFault sets the fault of a route (see the Route* names; RouteAll, "*",
-// applies to every route without a fault of its own), replacing any it had.
+// SetFault sets the fault of a route (see the Route* names), replacing any it
+// had. RouteAll, "*", applies to every route without a fault of its own: a
+// route's own fault, when its Match accepts the request, replaces the "*"
+// one entirely (also once its FailNext is used up).
 func (s *Server) SetFault(route string, f Fault) {
 	s.faults.mu.Lock()
 	defer s.faults.mu.Unlock()
