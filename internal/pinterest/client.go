@@ -412,7 +412,7 @@ func (c *Client) send(req *http.Request, path string, out any) error {
 		if resp.StatusCode == http.StatusTooManyRequests {
 			c.rateLimited.Add(1)
 		}
-		return err
+		return scrubSecrets(err, tok.AccessToken)
 	}
 	if readErr != nil {
 		return fmt.Errorf("%s %s: read response: %w", req.Method, path, readErr)

@@ -2,6 +2,7 @@ package pinterest
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -283,4 +284,41 @@ func FuzzCustomerListJSON(f *testing.F) {
 		var p page[CustomerList]
 		_ = json.Unmarshal([]byte(in), &p)
 	})
+}
+
+// TestServerEchoedSecretsAreScrubbed: a server that quotes the credentials
+// it was sent in its error message does not get them into error strings.
+func TestServerEchoedSecretsAreScrubbed(t *testing.T) {
+	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		user, pass, _ := r.BasicAuth()
+		msg := "you sent " + r.Header.Get("Authorization") + " and " + user + ":" + pass + " " + r.Form.Encode()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("x-pinterest-rid", r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusBadRequest)
+		_ = json.NewEncoder(w).Encode(map[string]any{"code": 1, "message": msg})
+	})
+	srv := httptest.NewServer(echo)
+	defer srv.Close()
+	const access, refresh, secret, code = "pina_ECHOED_ACCESS", "pinr_ECHOED_REFRESH", "ECHOED_CLIENT_SECRET", "ECHOED_CODE"
+
+	c, err := NewClient(testAdAccount, WithBaseURL(srv.URL+"/v5"), staticTokens(access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, apiErr := c.GetCustomerList(t.Context(), "1")
+	o := NewOAuth(OAuthConfig{ClientID: "cid", ClientSecret: secret, BaseURL: srv.URL + "/v5"})
+	_, refreshErr := o.Refresh(t.Context(), refresh)
+	_, exchangeErr := o.Exchange(t.Context(), code)
+	for _, err := range []error{apiErr, refreshErr, exchangeErr} {
+		if err == nil || !strings.Contains(err.Error(), "you sent") {
+			t.Fatalf("err = %v, want the echoing 400", err)
+		}
+		basic := base64.StdEncoding.EncodeToString([]byte("cid:" + secret))
+		for _, s := range []string{"ECHOED_ACCESS", "ECHOED_REFRESH", "ECHOED_CLIENT_SECRET", "ECHOED_CODE", basic} {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("error shows %s: %v", s, err)
+			}
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package pinterest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,7 +25,9 @@ const (
 // CustomerList is Pinterest's CustomerList. Status is one of PROCESSING,
 // READY, TOO_SMALL, UPLOADING (kept as an open string: Pinterest adds values).
 // The counters count uploaded and removed records, not matched users; times
-// are Unix seconds.
+// are Unix seconds. Pinterest's replies do not carry the list type: ListType
+// is set only on what CreateCustomerList returns (from its input), so code
+// that must tell lists apart by type should put the type in the name.
 type CustomerList struct {
 	ID                     string `json:"id"`
 	AdAccountID            string `json:"ad_account_id"`
@@ -80,6 +83,9 @@ type CustomerListCreate struct {
 	Records  []string
 }
 
+// defaultListType is Pinterest's default UserListType.
+const defaultListType = "EMAIL"
+
 type customerListCreateBody struct {
 	Name     string `json:"name"`
 	Records  string `json:"records"`
@@ -116,6 +122,9 @@ func (c *Client) CreateCustomerList(ctx context.Context, in CustomerListCreate) 
 	}, &out)
 	if err := c.do(req, &out, lookUp); err != nil {
 		return nil, fmt.Errorf("create customer list %q: %w", in.Name, err)
+	}
+	if out.ListType == "" {
+		out.ListType = cmp.Or(in.ListType, defaultListType)
 	}
 	return &out, nil
 }

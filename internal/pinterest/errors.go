@@ -237,6 +237,24 @@ func clampWait(secs float64) time.Duration {
 	return time.Duration(secs * float64(time.Second))
 }
 
+// scrubSecrets removes secrets the request carried (access token, refresh
+// token, code, client secret) from err's server message, in case a server
+// echoes one back. Secrets shorter than 4 bytes are left alone: replacing
+// them would mangle the message and they are not secrets worth the name.
+func scrubSecrets(err error, secrets ...string) error {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			apiErr.Message = strings.ReplaceAll(apiErr.Message, s, "<redacted>")
+			apiErr.RequestID = strings.ReplaceAll(apiErr.RequestID, s, "<redacted>")
+		}
+	}
+	return err
+}
+
 // cleanMessage keeps a server message printable, on one line and short.
 func cleanMessage(s string) string {
 	return clean(s, maxMessageBytes, "…")

@@ -2,6 +2,7 @@ package pinterest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -119,7 +120,7 @@ func (o *OAuth) Exchange(ctx context.Context, code string) (*Token, error) {
 	}
 	t, err := o.cfg.Exchange(o.context(ctx), code)
 	if err != nil {
-		return nil, fmt.Errorf("exchange authorization code: %w", o.tokenError(err))
+		return nil, fmt.Errorf("exchange authorization code: %w", scrubSecrets(o.tokenError(err), o.secrets(code)...))
 	}
 	tok, err := o.token(t)
 	if err != nil {
@@ -140,13 +141,20 @@ func (o *OAuth) Refresh(ctx context.Context, refreshToken string) (*Token, error
 	// refreshes at once; it keeps the old refresh token if none comes back.
 	t, err := o.cfg.TokenSource(o.context(ctx), &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, fmt.Errorf("refresh token: %w", o.tokenError(err))
+		return nil, fmt.Errorf("refresh token: %w", scrubSecrets(o.tokenError(err), o.secrets(refreshToken)...))
 	}
 	tok, err := o.token(t)
 	if err != nil {
 		return nil, fmt.Errorf("refresh token: %w", err)
 	}
 	return tok, nil
+}
+
+// secrets are the strings a token request carries that must not reach an
+// error: the grant, the client secret and the Basic credentials as sent.
+func (o *OAuth) secrets(grant string) []string {
+	basic := url.QueryEscape(o.cfg.ClientID) + ":" + url.QueryEscape(o.cfg.ClientSecret)
+	return []string{grant, o.cfg.ClientSecret, base64.StdEncoding.EncodeToString([]byte(basic))}
 }
 
 // context hands o's HTTP client to golang.org/x/oauth2.
