@@ -813,3 +813,60 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 		t.Errorf("expected retry log lines, got %q", logs.String())
 	}
 }
+
+func TestWriteLimit(t *testing.T) {
+	env := newSimEnv(t)
+	fixed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	c := env.client(t, WithWriteLimit(1, 1), WithClock(func() time.Time { return fixed }))
+	ctx := t.Context()
+	list, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "w", Records: hashes("w", 1)}) // takes the burst
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if _, err := c.UpdateCustomerList(ctx, list.ID, OpAdd, hashes("w", 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 { // reads are not limited
+		if _, err := c.GetCustomerList(ctx, list.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if waits := env.sleeps.Waits(); !cmp.Equal(waits, []time.Duration{time.Second, 2 * time.Second}) {
+		t.Errorf("limiter waits = %v, want [1s 2s] (1 write/s, the clock standing still)", waits)
+	}
+}
+
+func TestConcurrentUse(t *testing.T) {
+	env := newSimEnv(t)
+	c := env.client(t)
+	ctx := t.Context()
+	list, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "c", Records: hashes("c", 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.sim.SetFault(pinterestsim.RouteCustomerListsUpdate, pinterestsim.Fault{FailNext: 4, FailStatus: 503})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		wg.Go(func() {
+			_, err := c.UpdateCustomerList(ctx, list.ID, OpAdd, hashes(fmt.Sprint("g", i), 10))
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("update: %v", err)
+		}
+	}
+	if n := len(env.sim.Records(testAdAccount, list.ID)); n != 81 {
+		t.Errorf("members = %d, want 81", n)
+	}
+	want := Stats{Calls: 1 + 8 + 4, Retries: 4}
+	if s := c.Stats(); s != want {
+		t.Errorf("stats = %+v, want %+v", s, want)
+	}
+}
