@@ -29,6 +29,11 @@
 //     second first and leave the first (due for the dead-letter queue) neither
 //     delivered nor moved while the second is in flight. Tests do not assert
 //     strict order together with dead-lettering in the same group.
+//   - SendMessageBatch validates the whole call: an entry without a
+//     MessageGroupId, or without a deduplication ID on a queue without
+//     content-based deduplication, fails the call (MissingParameter,
+//     InvalidParameterValue) instead of that entry; moto never answers with
+//     per-entry Failed results. Tests of partial failures wrap the client.
 //   - The message size limit is 1 MiB (AWS's current limit); moto never
 //     rejects a 256 KiB body.
 //   - StartMessageMoveTask answers 500, so dead letters are redriven by
