@@ -1,7 +1,3 @@
-// Package pinterestsim is an in-memory simulator of the parts of Pinterest's
-// API v5 that pinlist uses: customer lists, audiences and OAuth tokens. Every
-// API request is validated against Pinterest's own OpenAPI description; it adds
-// fault injection and an inspection API under /_sim/ for tests.
 package pinterestsim
 
 import (
