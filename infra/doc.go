@@ -1,0 +1,7 @@
+// Package infra holds what deploying pinlist needs beside template.yaml: the
+// SAM transform helper (samtransform.py) and the alarm and dashboard notes
+// (README.md). It has no code of its own; its tests prove the template with
+// cfn-lint, with the SAM transform, and with the structural rules cfn-lint
+// cannot check (build targets, FIFO queue and DLQ, IAM, environment names),
+// and round-trip the sample events in events/ through aws-lambda-go's types.
+package infra

@@ -1,0 +1,489 @@
+package infra
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pinlist/pinlist/internal/config"
+)
+
+// functionPackages is every function in the template and the package under
+// functions/ its build-<LogicalId> Makefile target compiles.
+var functionPackages = map[string]string{
+	"IngestFunction":  "ingest",
+	"UploadFunction":  "upload",
+	"RefreshFunction": "refresh",
+}
+
+func TestTemplateParameters(t *testing.T) {
+	tpl := loadTemplate(t)
+	params := asMap(tpl["Parameters"])
+
+	want := []string{"AdAccountId", "AlertEmail", "ConnectionDescription", "ConnectionName",
+		"LogLevel", "MaxRecordsPerRequest", "PinterestApiBaseUrl", "RefreshBefore", "RefreshSchedule"}
+	if diff := cmp.Diff(want, sortedKeys(params)); diff != "" {
+		t.Errorf("parameters (-want +got):\n%s", diff)
+	}
+
+	// Each pattern is CloudFormation's first line of defence; the code checks
+	// the same values again at start-up, so both must agree.
+	patterns := []struct {
+		param  string
+		accept []string
+		reject []string
+	}{
+		{"AdAccountId", []string{"549756359984", "1", "123456789012345678"}, []string{"", "1234567890123456789", "12a4", " 549756359984"}},
+		{"ConnectionName", []string{"pinlist", "eu-shop_2"}, []string{"", "-x", "has space", strings.Repeat("a", 41)}},
+		{"PinterestApiBaseUrl", []string{"https://api.pinterest.com/v5", "https://api-sandbox.pinterest.com/v5"}, []string{"http://api.pinterest.com/v5", "https://api.pinterest.com/v5/", "ftp://x"}},
+		{"RefreshBefore", []string{"240h", "200h30m", "1.5h"}, []string{"10d", "", "240"}},
+		{"RefreshSchedule", []string{"rate(1 day)", "rate(12 hours)", "cron(0 6 * * ? *)"}, []string{"daily", "rate 1 day"}},
+		{"AlertEmail", []string{"", "ops@example.com"}, []string{"ops", "a b@example.com", "ops@example"}},
+	}
+	for _, tc := range patterns {
+		t.Run(tc.param, func(t *testing.T) {
+			p := asMap(params[tc.param])
+			pat, ok := p["AllowedPattern"].(string)
+			if !ok {
+				t.Fatalf("%s has no AllowedPattern", tc.param)
+			}
+			re, err := regexp.Compile(pat)
+			if err != nil {
+				t.Fatalf("%s AllowedPattern %q: %v", tc.param, pat, err)
+			}
+			if d, ok := p["Default"].(string); ok && !re.MatchString(d) {
+				t.Errorf("%s default %q does not match its own pattern", tc.param, d)
+			}
+			for _, s := range tc.accept {
+				if !re.MatchString(s) {
+					t.Errorf("%s rejects %q, want accepted", tc.param, s)
+				}
+			}
+			for _, s := range tc.reject {
+				if re.MatchString(s) {
+					t.Errorf("%s accepts %q, want rejected", tc.param, s)
+				}
+			}
+		})
+	}
+
+	t.Run("defaults equal the code's defaults", func(t *testing.T) {
+		env := map[string]string{
+			config.EnvAPIBaseURL:           fmt.Sprint(get(params, "PinterestApiBaseUrl", "Default")),
+			config.EnvRefreshBefore:        fmt.Sprint(get(params, "RefreshBefore", "Default")),
+			config.EnvMaxRecordsPerRequest: fmt.Sprint(get(params, "MaxRecordsPerRequest", "Default")),
+			config.EnvConnectionName:       fmt.Sprint(get(params, "ConnectionName", "Default")),
+		}
+		cfg, err := config.Load(mapLookup(env))
+		if err != nil {
+			t.Fatalf("the code rejects the template's defaults: %v", err)
+		}
+		if cfg.APIBaseURL != config.DefaultAPIBaseURL {
+			t.Errorf("PinterestApiBaseUrl default %q, code default %q", cfg.APIBaseURL, config.DefaultAPIBaseURL)
+		}
+		if cfg.RefreshBefore != config.DefaultRefreshBefore {
+			t.Errorf("RefreshBefore default %v, code default %v", cfg.RefreshBefore, config.DefaultRefreshBefore)
+		}
+		if cfg.MaxRecordsPerRequest != config.DefaultMaxRecordsPerRequest {
+			t.Errorf("MaxRecordsPerRequest default %d, code default %d", cfg.MaxRecordsPerRequest, config.DefaultMaxRecordsPerRequest)
+		}
+		if cfg.ConnectionName != config.DefaultConnectionName {
+			t.Errorf("ConnectionName default %q, code default %q", cfg.ConnectionName, config.DefaultConnectionName)
+		}
+	})
+
+	t.Run("values the template admits, the code accepts", func(t *testing.T) {
+		max, _ := number(get(params, "MaxRecordsPerRequest", "MaxValue"))
+		min, _ := number(get(params, "MaxRecordsPerRequest", "MinValue"))
+		cases := map[string]map[string]string{
+			"longest ad account":  {config.EnvAdAccountID: "123456789012345678"},
+			"largest batch":       {config.EnvMaxRecordsPerRequest: fmt.Sprint(int(max))},
+			"smallest batch":      {config.EnvMaxRecordsPerRequest: fmt.Sprint(int(min))},
+			"compound duration":   {config.EnvRefreshBefore: "200h30m"},
+			"fractional duration": {config.EnvRefreshBefore: "1.5h"},
+		}
+		for name, env := range cases {
+			if _, err := config.Load(mapLookup(env)); err != nil {
+				t.Errorf("%s: the code rejects %v: %v", name, env, err)
+			}
+		}
+		if _, err := config.Load(mapLookup(map[string]string{config.EnvMaxRecordsPerRequest: fmt.Sprint(int(max) + 1)})); err == nil {
+			t.Errorf("the code accepts MaxRecordsPerRequest %d, above the template's MaxValue %d: keep them equal", int(max)+1, int(max))
+		}
+	})
+
+	t.Run("LogLevel values", func(t *testing.T) {
+		got := fmt.Sprint(get(params, "LogLevel", "AllowedValues"))
+		if got != "[DEBUG INFO WARN ERROR]" {
+			t.Errorf("LogLevel AllowedValues %s, want [DEBUG INFO WARN ERROR]", got)
+		}
+	})
+}
+
+func mapLookup(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+func TestTemplateGlobals(t *testing.T) {
+	tpl := loadTemplate(t)
+	for id := range functionPackages {
+		t.Run(id, func(t *testing.T) {
+			p := tpl.functionProps(t, id)
+			checks := []struct{ what, got, want string }{
+				{"Runtime", fmt.Sprint(p["Runtime"]), "provided.al2023"},
+				{"Architectures", fmt.Sprint(p["Architectures"]), "[arm64]"},
+				{"Handler", fmt.Sprint(p["Handler"]), "bootstrap"},
+				{"LoggingConfig.LogFormat", fmt.Sprint(get(p, "LoggingConfig", "LogFormat")), "JSON"},
+				// EMF metric lines carry no "level"; Lambda counts them as
+				// INFO, so its filter must not be above INFO.
+				{"LoggingConfig.ApplicationLogLevel", fmt.Sprint(get(p, "LoggingConfig", "ApplicationLogLevel")), "DEBUG"},
+				{"LoggingConfig.LogGroup", target(get(p, "LoggingConfig", "LogGroup")), strings.TrimSuffix(id, "Function") + "LogGroup"},
+			}
+			for _, c := range checks {
+				if c.got != c.want {
+					t.Errorf("%s = %s, want %s", c.what, c.got, c.want)
+				}
+			}
+			timeout, ok := number(p["Timeout"])
+			if !ok || timeout <= 0 {
+				t.Errorf("Timeout %v is not a positive number", p["Timeout"])
+			}
+			if id == "IngestFunction" && timeout >= 30 {
+				t.Errorf("ingest Timeout %v s: must stay below API Gateway's 30 s integration limit", timeout)
+			}
+		})
+	}
+}
+
+// TestTemplateBuildTargets checks that `sam build` finds a Makefile target for
+// every function and that the target cross-compiles the right package for
+// provided.al2023 on arm64.
+func TestTemplateBuildTargets(t *testing.T) {
+	tpl := loadTemplate(t)
+	root := repoRoot(t)
+
+	fns := tpl.resources("AWS::Serverless::Function")
+	if diff := cmp.Diff(sortedKeys(functionPackages), sortedKeys(fns)); diff != "" {
+		t.Fatalf("functions in the template (-want +got):\n%s", diff)
+	}
+	makefile, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatalf("read the Makefile: %v", err)
+	}
+	makeBin, err := exec.LookPath("make")
+	if err != nil {
+		t.Fatalf("make is needed to check the build targets: install GNU make (apt-get install make)")
+	}
+
+	for id, pkg := range functionPackages {
+		t.Run(id, func(t *testing.T) {
+			fn := fns[id]
+			if got := get(fn, "Metadata", "BuildMethod"); got != "makefile" {
+				t.Errorf("Metadata.BuildMethod = %v, want makefile", got)
+			}
+			if got := get(fn, "Properties", "CodeUri"); got != "." {
+				t.Errorf("CodeUri = %v, want . (the module root, where the Makefile is)", got)
+			}
+			targetName := "build-" + id
+			if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(targetName) + `:`).Match(makefile) {
+				t.Fatalf("the Makefile has no target %s: (sam build runs it for BuildMethod: makefile)", targetName)
+			}
+
+			artifacts := t.TempDir()
+			cmd := exec.Command(makeBin, "--no-print-directory", "-n", targetName, "ARTIFACTS_DIR="+artifacts)
+			cmd.Dir = root
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("make -n %s: %v\n%s", targetName, err, out)
+			}
+			recipe := string(out)
+			for _, want := range []string{
+				"GOOS=linux", "GOARCH=arm64", "CGO_ENABLED=0", "-tags lambda.norpc", "-trimpath",
+				"-o " + filepath.Join(artifacts, "bootstrap") + " ./functions/" + pkg,
+			} {
+				if !strings.Contains(recipe, want) {
+					t.Errorf("make %s does not run %q; recipe:\n%s", targetName, want, recipe)
+				}
+			}
+		})
+	}
+}
+
+func TestTemplateQueue(t *testing.T) {
+	tpl := loadTemplate(t)
+	q := asMap(tpl.resource(t, "AudienceQueue", "AWS::SQS::Queue")["Properties"])
+	dlq := asMap(tpl.resource(t, "AudienceDeadLetterQueue", "AWS::SQS::Queue")["Properties"])
+
+	for name, p := range map[string]map[string]any{"AudienceQueue": q, "AudienceDeadLetterQueue": dlq} {
+		t.Run(name, func(t *testing.T) {
+			if p["FifoQueue"] != true {
+				t.Errorf("FifoQueue = %v, want true", p["FifoQueue"])
+			}
+			// ingest sends MessageDeduplicationId; content-based dedup would hide a missing one.
+			if p["ContentBasedDeduplication"] != false {
+				t.Errorf("ContentBasedDeduplication = %v, want false", p["ContentBasedDeduplication"])
+			}
+			if p["SqsManagedSseEnabled"] != true {
+				t.Errorf("SqsManagedSseEnabled = %v, want true", p["SqsManagedSseEnabled"])
+			}
+			name, _ := get(p, "QueueName", "Fn::Sub").(string)
+			if !strings.HasSuffix(name, ".fifo") {
+				t.Errorf("QueueName %v does not end in .fifo", p["QueueName"])
+			}
+		})
+	}
+
+	if got := target(get(q, "RedrivePolicy", "deadLetterTargetArn")); got != "AudienceDeadLetterQueue" {
+		t.Errorf("RedrivePolicy.deadLetterTargetArn points at %q, want AudienceDeadLetterQueue", got)
+	}
+	if n, ok := number(get(q, "RedrivePolicy", "maxReceiveCount")); !ok || n < 5 || n > 10 {
+		t.Errorf("RedrivePolicy.maxReceiveCount = %v, want 5 to 10 (AWS's minimum for Lambda event sources; an audience's group must not block for hours)", get(q, "RedrivePolicy", "maxReceiveCount"))
+	}
+	if n, _ := number(dlq["MessageRetentionPeriod"]); n != 14*24*3600 {
+		t.Errorf("DLQ MessageRetentionPeriod = %v, want %d (14 days)", dlq["MessageRetentionPeriod"], 14*24*3600)
+	}
+	if _, ok := dlq["RedrivePolicy"]; ok {
+		t.Errorf("the DLQ has a RedrivePolicy; dead letters must stay put")
+	}
+
+	upload := tpl.functionProps(t, "UploadFunction")
+	timeout, _ := number(upload["Timeout"])
+	visibility, _ := number(q["VisibilityTimeout"])
+	if timeout <= 0 || visibility < 6*timeout {
+		t.Errorf("AudienceQueue VisibilityTimeout %v s < 6 x UploadFunction Timeout %v s", visibility, timeout)
+	}
+}
+
+func TestTemplateTriggers(t *testing.T) {
+	tpl := loadTemplate(t)
+
+	t.Run("IngestFunction routes", func(t *testing.T) {
+		var routes []string
+		for name, ev := range asMap(tpl.functionProps(t, "IngestFunction")["Events"]) {
+			if get(ev, "Type") != "HttpApi" {
+				t.Errorf("event %s is %v, want HttpApi", name, get(ev, "Type"))
+				continue
+			}
+			if target(get(ev, "Properties", "ApiId")) != "IngestApi" {
+				t.Errorf("event %s is not on IngestApi", name)
+			}
+			routes = append(routes, fmt.Sprint(get(ev, "Properties", "Method"), " ", get(ev, "Properties", "Path")))
+		}
+		slices.Sort(routes)
+		want := []string{"GET /healthz", "POST /v1/audiences", "POST /v1/profiles"}
+		if diff := cmp.Diff(want, routes); diff != "" {
+			t.Errorf("routes (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("UploadFunction SQS event", func(t *testing.T) {
+		evs := asMap(tpl.functionProps(t, "UploadFunction")["Events"])
+		if len(evs) != 1 {
+			t.Fatalf("UploadFunction has %d events, want 1", len(evs))
+		}
+		for name, ev := range evs {
+			p := asMap(get(ev, "Properties"))
+			if get(ev, "Type") != "SQS" || target(p["Queue"]) != "AudienceQueue" {
+				t.Errorf("event %s: %v on %s, want SQS on AudienceQueue", name, get(ev, "Type"), describe(p["Queue"]))
+			}
+			if n, _ := number(p["BatchSize"]); n != 10 {
+				t.Errorf("BatchSize = %v, want 10 (the FIFO maximum)", p["BatchSize"])
+			}
+			if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
+				t.Errorf("FunctionResponseTypes = %v, want ReportBatchItemFailures", p["FunctionResponseTypes"])
+			}
+			if n, ok := number(get(p, "ScalingConfig", "MaximumConcurrency")); !ok || n < 2 || n > 1000 {
+				t.Errorf("ScalingConfig.MaximumConcurrency = %v, want 2 to 1000", get(p, "ScalingConfig", "MaximumConcurrency"))
+			}
+			if _, ok := p["MaximumBatchingWindowInSeconds"]; ok {
+				t.Errorf("MaximumBatchingWindowInSeconds is set; FIFO event sources do not take it")
+			}
+		}
+	})
+
+	t.Run("RefreshFunction schedule", func(t *testing.T) {
+		p := tpl.functionProps(t, "RefreshFunction")
+		if n, _ := number(p["ReservedConcurrentExecutions"]); n != 1 {
+			t.Errorf("ReservedConcurrentExecutions = %v, want 1 (one token writer)", p["ReservedConcurrentExecutions"])
+		}
+		evs := asMap(p["Events"])
+		if len(evs) != 1 {
+			t.Fatalf("RefreshFunction has %d events, want 1", len(evs))
+		}
+		for name, ev := range evs {
+			if get(ev, "Type") != "Schedule" || target(get(ev, "Properties", "Schedule")) != "RefreshSchedule" {
+				t.Errorf("event %s: %v with schedule %s, want Schedule with !Ref RefreshSchedule", name, get(ev, "Type"), describe(get(ev, "Properties", "Schedule")))
+			}
+		}
+	})
+}
+
+func TestTemplateHTTPAPI(t *testing.T) {
+	tpl := loadTemplate(t)
+	p := asMap(tpl.resource(t, "IngestApi", "AWS::Serverless::HttpApi")["Properties"])
+	for _, k := range []string{"ThrottlingRateLimit", "ThrottlingBurstLimit"} {
+		if n, ok := number(get(p, "DefaultRouteSettings", k)); !ok || n <= 0 {
+			t.Errorf("DefaultRouteSettings.%s = %v, want a positive limit", k, get(p, "DefaultRouteSettings", k))
+		}
+	}
+	if got := target(get(p, "AccessLogSettings", "DestinationArn")); got != "IngestApiAccessLogs" {
+		t.Errorf("AccessLogSettings.DestinationArn points at %q, want IngestApiAccessLogs", got)
+	}
+	format, _ := get(p, "AccessLogSettings", "Format").(string)
+	for _, want := range []string{"$context.requestId", "$context.status", "$context.routeKey"} {
+		if !strings.Contains(format, want) {
+			t.Errorf("access log format lacks %s", want)
+		}
+	}
+	if strings.Contains(strings.ToLower(format), "authorization") || strings.Contains(format, "$request.header") {
+		t.Errorf("access log format logs request headers; the Authorization header must stay out: %s", format)
+	}
+}
+
+func TestTemplateAlarms(t *testing.T) {
+	tpl := loadTemplate(t)
+	type alarm struct {
+		namespace, metric, dimension, dimTarget, comparison, missing string
+	}
+	want := map[string]alarm{
+		"DeadLetterAlarm":    {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "AudienceDeadLetterQueue", "GreaterThanThreshold", "notBreaching"},
+		"QueueAgeAlarm":      {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "AudienceQueue", "GreaterThanThreshold", "notBreaching"},
+		"UploadErrorsAlarm":  {"AWS/Lambda", "Errors", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
+		"RefreshErrorsAlarm": {"AWS/Lambda", "Errors", "FunctionName", "RefreshFunction", "GreaterThanThreshold", "notBreaching"},
+		// The metric the refresh function emits (EMF, namespace pinlist,
+		// dimension Connection = the connection's name).
+		"TokenExpiryAlarm": {"pinlist", "DaysToAccessTokenExpiry", "Connection", "ConnectionName", "LessThanThreshold", "breaching"},
+	}
+	got := tpl.resources("AWS::CloudWatch::Alarm")
+	if diff := cmp.Diff(sortedKeys(want), sortedKeys(got)); diff != "" {
+		t.Errorf("alarms (-want +got):\n%s", diff)
+	}
+	for id, w := range want {
+		t.Run(id, func(t *testing.T) {
+			p := asMap(got[id]["Properties"])
+			if p == nil {
+				t.Fatalf("no alarm %s", id)
+			}
+			dims := list(p["Dimensions"])
+			if p["Namespace"] != w.namespace || p["MetricName"] != w.metric || len(dims) != 1 ||
+				get(dims[0], "Name") != w.dimension {
+				t.Errorf("watches %v/%v %v, want %s/%s with dimension %s", p["Namespace"], p["MetricName"], dims, w.namespace, w.metric, w.dimension)
+			}
+			if len(dims) == 1 {
+				// !GetAtt Queue.QueueName or !Ref Function/Parameter.
+				dv := asMap(get(dims[0], "Value"))
+				ref := target(dv)
+				if ga := list(dv["Fn::GetAtt"]); len(ga) == 2 {
+					ref, _ = ga[0].(string)
+				}
+				if ref != w.dimTarget {
+					t.Errorf("dimension value refers to %q, want %s", ref, w.dimTarget)
+				}
+			}
+			if p["ComparisonOperator"] != w.comparison {
+				t.Errorf("ComparisonOperator = %v, want %s", p["ComparisonOperator"], w.comparison)
+			}
+			if p["TreatMissingData"] != w.missing {
+				t.Errorf("TreatMissingData = %v, want %s", p["TreatMissingData"], w.missing)
+			}
+			for _, k := range []string{"AlarmActions", "OKActions"} {
+				acts := list(p[k])
+				if len(acts) != 1 || target(acts[0]) != "AlertTopic" {
+					t.Errorf("%s = %v, want [!Ref AlertTopic]", k, p[k])
+				}
+			}
+			if desc := fmt.Sprint(p["AlarmDescription"]); !strings.Contains(desc, "docs/DEPLOY.md#alarms") {
+				t.Errorf("AlarmDescription does not point at docs/DEPLOY.md#alarms: %s", desc)
+			}
+		})
+	}
+
+	t.Run("expiry threshold below RefreshBefore", func(t *testing.T) {
+		threshold, _ := number(get(got["TokenExpiryAlarm"], "Properties", "Threshold"))
+		period, _ := number(get(got["TokenExpiryAlarm"], "Properties", "Period"))
+		before, err := time.ParseDuration(fmt.Sprint(get(tpl, "Parameters", "RefreshBefore", "Default")))
+		if err != nil {
+			t.Fatalf("RefreshBefore default: %v", err)
+		}
+		// Healthy values never fall below RefreshBefore minus one day (the
+		// schedule's interval); the alarm must stay under that.
+		if lowest := before.Hours()/24 - 1; threshold >= lowest {
+			t.Errorf("TokenExpiryAlarm threshold %v days would fire on a healthy token (RefreshBefore %v leaves at least %.1f days)", threshold, before, lowest)
+		}
+		// A daily schedule must land at least one data point in every window.
+		if period <= 24*3600 {
+			t.Errorf("TokenExpiryAlarm period %v s must exceed a day, or a daily data point can miss a window and read as breaching", period)
+		}
+	})
+
+	t.Run("optional email subscription", func(t *testing.T) {
+		sub := tpl.resource(t, "AlertEmailSubscription", "AWS::SNS::Subscription")
+		if sub["Condition"] != "HasAlertEmail" {
+			t.Errorf("AlertEmailSubscription Condition = %v, want HasAlertEmail", sub["Condition"])
+		}
+		cond := fmt.Sprint(get(tpl, "Conditions", "HasAlertEmail"))
+		if cond != "map[Fn::Not:[map[Fn::Equals:[map[Ref:AlertEmail] ]]]]" {
+			t.Errorf("HasAlertEmail = %s, want !Not [!Equals [!Ref AlertEmail, \"\"]]", cond)
+		}
+	})
+}
+
+func TestTemplateSecrets(t *testing.T) {
+	tpl := loadTemplate(t)
+	pin := asMap(tpl.resource(t, "PinterestTokenSecret", "AWS::SecretsManager::Secret")["Properties"])
+	// No value: pinlist connect writes the first version, and a value here
+	// would be written back over the live token by a stack update.
+	for _, k := range []string{"SecretString", "GenerateSecretString"} {
+		if _, ok := pin[k]; ok {
+			t.Errorf("PinterestTokenSecret sets %s; it must be created empty", k)
+		}
+	}
+	ing := asMap(tpl.resource(t, "IngestTokenSecret", "AWS::SecretsManager::Secret")["Properties"])
+	gen := asMap(ing["GenerateSecretString"])
+	if gen["ExcludePunctuation"] != true {
+		t.Errorf("IngestTokenSecret GenerateSecretString.ExcludePunctuation = %v, want true (the token goes in an HTTP header)", gen["ExcludePunctuation"])
+	}
+	if n, _ := number(gen["PasswordLength"]); n < 32 {
+		t.Errorf("IngestTokenSecret PasswordLength = %v, want at least 32", gen["PasswordLength"])
+	}
+	if _, ok := gen["SecretStringTemplate"]; ok {
+		t.Errorf("IngestTokenSecret has a SecretStringTemplate; its value must be the bare token")
+	}
+}
+
+func TestTemplateOutputs(t *testing.T) {
+	tpl := loadTemplate(t)
+	want := map[string]string{
+		"IngestUrl":                  "IngestApi",
+		"PinterestTokenSecretArn":    "PinterestTokenSecret",
+		"IngestTokenSecretArn":       "IngestTokenSecret",
+		"AudienceQueueUrl":           "AudienceQueue",
+		"AudienceDeadLetterQueueUrl": "AudienceDeadLetterQueue",
+		"AlertTopicArn":              "AlertTopic",
+	}
+	outputs := asMap(tpl["Outputs"])
+	if diff := cmp.Diff(sortedKeys(want), sortedKeys(outputs)); diff != "" {
+		t.Errorf("outputs (-want +got):\n%s", diff)
+	}
+	for name, res := range want {
+		v := asMap(get(outputs, name, "Value"))
+		ref := target(v)
+		if ga := list(v["Fn::GetAtt"]); len(ga) == 2 {
+			ref, _ = ga[0].(string)
+		}
+		if ref != res {
+			t.Errorf("output %s refers to %q, want %s", name, ref, res)
+		}
+	}
+}
