@@ -210,18 +210,26 @@ func checkRole(t *testing.T, id string, role map[string]any) {
 }
 
 // TestStatementProblemsCatches makes sure the rules above fail on what they are
-// meant to catch, so a green TestTemplateIAM means something.
+// meant to catch, and pass what is allowed, so a green TestTemplateIAM means
+// something.
 func TestStatementProblemsCatches(t *testing.T) {
 	cases := []struct {
-		name string
-		doc  string
+		name  string
+		where string
+		doc   string
+		bad   bool
 	}{
-		{"sqs on every queue", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, Resource: "*"}]}`},
-		{"secret by wildcard ARN", `{Statement: [{Effect: Allow, Action: [secretsmanager:GetSecretValue], Resource: "arn:aws:secretsmanager:*:*:secret:*"}]}`},
-		{"service wildcard action", `{Statement: [{Effect: Allow, Action: "sqs:*", Resource: !GetAtt Q.Arn}]}`},
-		{"action prefix wildcard", `{Statement: [{Effect: Allow, Action: "secretsmanager:Get*", Resource: !Ref S}]}`},
-		{"secret write outside refresh", `{Statement: [{Effect: Allow, Action: secretsmanager:PutSecretValue, Resource: !Ref S}]}`},
-		{"NotResource", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, NotResource: !GetAtt Q.Arn}]}`},
+		{"sqs on every queue", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, Resource: "*"}]}`, true},
+		{"secret by wildcard ARN", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: [secretsmanager:GetSecretValue], Resource: "arn:aws:secretsmanager:*:*:secret:*"}]}`, true},
+		{"service wildcard action", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: "sqs:*", Resource: !GetAtt Q.Arn}]}`, true},
+		{"action prefix wildcard", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: "secretsmanager:Get*", Resource: !Ref S}]}`, true},
+		{"secret write outside refresh", "UploadFunctionRole/x", `{Statement: [{Effect: Allow, Action: secretsmanager:PutSecretValue, Resource: !Ref S}]}`, true},
+		{"refresh may not rotate", "RefreshFunctionRole/x", `{Statement: [{Effect: Allow, Action: secretsmanager:UpdateSecret, Resource: !Ref S}]}`, true},
+		{"NotResource", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, NotResource: !GetAtt Q.Arn}]}`, true},
+		{"Deny", "IngestFunctionRole/x", `{Statement: [{Effect: Deny, Action: sqs:SendMessage, Resource: !GetAtt Q.Arn}]}`, true},
+		{"exact queue", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Q.Arn}]}`, false},
+		{"refresh writes the token", "RefreshFunctionRole/x", `{Statement: [{Effect: Allow, Action: [secretsmanager:GetSecretValue, secretsmanager:PutSecretValue], Resource: !Ref S}]}`, false},
+		{"logs are not guarded", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: logs:PutLogEvents, Resource: "arn:aws:logs:*:*:*"}]}`, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -229,8 +237,9 @@ func TestStatementProblemsCatches(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			if len(statementProblems(policyStatements(tpl["Doc"], "IngestFunctionRole/x"), "RefreshFunctionRole")) == 0 {
-				t.Errorf("statementProblems accepted %s", tc.doc)
+			problems := statementProblems(policyStatements(tpl["Doc"], tc.where), "RefreshFunctionRole")
+			if got := len(problems) > 0; got != tc.bad {
+				t.Errorf("problems %q, want any: %v", problems, tc.bad)
 			}
 		})
 	}

@@ -1,6 +1,7 @@
 package infra
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -424,6 +425,22 @@ func TestTemplateAlarms(t *testing.T) {
 		// A daily schedule must land at least one data point in every window.
 		if period <= 24*3600 {
 			t.Errorf("TokenExpiryAlarm period %v s must exceed a day, or a daily data point can miss a window and read as breaching", period)
+		}
+	})
+
+	t.Run("each alarm is explained in docs/DEPLOY.md", func(t *testing.T) {
+		doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "DEPLOY.md"))
+		if err != nil {
+			t.Fatalf("read docs/DEPLOY.md: %v", err)
+		}
+		if !regexp.MustCompile(`(?m)^## Alarms$`).Match(doc) {
+			t.Errorf("docs/DEPLOY.md has no \"## Alarms\" section (the alarm descriptions link to it)")
+		}
+		for id, r := range got {
+			name := strings.ReplaceAll(fmt.Sprint(get(r, "Properties", "AlarmName", "Fn::Sub")), "${AWS::StackName}", "<stack>")
+			if !bytes.Contains(doc, []byte("### `"+name+"`")) {
+				t.Errorf("docs/DEPLOY.md has no \"### `%s`\" heading for %s", name, id)
+			}
 		}
 	})
 
