@@ -1,0 +1,161 @@
+package audience
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+)
+
+// benchProfiles is the size of the generated body the benchmarks map.
+const benchProfiles = 10_000
+
+// genBody generates a realistic request body of n AEP profiles: 1–2 emails
+// (some with upper case or surrounding space), one advertising ID (gaid or
+// idfa), 1–3 memberships out of 20 audiences (mostly realized, some exited or
+// existing, timestamps in AEP's several formats). It returns the body and
+// every identifier string in it, in order.
+func genBody(n int, seed uint64) ([]byte, []string) {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	auds := make([]string, 20)
+	for i := range auds {
+		auds[i] = genUUID(rng, false)
+	}
+	first := []string{"anna", "ben", "chloe", "david", "emma", "felix", "grace", "hugo", "isla", "jonas"}
+	last := []string{"smith", "jones", "garcia", "muller", "rossi", "dubois", "kowalski", "nielsen"}
+	domains := []string{"example.com", "mail.example.org", "example.net", "corp.example.co.uk"}
+	formats := []string{"2006-01-02T15:04:05Z", "2006-01-02T15:04:05.000-0700", "2006-01-02T15:04:05.000000Z", "2006-01-02T15:04:05-07:00"}
+	zones := []*time.Location{time.UTC, time.FixedZone("", 2*3600), time.FixedZone("", -5*3600)}
+	statuses := []string{"realized", "realized", "realized", "realized", "realized", "realized", "exited", "exited", "exited", "existing"}
+	base := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+
+	type entry struct {
+		ID string `json:"id"`
+	}
+	type membership struct {
+		Status string `json:"status"`
+		Time   string `json:"lastQualificationTime"`
+	}
+	type profile struct {
+		IdentityMap       map[string][]entry               `json:"identityMap"`
+		SegmentMembership map[string]map[string]membership `json:"segmentMembership"`
+	}
+	var ids []string
+	profiles := make([]profile, n)
+	for i := range profiles {
+		idm := map[string][]entry{}
+		for e := 0; e < 1+rng.IntN(2); e++ {
+			email := fmt.Sprintf("%s.%s%d@%s", first[rng.IntN(len(first))], last[rng.IntN(len(last))], rng.IntN(100000), domains[rng.IntN(len(domains))])
+			switch rng.IntN(10) {
+			case 0:
+				email = strings.ToUpper(email[:1]) + email[1:]
+			case 1:
+				email = " " + email + " "
+			}
+			idm["email"] = append(idm["email"], entry{email})
+		}
+		if rng.IntN(10) < 7 {
+			idm["gaid"] = []entry{{genUUID(rng, false)}}
+		} else {
+			idm["IDFA"] = []entry{{genUUID(rng, true)}}
+		}
+		for _, e := range idm["email"] {
+			ids = append(ids, e.ID)
+		}
+		for _, ns := range []string{"gaid", "IDFA"} {
+			for _, e := range idm[ns] {
+				ids = append(ids, e.ID)
+			}
+		}
+		sm := map[string]membership{}
+		for range 1 + rng.IntN(3) {
+			at := base.Add(time.Duration(rng.IntN(30*24*3600)) * time.Second).In(zones[rng.IntN(len(zones))])
+			sm[auds[rng.IntN(len(auds))]] = membership{Status: statuses[rng.IntN(len(statuses))], Time: at.Format(formats[rng.IntN(len(formats))])}
+		}
+		profiles[i] = profile{IdentityMap: idm, SegmentMembership: map[string]map[string]membership{"ups": sm}}
+	}
+	body, err := json.Marshal(map[string]any{"profiles": profiles})
+	if err != nil {
+		panic(err) // static types: cannot fail
+	}
+	return body, ids
+}
+
+func genUUID(rng *rand.Rand, upper bool) string {
+	var b [16]byte
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+	if upper {
+		return strings.ToUpper(s)
+	}
+	return s
+}
+
+// BenchmarkMapProfiles measures the whole mapping of one request as ingest
+// does it: read, parse, normalise, hash, coalesce (MapProfiles) and group
+// (GroupChunks) 10,000 generated profiles.
+func BenchmarkMapProfiles(b *testing.B) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		changes, rep, err := MapProfiles(bytes.NewReader(body), Limits{}, received)
+		if err != nil || rep.Activated != len(ids) {
+			b.Fatalf("MapProfiles: activated %d of %d, err %v", rep.Activated, len(ids), err)
+		}
+		if chunks := GroupChunks(changes, 0, 0); len(chunks) == 0 {
+			b.Fatal("no chunks")
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}
+
+// BenchmarkSHA256Baseline hashes the same identifier strings and nothing
+// else: the physical limit of the mapping on this machine.
+func BenchmarkSHA256Baseline(b *testing.B) {
+	_, ids := genBody(benchProfiles, 1)
+	raw := make([][]byte, len(ids))
+	for i, id := range ids {
+		raw[i] = []byte(id)
+	}
+	var sink byte
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, id := range raw {
+			sum := sha256.Sum256(id)
+			sink ^= sum[0]
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+	if sink == 0 && b.N < 0 {
+		b.Log(sink)
+	}
+}
+
+// BenchmarkParseCoalesceGroup is the same work through the general path:
+// ParseProfiles (every change in arrival order), then Coalesce, then GroupChunks.
+func BenchmarkParseCoalesceGroup(b *testing.B) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		changes, rep, err := ParseProfiles(bytes.NewReader(body), Limits{}, received)
+		if err != nil || rep.Activated != len(ids) {
+			b.Fatalf("ParseProfiles: activated %d of %d, err %v", rep.Activated, len(ids), err)
+		}
+		if chunks := GroupChunks(Coalesce(changes), 0, 0); len(chunks) == 0 {
+			b.Fatal("no chunks")
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}

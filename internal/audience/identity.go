@@ -1,0 +1,331 @@
+package audience
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"slices"
+	"unicode/utf8"
+)
+
+// namespace is how an identityMap key is handled.
+type namespace uint8
+
+const (
+	nsOther     namespace = iota // not a namespace pinlist maps: excluded
+	nsEmail                      // plain email: normalised, then SHA-256
+	nsEmailHash                  // email_lc_sha256: already hashed
+	nsGAID                       // Google advertising ID → MAID
+	nsIDFA                       // Apple advertising ID → IDFA
+)
+
+// classifyNamespace matches an identityMap key, ASCII case-insensitively
+// (Email, email and EMAIL are one namespace). Unicode case folding is
+// deliberately not used: "ſ" or the Kelvin sign must not turn into a namespace.
+func classifyNamespace(key []byte) namespace {
+	switch len(key) {
+	case 4:
+		if asciiEqualFold(key, "gaid") {
+			return nsGAID
+		}
+		if asciiEqualFold(key, "idfa") {
+			return nsIDFA
+		}
+	case 5:
+		if asciiEqualFold(key, "email") {
+			return nsEmail
+		}
+	case 15:
+		if asciiEqualFold(key, "email_lc_sha256") {
+			return nsEmailHash
+		}
+	}
+	return nsOther
+}
+
+// asciiEqualFold reports whether b equals the lowercase ASCII word, ignoring
+// ASCII case in b.
+func asciiEqualFold(b []byte, word string) bool {
+	if len(b) != len(word) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != word[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// list is the customer list type an identity of this namespace goes to.
+func (ns namespace) list() ListType {
+	switch ns {
+	case nsEmail, nsEmailHash:
+		return ListEmail
+	case nsGAID:
+		return ListMAID
+	case nsIDFA:
+		return ListIDFA
+	}
+	return ""
+}
+
+// failReason is the Report reason when an identifier of this namespace is malformed.
+func (ns namespace) failReason() string {
+	switch ns {
+	case nsEmail:
+		return FailInvalidEmail
+	case nsEmailHash:
+		return FailInvalidEmailHash
+	case nsGAID:
+		return FailInvalidMAID
+	case nsIDFA:
+		return FailInvalidIDFA
+	}
+	return FailInvalidIdentity
+}
+
+// outcome is what normalising one identifier gave.
+type outcome uint8
+
+const (
+	idOK       outcome = iota // hashed
+	idInvalid                 // malformed: a failure
+	idOptedOut                // the all-zero advertising ID: excluded
+)
+
+// hasher normalises identifiers and hashes them; its buffers are reused so
+// that mapping one identifier allocates nothing.
+type hasher struct {
+	norm []byte
+}
+
+// hashIdentity normalises id for namespace ns and, when it is valid, writes
+// its SHA-256 to dst. The plain id is never kept: only the scratch buffer
+// holds it until the next call.
+func (h *hasher) hashIdentity(ns namespace, id []byte, dst *[32]byte) outcome {
+	switch ns {
+	case nsEmail:
+		var ok bool
+		h.norm, ok = normalizeEmail(h.norm[:0], id)
+		if !ok {
+			return idInvalid
+		}
+		*dst = sha256.Sum256(h.norm)
+		return idOK
+	case nsEmailHash:
+		// Already hashed: 64 hex digits in either case; stored lowercased.
+		id = trimASCIISpace(id)
+		if len(id) != 64 {
+			return idInvalid
+		}
+		if _, err := hex.Decode(dst[:], id); err != nil {
+			return idInvalid
+		}
+		return idOK
+	case nsGAID, nsIDFA:
+		var u [36]byte
+		allZero, ok := normalizeUUID(&u, id, ns == nsIDFA)
+		if !ok {
+			return idInvalid
+		}
+		if allZero {
+			return idOptedOut
+		}
+		*dst = sha256.Sum256(u[:])
+		return idOK
+	}
+	return idInvalid
+}
+
+// normalizeUUID checks that id is a UUID in its canonical 8-4-4-4-12 form
+// (surrounding ASCII space allowed; braces, URN prefixes and the 32-digit form
+// without dashes are rejected) and writes it to u in lower or upper case.
+// allZero reports the all-zero ID that means the user opted out of tracking.
+func normalizeUUID(u *[36]byte, id []byte, upper bool) (allZero, ok bool) {
+	id = trimASCIISpace(id)
+	if len(id) != 36 {
+		return false, false
+	}
+	digits := "0123456789abcdef"
+	if upper {
+		digits = "0123456789ABCDEF"
+	}
+	const dashes = 1<<8 | 1<<13 | 1<<18 | 1<<23
+	var any byte
+	for i := 0; i < 36; i++ {
+		c := id[i]
+		if dashes>>i&1 != 0 {
+			if c != '-' {
+				return false, false
+			}
+			u[i] = '-'
+			continue
+		}
+		v := hexValue[c]
+		if v > 15 {
+			return false, false
+		}
+		any |= v
+		u[i] = digits[v]
+	}
+	return any == 0, true
+}
+
+// hexValue maps a hex digit to its value and every other byte to 0xff.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		t[c] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+		t[c-'a'+'A'] = byte(c-'a') + 10
+	}
+	return t
+}()
+
+// Email plausibility bounds (RFC 5321 path limits).
+const (
+	maxEmailLen    = 254
+	maxEmailLocal  = 64
+	maxEmailDomain = 253
+)
+
+// emailClass sorts the bytes of an address: 0 for bytes that may appear as
+// they are, and the classes below.
+var emailClass = func() (t [256]byte) {
+	for c := 0; c <= ' '; c++ {
+		t[c] = emailBad
+	}
+	t[0x7f] = emailBad
+	for _, c := range []byte("\"(),:;<>[\\]") {
+		t[c] = emailBad
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = emailUpper
+	}
+	t['@'] = emailAt
+	for c := 0x80; c < 256; c++ {
+		t[c] = emailHigh
+	}
+	return t
+}()
+
+// Classes of emailClass.
+const (
+	emailBad   = 1 // controls, space, DEL, RFC 5322 specials other than '@' and '.'
+	emailUpper = 2 // A–Z
+	emailAt    = 3 // '@'
+	emailHigh  = 4 // non-ASCII
+)
+
+// normalizeEmail trims surrounding white space, lowercases and checks that the
+// result is a plausible address: one '@' after a local part of 1–64 bytes, a
+// domain of at most 253 bytes with a dot, no empty label and no dot at either
+// end, none of the emailBad bytes, and at most 254 bytes in all. Non-ASCII
+// addresses must be valid UTF-8 and are trimmed and lowercased by Unicode
+// rules. It appends the normalised address to dst.
+func normalizeEmail(dst, raw []byte) ([]byte, bool) {
+	raw = trimASCIISpace(raw)
+	start := len(dst)
+	dst = slices.Grow(dst, len(raw))[:start+len(raw)]
+	e := dst[start:]
+	at := -1
+	for i, c := range raw {
+		switch emailClass[c] {
+		case 0:
+		case emailUpper:
+			c += 'a' - 'A'
+		case emailAt:
+			if at >= 0 {
+				return dst, false
+			}
+			at = i
+		case emailHigh:
+			if !utf8.Valid(raw) {
+				return dst, false
+			}
+			dst = append(dst[:start], bytes.ToLower(bytes.TrimSpace(raw))...)
+			return dst, plausibleEmail(dst[start:])
+		default:
+			return dst, false
+		}
+		e[i] = c
+	}
+	return dst, plausibleParts(e, at)
+}
+
+// plausibleEmail is normalizeEmail's check for an address already lowercased.
+func plausibleEmail(e []byte) bool {
+	at := -1
+	for i, c := range e {
+		switch emailClass[c] {
+		case emailBad:
+			return false
+		case emailAt:
+			if at >= 0 {
+				return false
+			}
+			at = i
+		}
+	}
+	return plausibleParts(e, at)
+}
+
+// plausibleParts checks the lengths and the domain of an address whose only
+// '@' is at index at (-1: none).
+func plausibleParts(e []byte, at int) bool {
+	if at < 1 || at > maxEmailLocal || len(e) > maxEmailLen {
+		return false
+	}
+	domain := e[at+1:]
+	if len(domain) < 3 || len(domain) > maxEmailDomain || domain[0] == '.' || domain[len(domain)-1] == '.' {
+		return false
+	}
+	dot := false
+	for i := 1; i < len(domain); i++ {
+		if domain[i] == '.' {
+			if domain[i-1] == '.' {
+				return false
+			}
+			dot = true
+		}
+	}
+	return dot
+}
+
+func trimASCIISpace(b []byte) []byte {
+	for len(b) > 0 && isASCIISpace(b[0]) {
+		b = b[1:]
+	}
+	for len(b) > 0 && isASCIISpace(b[len(b)-1]) {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+func isASCIISpace(c byte) bool {
+	return c == ' ' || ('\t' <= c && c <= '\r')
+}
+
+// IsHash reports whether s is a SHA-256 hash as pinlist stores it:
+// exactly 64 lowercase hexadecimal characters.
+func IsHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

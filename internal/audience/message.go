@@ -1,0 +1,237 @@
+package audience
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Message is the JSON body of one queue message between ingest and upload.
+// Kind "changes" carries records of one audience; kind "audience" carries
+// audience metadata (AEP's audience create/update: name, description) so the
+// upload step can name the lists before members arrive.
+type Message struct {
+	Version     int      `json:"v"`    // MessageVersion
+	Kind        string   `json:"kind"` // MessageChanges or MessageAudience
+	Audience    Ref      `json:"audience"`
+	Name        string   `json:"name,omitempty"`
+	Description string   `json:"description,omitempty"`
+	Records     []Record `json:"records,omitempty"`
+}
+
+// Record is one change in a message: list type, op, hash and event time.
+type Record struct {
+	List ListType `json:"l"`
+	Op   Op       `json:"o"`
+	Hash string   `json:"h"`
+	Time int64    `json:"t"` // event time, Unix nanoseconds
+}
+
+// Message kinds and the envelope version.
+const (
+	MessageChanges  = "changes"
+	MessageAudience = "audience"
+	MessageVersion  = 1
+)
+
+// DefaultMaxMessageBytes bounds a packed message body when no bound is given:
+// the classic SQS message size limit.
+const DefaultMaxMessageBytes = 256 << 10
+
+// Packed is one encoded message body and the audience it is for (its FIFO
+// message group).
+type Packed struct {
+	Audience Ref
+	Body     []byte
+	Records  int
+}
+
+// MessageError is a queue message that cannot be used: retrying will not
+// help. Reason never quotes the message's content.
+type MessageError struct {
+	Reason string
+}
+
+func (e *MessageError) Error() string { return "corrupt queue message: " + e.Reason }
+
+// PackMessages encodes changes (as Coalesce returns them) into message bodies
+// of kind "changes", one audience per message, each body at most maxBytes
+// (DefaultMaxMessageBytes when 0). The records of one audience keep their
+// order and audiences come in order of first appearance, so the messages of
+// one audience can go to one FIFO group in order. A change that cannot be
+// encoded (unknown list type or op, a hash that is not 64 lowercase hex, an
+// invalid audience, a time outside Unix nanoseconds) is an error.
+func PackMessages(changes []Change, maxBytes int) ([]Packed, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxMessageBytes
+	}
+	// Audiences in order of first appearance, each with its changes in order.
+	var order []Ref
+	var members [][]int32
+	slot := map[Ref]int{}
+	cur := -1
+	for i := range changes {
+		a := changes[i].Audience
+		if cur < 0 || order[cur] != a {
+			var ok bool
+			if cur, ok = slot[a]; !ok {
+				if err := a.Validate(); err != nil {
+					return nil, fmt.Errorf("pack change %d: %w", i, err)
+				}
+				cur = len(order)
+				slot[a] = cur
+				order = append(order, a)
+				members = append(members, nil)
+			}
+		}
+		members[cur] = append(members[cur], int32(i))
+	}
+	var out []Packed
+	const suffix = "]}"
+	var rec []byte
+	for k, a := range order {
+		ref, err := json.Marshal(a)
+		if err != nil {
+			return nil, fmt.Errorf("encode audience: %w", err)
+		}
+		head := append(append([]byte(`{"v":1,"kind":"changes","audience":`), ref...), `,"records":[`...)
+		var body []byte
+		n := 0
+		flush := func() {
+			body = append(body, suffix...)
+			out = append(out, Packed{Audience: a, Body: body, Records: n})
+			body, n = nil, 0
+		}
+		for _, i := range members[k] {
+			rec, err = appendRecord(rec[:0], &changes[i])
+			if err != nil {
+				return nil, fmt.Errorf("pack change %d: %w", i, err)
+			}
+			if n > 0 && len(body)+1+len(rec)+len(suffix) > maxBytes {
+				flush()
+			}
+			if n == 0 {
+				if len(head)+len(rec)+len(suffix) > maxBytes {
+					return nil, fmt.Errorf("pack change %d: one record needs %d bytes, over the %d-byte message bound", i, len(head)+len(rec)+len(suffix), maxBytes)
+				}
+				body = append(make([]byte, 0, min(maxBytes, len(head)+len(suffix)+len(rec)*len(members[k]))), head...)
+			} else {
+				body = append(body, ',')
+			}
+			body = append(body, rec...)
+			n++
+		}
+		flush()
+	}
+	return out, nil
+}
+
+// appendRecord appends c's Record as JSON, the same bytes encoding/json would
+// write for it (every field is plain ASCII once validated).
+func appendRecord(b []byte, c *Change) ([]byte, error) {
+	if err := validRecord(c.List, c.Op, c.Hash); err != nil {
+		return b, err
+	}
+	if c.EventTime.Before(minEventTime) || c.EventTime.After(maxEventTime) {
+		return b, errors.New("event time outside the range of Unix nanoseconds")
+	}
+	b = append(b, `{"l":"`...)
+	b = append(b, c.List...)
+	b = append(b, `","o":"`...)
+	b = append(b, c.Op...)
+	b = append(b, `","h":"`...)
+	b = append(b, c.Hash...)
+	b = append(b, `","t":`...)
+	b = strconv.AppendInt(b, c.EventTime.UnixNano(), 10)
+	return append(b, '}'), nil
+}
+
+func validRecord(l ListType, op Op, hash string) error {
+	switch {
+	case l != ListEmail && l != ListMAID && l != ListIDFA:
+		return errors.New("unknown list type")
+	case op != OpAdd && op != OpRemove:
+		return errors.New("unknown op")
+	case !IsHash(hash):
+		return errors.New("hash is not 64 lowercase hex characters")
+	}
+	return nil
+}
+
+// NewAudienceMessage encodes an "audience" message: the audience's name and
+// description, for naming its lists.
+func NewAudienceMessage(a Ref, name, description string) ([]byte, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("audience message: %w", err)
+	}
+	body, err := json.Marshal(Message{Version: MessageVersion, Kind: MessageAudience, Audience: a, Name: name, Description: description})
+	if err != nil {
+		return nil, fmt.Errorf("encode audience message: %w", err)
+	}
+	if len(body) > DefaultMaxMessageBytes {
+		return nil, fmt.Errorf("audience message is %d bytes, over %d", len(body), DefaultMaxMessageBytes)
+	}
+	return body, nil
+}
+
+// DecodeMessage parses and validates a message body: the version, the kind,
+// the audience, and for "changes" at least one record, each with a known list
+// type and op and a hash of 64 lowercase hex characters. A body that fails is
+// a *MessageError: a permanent failure.
+func DecodeMessage(body []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(body, &m); err != nil {
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			return Message{}, &MessageError{Reason: fmt.Sprintf("not valid JSON (byte offset %d)", se.Offset)}
+		}
+		return Message{}, &MessageError{Reason: "not a message object"}
+	}
+	if m.Version != MessageVersion {
+		return Message{}, &MessageError{Reason: fmt.Sprintf("unsupported version %d", m.Version)}
+	}
+	if err := m.Audience.Validate(); err != nil {
+		return Message{}, &MessageError{Reason: err.Error()}
+	}
+	switch m.Kind {
+	case MessageChanges:
+		if len(m.Records) == 0 {
+			return Message{}, &MessageError{Reason: "a changes message without records"}
+		}
+		for i, r := range m.Records {
+			if err := validRecord(r.List, r.Op, r.Hash); err != nil {
+				return Message{}, &MessageError{Reason: fmt.Sprintf("record %d: %v", i, err)}
+			}
+		}
+	case MessageAudience:
+		if len(m.Records) != 0 {
+			return Message{}, &MessageError{Reason: "an audience message with records"}
+		}
+	default:
+		return Message{}, &MessageError{Reason: "unknown kind"}
+	}
+	return m, nil
+}
+
+// Changes turns the message's records into changes. Record i gets Seq
+// seqBase+i+1, so a caller that adds len(m.Records) to seqBase after each
+// message gives the changes of a batch their arrival order.
+func (m Message) Changes(seqBase uint64) []Change {
+	if len(m.Records) == 0 {
+		return nil
+	}
+	out := make([]Change, len(m.Records))
+	for i, r := range m.Records {
+		out[i] = Change{
+			Audience:  m.Audience,
+			List:      r.List,
+			Op:        r.Op,
+			Hash:      r.Hash,
+			EventTime: time.Unix(0, r.Time).UTC(),
+			Seq:       seqBase + uint64(i) + 1,
+		}
+	}
+	return out
+}
