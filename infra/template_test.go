@@ -395,6 +395,16 @@ func TestTemplateAlarms(t *testing.T) {
 			if p["ComparisonOperator"] != w.comparison {
 				t.Errorf("ComparisonOperator = %v, want %s", p["ComparisonOperator"], w.comparison)
 			}
+			// PutMetricAlarm's limits (cfn-lint does not check them).
+			period, _ := number(p["Period"])
+			evals, _ := number(p["EvaluationPeriods"])
+			limit := 7 * 24 * 3600.0
+			if period < 3600 {
+				limit = 24 * 3600
+			}
+			if period <= 0 || evals < 1 || period*evals > limit {
+				t.Errorf("Period %v x EvaluationPeriods %v exceeds CloudWatch's %v s evaluation range", period, evals, limit)
+			}
 			if p["TreatMissingData"] != w.missing {
 				t.Errorf("TreatMissingData = %v, want %s", p["TreatMissingData"], w.missing)
 			}
