@@ -216,6 +216,9 @@ func (q *SQS) DeadLetterURL(ctx context.Context) (string, error) {
 // duplicate.
 func (q *SQS) Redrive(ctx context.Context, dlqURL string, max int) (moved int, err error) {
 	dlqName := path.Base(dlqURL)
+	if dlqURL == q.url {
+		return 0, fmt.Errorf("redrive from %s to itself: want the dead-letter queue's URL", q.name)
+	}
 	for max <= 0 || moved < max {
 		if err := ctx.Err(); err != nil {
 			return moved, fmt.Errorf("redrive from %s to %s: %w", dlqName, q.name, err)

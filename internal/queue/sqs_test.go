@@ -297,6 +297,9 @@ func TestSQSRedriveAfterMaxReceiveCount(t *testing.T) {
 	if moved, err := q.Redrive(t.Context(), dlq, 0); err != nil || moved != 0 {
 		t.Fatalf("second Redrive = %d, %v; want 0 moved", moved, err)
 	}
+	if moved, err := q.Redrive(t.Context(), url, 0); err == nil || moved != 0 {
+		t.Fatalf("Redrive from the queue to itself = %d, %v; want an error", moved, err)
+	}
 }
 
 func sqsFailAll(ev events.SQSEvent) events.SQSEventResponse {
