@@ -1,0 +1,325 @@
+package ingest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/queue"
+)
+
+// Routes.
+const (
+	PathProfiles  = "/v1/profiles"
+	PathAudiences = "/v1/audiences"
+	PathHealth    = "/healthz"
+)
+
+// Defaults for the optional Options fields.
+const (
+	// DefaultMaxBodyBytes is the largest request body read: Lambda's 6 MB
+	// synchronous payload limit less room for the event around the body.
+	DefaultMaxBodyBytes = 5 << 20
+	// DefaultMaxMessageBytes bounds one queue message body (the classic SQS
+	// limit; SQS now takes 1 MiB, but smaller messages spread the work).
+	DefaultMaxMessageBytes = 256 << 10
+	DefaultSendAttempts    = 5
+	DefaultBackoffBase     = 100 * time.Millisecond
+	DefaultBackoffMax      = 2 * time.Second
+	DefaultRetryAfter      = 5 * time.Second
+	DefaultTokenTTL        = 5 * time.Minute
+	DefaultTokenRefresh    = 30 * time.Second
+)
+
+const headerRequestID = "X-Request-Id"
+
+// Options configures a Handler. Sender and Token are required; the zero value
+// of every other field means its default.
+type Options struct {
+	// Sender enqueues the messages (SQS in AWS, goqite locally).
+	Sender queue.Sender
+	// Token yields the ingest token callers must present.
+	Token TokenSource
+	// Limits bound one /v1/profiles request (see audience.Limits; zero
+	// fields mean audience's defaults). Its MaxBodyBytes is ignored:
+	// MaxBodyBytes below bounds every body.
+	Limits audience.Limits
+	// MaxBodyBytes is the largest request body accepted (413 above it).
+	MaxBodyBytes int64
+	// MaxMessageBytes bounds one queue message body.
+	MaxMessageBytes int
+	// SendAttempts is how many times a message is offered to the Sender
+	// before the request fails with 503; BackoffBase and BackoffMax shape the
+	// exponential backoff between attempts. Retrying also stops when the
+	// request context's deadline is too close for another attempt.
+	SendAttempts int
+	BackoffBase  time.Duration
+	BackoffMax   time.Duration
+	// RetryAfter is the Retry-After sent with a 503.
+	RetryAfter time.Duration
+	// TokenTTL is how long a fetched ingest token is trusted; TokenRefresh is
+	// the shortest time between fetches caused by a token mismatch.
+	TokenTTL     time.Duration
+	TokenRefresh time.Duration
+	// Logger receives one JSON line per request; nil discards.
+	Logger *slog.Logger
+	// Now is the clock (time.Now when nil): receive times and token expiry.
+	Now func() time.Time
+	// Sleep waits between send attempts (a context-aware timer when nil).
+	Sleep func(ctx context.Context, d time.Duration) error
+	// NewRequestID makes the request ID when the context carries none (a
+	// random one when nil).
+	NewRequestID func() string
+}
+
+// Handler is the ingest HTTP handler. It is safe for concurrent use.
+type Handler struct {
+	sender          queue.Sender
+	auth            *authenticator
+	limits          audience.Limits
+	maxBodyBytes    int64
+	maxMessageBytes int
+	sendAttempts    int
+	backoffBase     time.Duration
+	backoffMax      time.Duration
+	retryAfter      time.Duration
+	logger          *slog.Logger
+	now             func() time.Time
+	sleep           func(ctx context.Context, d time.Duration) error
+	newRequestID    func() string
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New returns a Handler.
+func New(opts Options) (*Handler, error) {
+	if opts.Sender == nil {
+		return nil, errors.New("new ingest handler: no queue sender")
+	}
+	if opts.Token == nil {
+		return nil, errors.New("new ingest handler: no ingest token source")
+	}
+	h := &Handler{
+		sender:          opts.Sender,
+		limits:          opts.Limits,
+		maxBodyBytes:    orDefault(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxMessageBytes: orDefault(opts.MaxMessageBytes, DefaultMaxMessageBytes),
+		sendAttempts:    orDefault(opts.SendAttempts, DefaultSendAttempts),
+		backoffBase:     orDefault(opts.BackoffBase, DefaultBackoffBase),
+		backoffMax:      orDefault(opts.BackoffMax, DefaultBackoffMax),
+		retryAfter:      orDefault(opts.RetryAfter, DefaultRetryAfter),
+		logger:          opts.Logger,
+		now:             opts.Now,
+		sleep:           opts.Sleep,
+		newRequestID:    opts.NewRequestID,
+	}
+	h.limits.MaxBodyBytes = h.maxBodyBytes
+	if h.logger == nil {
+		h.logger = slog.New(slog.DiscardHandler)
+	}
+	if h.now == nil {
+		h.now = time.Now
+	}
+	if h.sleep == nil {
+		h.sleep = sleepContext
+	}
+	if h.newRequestID == nil {
+		h.newRequestID = randomID
+	}
+	h.auth = &authenticator{
+		source:       opts.Token,
+		ttl:          orDefault(opts.TokenTTL, DefaultTokenTTL),
+		refreshEvery: orDefault(opts.TokenRefresh, DefaultTokenRefresh),
+		now:          h.now,
+	}
+	return h, nil
+}
+
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
+// ServeHTTP routes the request: GET /healthz without credentials, POST
+// /v1/profiles and POST /v1/audiences with the ingest token.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := h.now()
+	id := h.requestID(r.Context())
+	w.Header().Set(headerRequestID, id)
+	log := h.logger.With("requestId", id)
+	sw := &statusWriter{ResponseWriter: w}
+	var attrs []any
+	switch r.URL.Path {
+	case PathHealth:
+		if !allowMethod(sw, r, http.MethodGet, http.MethodHead) {
+			break
+		}
+		writeJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
+	case PathProfiles, PathAudiences:
+		if !allowMethod(sw, r, http.MethodPost) || !h.authorize(sw, r, log) || !jsonContent(sw, r) {
+			break
+		}
+		body, ok := h.readBody(sw, r)
+		if !ok {
+			break
+		}
+		if r.URL.Path == PathProfiles {
+			attrs = h.profiles(sw, r, body, log)
+		} else {
+			attrs = h.audience(sw, r, body, log)
+		}
+	default:
+		writeError(sw, http.StatusNotFound, codeNotFound, "no such route", "")
+	}
+	level := slog.LevelInfo
+	if sw.status >= 500 {
+		level = slog.LevelError
+	} else if sw.status >= 400 {
+		level = slog.LevelWarn
+	}
+	// The path is logged only when it is one of ours: an unknown path is
+	// outside input and could carry anything.
+	route := r.URL.Path
+	if route != PathHealth && route != PathProfiles && route != PathAudiences {
+		route = "unknown"
+	}
+	attrs = append(attrs, "method", r.Method, "route", route, "status", sw.status, "durationMs", h.now().Sub(start).Milliseconds())
+	log.Log(r.Context(), level, "request", attrs...)
+}
+
+// allowMethod answers 405 with Allow when r's method is not one of methods.
+func allowMethod(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	for _, m := range methods {
+		if r.Method == m {
+			return true
+		}
+	}
+	w.Header().Set("Allow", strings.Join(methods, ", "))
+	writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method not allowed; use "+strings.Join(methods, " or "), "")
+	return false
+}
+
+// authorize answers 401 (or 503 when the expected token cannot be fetched)
+// unless r carries the ingest token.
+func (h *Handler) authorize(w http.ResponseWriter, r *http.Request, log *slog.Logger) bool {
+	res, err := h.auth.check(r.Context(), r.Header.Get("Authorization"))
+	switch res {
+	case authOK:
+		return true
+	case authUnavailable:
+		log.ErrorContext(r.Context(), "ingest token unavailable", "error", err.Error())
+		writeUnavailable(w, h.retryAfter, "the ingest token could not be checked; retry later")
+		return false
+	case authMissing:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pinlist"`)
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing bearer token", "")
+		return false
+	default:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="pinlist", error="invalid_token"`)
+		writeError(w, http.StatusUnauthorized, codeUnauthorized, "invalid bearer token", "")
+		return false
+	}
+}
+
+// jsonContent answers 415 unless the body is declared JSON: application/json
+// or any application/*+json type, with no charset or UTF-8. A request with no
+// Content-Type at all is read as JSON (some senders omit it; the body must
+// still parse as JSON).
+func jsonContent(w http.ResponseWriter, r *http.Request) bool {
+	ct := r.Header.Get("Content-Type")
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))) {
+		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8") {
+			return true
+		}
+	}
+	writeError(w, http.StatusUnsupportedMediaType, codeUnsupportedType, "the body must be JSON (Content-Type: application/json)", "")
+	return false
+}
+
+// readBody reads the whole body through http.MaxBytesReader: 413 above the
+// limit.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.ContentLength > h.maxBodyBytes {
+		writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body is larger than %d bytes", h.maxBodyBytes), "")
+		return nil, false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBodyBytes))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusRequestEntityTooLarge, codeTooLarge, fmt.Sprintf("the body is larger than %d bytes", h.maxBodyBytes), "")
+			return nil, false
+		}
+		writeError(w, http.StatusBadRequest, codeInvalid, "the body could not be read", "")
+		return nil, false
+	}
+	return body, true
+}
+
+// statusWriter remembers the status written, for the request log line.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+type requestIDKey struct{}
+
+// withRequestID returns ctx carrying id as the request ID (the Lambda request
+// ID in HandleAPIGateway).
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func (h *Handler) requestID(ctx context.Context) string {
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		return id
+	}
+	return h.newRequestID()
+}
+
+func randomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return hex.EncodeToString(b[:])
+}
+
+func sleepContext(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
