@@ -27,42 +27,40 @@ func GroupChunks(changes []Change, maxRecords, maxBytes int) []Chunk {
 	if maxRecords <= 0 {
 		maxRecords = DefaultMaxRecords
 	}
-	if !groupSorted(changes) {
-		changes = slices.Clone(changes)
-		slices.SortStableFunc(changes, compareGroup)
+	if chunks, ok := groupSortedChunks(changes, maxRecords, maxBytes); ok {
+		return chunks
 	}
+	sorted := slices.Clone(changes)
+	slices.SortStableFunc(sorted, compareGroup)
+	chunks, _ := groupSortedChunks(sorted, maxRecords, maxBytes)
+	return chunks
+}
+
+// groupSortedChunks cuts changes that are in compareGroup order into chunks;
+// ok is false when they are not in that order.
+func groupSortedChunks(changes []Change, maxRecords, maxBytes int) (chunks []Chunk, ok bool) {
 	// One backing array for every chunk's hashes; each chunk gets a capped
 	// sub-slice, so appending to one never writes into the next.
 	all := make([]string, len(changes))
-	for i := range changes {
-		all[i] = changes[i].Hash
-	}
-	var chunks []Chunk
 	for i := 0; i < len(changes); {
 		c := &changes[i]
+		if i > 0 && !sameGroup(&changes[i-1], c) && compareGroup(changes[i-1], *c) > 0 {
+			return nil, false
+		}
+		all[i] = c.Hash
 		j, size := i+1, len(c.Hash)
 		for j < len(changes) && j-i < maxRecords && sameGroup(c, &changes[j]) {
 			if maxBytes > 0 && size+1+len(changes[j].Hash) > maxBytes {
 				break
 			}
 			size += 1 + len(changes[j].Hash)
+			all[j] = changes[j].Hash
 			j++
 		}
 		chunks = append(chunks, Chunk{Audience: c.Audience, List: c.List, Op: c.Op, Hashes: all[i:j:j]})
 		i = j
 	}
-	return chunks
-}
-
-// groupSorted reports whether changes are in compareGroup order.
-func groupSorted(changes []Change) bool {
-	for i := 1; i < len(changes); i++ {
-		a, b := &changes[i-1], &changes[i]
-		if !sameGroup(a, b) && compareGroup(*a, *b) > 0 {
-			return false
-		}
-	}
-	return true
+	return chunks, true
 }
 
 func sameGroup(a, b *Change) bool {

@@ -20,9 +20,10 @@ func Coalesce(changes []Change) []Change {
 	group, groups := indexGroups(changes)
 	ops := opRanks(changes)
 	winners := coalesceOrder(coalesceInput{
-		group:  group,
-		groups: groups,
-		key:    func(i int32) uint64 { return prefix8(changes[i].Hash) },
+		group:      group,
+		groups:     groups,
+		key:        func(i int32) uint64 { return prefix8(changes[i].Hash) },
+		radixBytes: 8,
 		cmpHash: func(a, b int32) int {
 			return strings.Compare(changes[a].Hash, changes[b].Hash)
 		},
@@ -58,6 +59,9 @@ func (p *parser) coalesce() []int32 {
 		key: func(i int32) uint64 {
 			return binary.BigEndian.Uint64(p.sums[p.recs[i].sum][:8])
 		},
+		// SHA-256 bytes are uniform: two bytes of radix leave runs of a
+		// few elements, which the full comparison finishes.
+		radixBytes: 2,
 		cmpHash: func(a, b int32) int {
 			x, y := p.recs[a].sum, p.recs[b].sum
 			if x == y {
@@ -84,6 +88,9 @@ type coalesceInput struct {
 	cmpLater func(a, b int32) int // compares (event time, arrival)
 	op       func(i int32) int    // the op's rank in sorted order, < ops
 	ops      int
+	// radixBytes is how many leading bytes of key the radix sort orders
+	// by; equal runs are then sorted in full.
+	radixBytes int
 }
 
 // coalesceOrder returns the winning element of every (group, hash) in output
@@ -119,7 +126,7 @@ func coalesceOrder(in coalesceInput) []int32 {
 		if len(grp) == 0 {
 			continue
 		}
-		grp = sortGroup(grp, tmp[:len(grp)], full)
+		grp = sortGroup(grp, tmp[:len(grp)], in.radixBytes, full)
 		// The last element of each run of one hash wins.
 		winners = winners[:0]
 		for j := range grp {
@@ -240,17 +247,18 @@ func prefix8(s string) uint64 {
 }
 
 // sortGroup sorts one group stably by full. Large groups are radix-sorted on
-// the 8-byte key (linear time) and only runs that share a key are then
-// compared in full. It returns the sorted slice, which is grp or tmp.
-func sortGroup(grp, tmp []sortItem, full func(a, b sortItem) int) []sortItem {
+// the top radixBytes bytes of the key (linear time) and only runs that share
+// those bytes are then compared in full. It returns the sorted slice, which is grp or tmp.
+func sortGroup(grp, tmp []sortItem, radixBytes int, full func(a, b sortItem) int) []sortItem {
 	if len(grp) < 64 {
 		slices.SortStableFunc(grp, full)
 		return grp
 	}
-	grp = radixSort(grp, tmp)
+	grp = radixSort(grp, tmp, radixBytes)
+	shift := uint(64 - 8*radixBytes)
 	for j := 0; j < len(grp); {
 		e := j + 1
-		for e < len(grp) && grp[e].k == grp[j].k {
+		for e < len(grp) && grp[e].k>>shift == grp[j].k>>shift {
 			e++
 		}
 		if e-j > 1 {
@@ -261,11 +269,11 @@ func sortGroup(grp, tmp []sortItem, full func(a, b sortItem) int) []sortItem {
 	return grp
 }
 
-// radixSort sorts items by k, stably (LSD, one byte a pass, skipping bytes
-// that are the same in every item). It returns items or tmp, whichever holds
-// the result.
-func radixSort(items, tmp []sortItem) []sortItem {
-	for shift := 0; shift < 64; shift += 8 {
+// radixSort sorts items stably by the top nbytes bytes of k (LSD, one byte
+// a pass, skipping bytes that are the same in every item). It returns items
+// or tmp, whichever holds the result.
+func radixSort(items, tmp []sortItem, nbytes int) []sortItem {
+	for shift := 64 - 8*nbytes; shift < 64; shift += 8 {
 		var count [256]int
 		for _, it := range items {
 			count[byte(it.k>>shift)]++

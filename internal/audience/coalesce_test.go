@@ -245,7 +245,7 @@ func TestRadixSort(t *testing.T) {
 		}
 		want := slices.Clone(items)
 		slices.SortStableFunc(want, func(a, b sortItem) int { return cmp.Compare(a.k, b.k) })
-		got := radixSort(slices.Clone(items), make([]sortItem, n))
+		got := radixSort(slices.Clone(items), make([]sortItem, n), 8)
 		if !slices.Equal(got, want) {
 			t.Errorf("n=%d: radixSort is not a stable sort by k", n)
 		}
