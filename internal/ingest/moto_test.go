@@ -3,11 +3,13 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +25,36 @@ import (
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
-// moto is the one moto_server of this test binary.
-var moto *awstest.Moto
+// The one moto_server of this test binary, started by the first test that
+// needs it (fuzz workers run this binary too and never do), stopped by
+// TestMain.
+var (
+	motoOnce sync.Once
+	motoSrv  *awstest.Moto
+	motoErr  error
+)
 
-func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &moto)) }
+// startMoto returns the server, starting it on first use. A missing
+// moto_server fails the test with how to install it.
+func startMoto(t *testing.T) *awstest.Moto {
+	t.Helper()
+	motoOnce.Do(func() { motoSrv, motoErr = awstest.Start() })
+	if motoErr != nil {
+		t.Fatalf("start moto_server: %v", motoErr)
+	}
+	return motoSrv
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if motoSrv != nil {
+		if err := motoSrv.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL: stop moto_server:", err)
+			code = max(code, 1)
+		}
+	}
+	os.Exit(code)
+}
 
 // recordingSender passes messages to next and keeps the ones it accepted.
 type recordingSender struct {
@@ -104,6 +132,7 @@ func invoke(t *testing.T, h *Handler, path, token, body string, base64Body bool)
 }
 
 func TestSQSEndToEnd(t *testing.T) {
+	moto := startMoto(t)
 	queueURL, _ := moto.CreateFIFOQueueWithDLQ(t, "ingest", 3, 30*time.Second)
 	secretID := moto.CreateSecret(t, "ingest-token", testToken+"\n")
 	logs := &syncBuffer{}
@@ -220,6 +249,7 @@ func TestSQSEndToEnd(t *testing.T) {
 }
 
 func TestSecretRotation(t *testing.T) {
+	moto := startMoto(t)
 	queueURL, _ := moto.CreateFIFOQueueWithDLQ(t, "ingest-rotation", 3, 30*time.Second)
 	secretID := moto.CreateSecret(t, "ingest-token-rotation", "first-token")
 	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
