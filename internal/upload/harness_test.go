@@ -79,8 +79,8 @@ func (s *memStore) loadCount() int {
 type env struct {
 	t       testing.TB
 	sim     *pinterestsim.Server
-	url     string // the simulator's API base URL
-	store   *memStore
+	url     string    // the simulator's API base URL
+	store   *memStore // nil when envConfig.store was given
 	client  *pinterest.Client
 	h       *upload.Handler
 	metrics *syncBuffer
@@ -110,6 +110,7 @@ type envConfig struct {
 	maxRecords int
 	simMax     int
 	wrap       func(http.Handler) http.Handler // around the simulator
+	store      token.Store                     // nil: a memStore (env.store)
 	opts       []upload.Option
 }
 
@@ -134,15 +135,23 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
 	access, refresh := sim.IssueToken(clientID, scopes)
-	store := &memStore{tok: token.Token{
+	tok := token.Token{
 		ClientID: clientID, ClientSecret: clientSecret,
 		AccessToken: access, RefreshToken: refresh,
 		AccessTokenExpiresAt:  time.Now().Add(24 * time.Hour),
 		RefreshTokenExpiresAt: time.Now().Add(48 * time.Hour),
 		Scope:                 strings.Join(scopes, ","),
-	}}
+	}
+	e := &env{t: tb, sim: sim, url: srv.URL + "/v5", metrics: &syncBuffer{}, logs: &syncBuffer{}}
+	var store token.Store = cfg.store
+	if store == nil {
+		e.store = &memStore{}
+		store = e.store
+	}
+	if err := store.Save(context.Background(), tok); err != nil {
+		tb.Fatalf("store the token: %v", err)
+	}
 	src := newTokenSource(store)
-	e := &env{t: tb, sim: sim, url: srv.URL + "/v5", store: store, metrics: &syncBuffer{}, logs: &syncBuffer{}}
 	e.client, err = pinterest.NewClient(adAccount,
 		pinterest.WithBaseURL(e.url),
 		pinterest.WithTokenSource(src),
