@@ -81,9 +81,10 @@ func WithMaxRecordsPerRequest(n int) Option {
 }
 
 // WithDeadlineMargin sets how long before the invocation's deadline no new
-// Pinterest call is started (default DefaultDeadlineMargin). Calls already
-// running are cancelled at half the margin before the deadline, which
-// leaves time to answer with the batch item failures.
+// Pinterest call is started (default DefaultDeadlineMargin; at most a
+// quarter of the time the invocation has left). Calls already running are
+// cancelled at half the margin before the deadline, which leaves time to
+// answer with the batch item failures.
 func WithDeadlineMargin(d time.Duration) Option {
 	return func(h *Handler) {
 		if d > 0 {
@@ -235,7 +236,7 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 	if dl, ok := ctx.Deadline(); ok {
 		// A short invocation gets a proportionally smaller margin, so that
 		// it still gets work done.
-		margin := min(h.margin, dl.Sub(start)/4)
+		margin := max(0, min(h.margin, dl.Sub(start)/4))
 		b.stopAt = dl.Add(-margin)
 		var cancel context.CancelFunc
 		b.ctx, cancel = context.WithDeadline(ctx, dl.Add(-margin/2))

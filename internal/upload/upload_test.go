@@ -639,6 +639,22 @@ func TestStopsStartingCallsNearTheDeadline(t *testing.T) {
 	}
 }
 
+func TestPassedDeadlineFailsEverythingWithoutCalls(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	defer cancel()
+	ev := event(
+		changesMsg(t, changes(ref("aaaa"), audience.ListEmail, audience.OpAdd, t0, hashes("a", 1)...)...),
+		changesMsg(t, changes(ref("bbbb"), audience.ListEmail, audience.OpAdd, t0, hashes("b", 1)...)...),
+	)
+	if diff := cmp.Diff([]string{"m0", "m1"}, e.handle(ctx, ev)); diff != "" {
+		t.Errorf("failed messages (-want +got):\n%s", diff)
+	}
+	if got := sumCalls(e.sim.Calls()); got != 0 {
+		t.Errorf("%d Pinterest calls, want 0", got)
+	}
+}
+
 func TestLogsAndMetricsCarryNoIdentifiers(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	a := ref("aaaa")
