@@ -21,7 +21,7 @@ var goqiteSchema string
 const localSchemaVersion = 1
 
 // localSchema is what Local keeps beside goqite's table (see the design in
-// local_doc.go):
+// Local's documentation):
 //   - an index on goqite(queue, timeout), so "is any message of this group
 //     invisible" and the Stats counts are answered from the index alone
 //     (timeout sits after the body in goqite's rows, so reading it from the

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -69,22 +68,6 @@ type LocalOptions struct {
 	Consumer bool
 	// Now is the clock; default time.Now. Tests inject one to move time.
 	Now func() time.Time
-}
-
-// Local is the durable local queue (goqite on SQLite) with SQS FIFO
-// semantics; see the package documentation for its design. It is safe for
-// concurrent use.
-type Local struct {
-	path       string
-	db         *sql.DB
-	unlock     func() error
-	consumer   bool
-	vt         time.Duration
-	maxReceive int
-	now        func() time.Time
-
-	closeOnce sync.Once
-	closeErr  error
 }
 
 var _ Sender = (*Local)(nil)

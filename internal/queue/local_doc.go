@@ -1,6 +1,14 @@
-// Package queue — the local queue. Local, the queue behind `pinlist serve`,
-// stands in for SQS FIFO with the same semantics, durably, in one SQLite file
-// (maragu.dev/goqite's schema on modernc.org/sqlite, no cgo).
+package queue
+
+import (
+	"database/sql"
+	"sync"
+	"time"
+)
+
+// Local is the queue behind `pinlist serve`: it stands in for SQS FIFO with
+// the same semantics, durably, in one SQLite file (maragu.dev/goqite's schema
+// on modernc.org/sqlite, no cgo). It is safe for concurrent use.
 //
 // # Semantics kept from production
 //
@@ -86,4 +94,15 @@
 // uses one connection (SQLite has one writer anyway), and Maintain, which the
 // runner calls on a timer, runs an incremental vacuum and
 // wal_checkpoint(TRUNCATE); Close checkpoints too.
-package queue
+type Local struct {
+	path       string
+	db         *sql.DB
+	unlock     func() error
+	consumer   bool
+	vt         time.Duration
+	maxReceive int
+	now        func() time.Time
+
+	closeOnce sync.Once
+	closeErr  error
+}

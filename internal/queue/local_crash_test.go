@@ -244,3 +244,55 @@ func runLocalChildProcess(t *testing.T, mode, path string, killAfter int) localC
 	}
 	return r
 }
+
+func TestLocalConsumerLock(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.db")
+	clock := newLocalClock()
+	opts := LocalOptions{Path: path, Consumer: true, Now: clock.Now}
+	a, err := OpenLocal(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, a, msgs("a", 0, 3)...)
+	first := receive(t, a, 2)
+
+	if _, err := OpenLocal(ctx, opts); !errors.Is(err, ErrLocalConsumerLocked) {
+		t.Errorf("second consumer: err = %v, want ErrLocalConsumerLocked", err)
+	}
+	reader, err := OpenLocal(ctx, LocalOptions{Path: path, Now: clock.Now})
+	if err != nil {
+		t.Fatalf("reader beside a consumer: %v", err)
+	}
+	if _, err := reader.ReceiveGroupBatch(ctx, 1); !errors.Is(err, ErrLocalNotConsumer) {
+		t.Errorf("reader receive: err = %v, want ErrLocalNotConsumer", err)
+	}
+	if err := reader.Delete(ctx, receipts(first.Messages)...); !errors.Is(err, ErrLocalNotConsumer) {
+		t.Errorf("reader delete: err = %v, want ErrLocalNotConsumer", err)
+	}
+	// The reader takes nothing over: the batch is still in flight.
+	if s := stats(t, reader); s.InFlight != 2 || s.Queued != 1 {
+		t.Errorf("reader Stats = %+v, want 2 in flight, 1 queued", s)
+	}
+	if err := reader.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The next consumer returns the dead one's batch at once, with no clock
+	// movement.
+	b, err := OpenLocal(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	next := receive(t, b, 10)
+	if diff := cmp.Diff([]string{"a/0000", "a/0001", "a/0002"}, bodies(next)); diff != "" {
+		t.Errorf("after takeover (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int{2, 2, 1}, counts(next)); diff != "" {
+		t.Errorf("receive counts after takeover (-want +got):\n%s", diff)
+	}
+}
