@@ -258,3 +258,34 @@ func sha256Hex(b []byte) string {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// leaks reports whether body holds the identifier id as text (any case) or
+// hex-encoded: a body may hold hashes, never an identifier itself.
+func leaks(body []byte, id string) bool {
+	lower := strings.ToLower(string(body))
+	for _, form := range []string{id, strings.ToLower(id), strings.ToUpper(id)} {
+		if strings.Contains(lower, strings.ToLower(form)) || strings.Contains(lower, hex.EncodeToString([]byte(form))) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestLeaks(t *testing.T) {
+	email := "Jane.Doe@Example.com"
+	tests := []struct {
+		name string
+		body string
+		want bool
+	}{
+		{"plain", `{"x":"jane.doe@example.com"}`, true},
+		{"upper", `JANE.DOE@EXAMPLE.COM`, true},
+		{"hex of the lowercase form", `{"h":"` + hex.EncodeToString([]byte("jane.doe@example.com")) + `0000"}`, true},
+		{"hash", `{"h":"` + sha256Hex([]byte("jane.doe@example.com")) + `"}`, false},
+	}
+	for _, tc := range tests {
+		if got := leaks([]byte(tc.body), email); got != tc.want {
+			t.Errorf("%s: leaks = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
