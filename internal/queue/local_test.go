@@ -154,12 +154,12 @@ func stats(t testing.TB, l *Local) LocalStats {
 
 func TestLocalOrderWithinGroup(t *testing.T) {
 	l, _ := openTestLocal(t, LocalOptions{})
-	// 300 sends over three groups, interleaved, in batches of 1 to 10, all
+	// 150 sends over three groups, interleaved, in batches of 1 to 10, all
 	// in the same millisecond (the clock does not move), so only the
 	// sequence can order them.
 	want := map[string][]string{}
 	var batch []Outgoing
-	for i := range 300 {
+	for i := range 150 {
 		g := []string{"aud-a", "aud-b", "aud-c"}[i*7%3]
 		m := Outgoing{GroupID: g, Body: []byte(fmt.Sprintf("%s/%04d", g, i))}
 		want[g] = append(want[g], string(m.Body))
@@ -605,7 +605,7 @@ func TestLocalMaintain(t *testing.T) {
 	l, clock := openTestLocal(t, LocalOptions{})
 	path := l.path
 	body := localBenchBody(50_000)
-	for i := range 200 {
+	for i := range 100 {
 		send(t, l, Outgoing{GroupID: fmt.Sprint("g", i%4), DedupID: fmt.Sprint("d", i), Body: body})
 	}
 	drain(t, l, 10)
@@ -629,7 +629,7 @@ func TestLocalMaintain(t *testing.T) {
 			t.Fatal(err)
 		}
 		if fi.Size() > limit {
-			t.Errorf("%s is %d bytes after Maintain, want at most %d (10 MB went through it)",
+			t.Errorf("%s is %d bytes after Maintain, want at most %d (5 MB went through it)",
 				filepath.Base(file), fi.Size(), limit)
 		}
 	}
