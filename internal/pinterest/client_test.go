@@ -161,8 +161,8 @@ func TestInputValidation(t *testing.T) {
 			_, err := c.CreateCustomerList(ctx, CustomerListCreate{Records: []string{"a"}})
 			return err
 		}, "empty name"},
-		{"create without records", func() error {
-			_, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "n"})
+		{"update without records", func() error {
+			_, err := c.UpdateCustomerList(ctx, "1", OpRemove, nil)
 			return err
 		}, "no records"},
 		{"record with a comma", func() error {

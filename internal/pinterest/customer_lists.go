@@ -97,7 +97,10 @@ type customerListUpdateBody struct {
 	Records       string    `json:"records"`
 }
 
-// CreateCustomerList creates a customer list with its first records. If an
+// CreateCustomerList creates a customer list with its first records; with
+// none it creates an empty list (Pinterest requires the records field, an
+// empty string satisfies its schema), which is how an audience's lists exist
+// under its name before any member arrives. If an
 // attempt fails after the request may have reached Pinterest (a 5xx or a
 // network error), the list is looked up by name before any new attempt, and
 // returned if it exists: a retry never makes a second list. A call that
@@ -107,9 +110,12 @@ func (c *Client) CreateCustomerList(ctx context.Context, in CustomerListCreate) 
 	if in.Name == "" {
 		return nil, errors.New("create customer list: empty name")
 	}
-	records, err := joinRecords(in.Records)
-	if err != nil {
-		return nil, fmt.Errorf("create customer list %q: %w", in.Name, err)
+	var records string
+	if len(in.Records) > 0 {
+		var err error
+		if records, err = joinRecords(in.Records); err != nil {
+			return nil, fmt.Errorf("create customer list %q: %w", in.Name, err)
+		}
 	}
 	req, err := c.newRequest(ctx, http.MethodPost, c.accountPath("customer_lists"), nil,
 		customerListCreateBody{Name: in.Name, Records: records, ListType: in.ListType})

@@ -870,3 +870,21 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("stats = %+v, want %+v", s, want)
 	}
 }
+
+// An audience's lists are created before any member arrives (POST
+// /v1/audiences), so a create without records must pass the simulator's
+// validation against Pinterest's schema and make an empty list.
+func TestCreateEmptyCustomerList(t *testing.T) {
+	env := newSimEnv(t)
+	c := env.client(t)
+	list, err := c.CreateCustomerList(t.Context(), CustomerListCreate{Name: "pinlist ups:a1 IDFA", ListType: "IDFA"})
+	if err != nil {
+		t.Fatalf("create empty list: %v", err)
+	}
+	if got := env.sim.Records(testAdAccount, list.ID); len(got) != 0 {
+		t.Errorf("records = %v, want none", got)
+	}
+	if list.NumBatches != 1 || list.NumUploadedUserRecords != 0 {
+		t.Errorf("counters = batches %d uploaded %d, want 1 and 0", list.NumBatches, list.NumUploadedUserRecords)
+	}
+}
