@@ -455,6 +455,21 @@ func TestNoPlainIdentifiers(t *testing.T) {
 		rec := hs.post(t, b.path, b.body)
 		responses.Write(rec.Body.Bytes())
 	}
+	// An identifier in the path or the method: 404, 405, 400; never logged.
+	for _, ev := range []struct{ method, path string }{
+		{"GET", "/v1/Jane.Doe@Example.com"},
+		{"Jane.Doe@Example.com", PathProfiles},
+		{"NOTANEMAIL", PathProfiles},
+	} {
+		resp, err := hs.h.HandleAPIGateway(t.Context(), apiEvent(ev.method, ev.path, "", nil))
+		if err != nil || resp.StatusCode < 400 {
+			t.Errorf("%s %s: status %d, error %v; want a 4xx", ev.method, ev.path, resp.StatusCode, err)
+		}
+		responses.WriteString(resp.Body)
+	}
+	if strings.Contains(strings.ToLower(hs.logs.String()), "notanemail") {
+		t.Error("an unknown method reached a log line")
+	}
 	logs := hs.logs.String()
 	if !strings.Contains(logs, `"requestId"`) {
 		t.Fatalf("no request log lines captured: %s", logs)

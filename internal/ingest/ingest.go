@@ -183,18 +183,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(sw, http.StatusNotFound, codeNotFound, "no such route", "")
 	}
 	level := slog.LevelInfo
-	if sw.status >= 500 {
+	switch {
+	case sw.status >= 500:
 		level = slog.LevelError
-	} else if sw.status >= 400 {
+	case sw.status >= 400:
 		level = slog.LevelWarn
+	case r.URL.Path == PathHealth:
+		level = slog.LevelDebug // health checks would drown the log
 	}
-	// The path is logged only when it is one of ours: an unknown path is
-	// outside input and could carry anything.
+	// The path and method are logged only when they are ones we know: others
+	// are outside input and could carry anything.
 	route := r.URL.Path
 	if route != PathHealth && route != PathProfiles && route != PathAudiences {
 		route = "unknown"
 	}
-	attrs = append(attrs, "method", r.Method, "route", route, "status", sw.status, "durationMs", h.now().Sub(start).Milliseconds())
+	method := r.Method
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+	default:
+		method = "other"
+	}
+	attrs = append(attrs, "method", method, "route", route, "status", sw.status, "durationMs", h.now().Sub(start).Milliseconds())
 	log.Log(r.Context(), level, "request", attrs...)
 }
 
