@@ -159,3 +159,46 @@ func BenchmarkParseCoalesceGroup(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
 }
+
+// BenchmarkMapStages times each stage of BenchmarkMapProfiles on its own,
+// to show where the time goes: reading the body, parsing (with normalising
+// and hashing), coalescing the compact records, hex-encoding the hashes,
+// building the []Change, and cutting chunks.
+func BenchmarkMapStages(b *testing.B) {
+	body, _ := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	p, err := parse(body, Limits{}, received)
+	if err != nil {
+		b.Fatal(err)
+	}
+	winners := p.coalesce()
+	hexes := p.hexHashes()
+	changes, _, err := MapProfilesBytes(body, Limits{}, received)
+	if err != nil {
+		b.Fatal(err)
+	}
+	stages := []struct {
+		name string
+		run  func()
+	}{
+		{"read", func() { _, _ = readBody(bytes.NewReader(body), DefaultMaxBodyBytes) }},
+		{"parse", func() { _, _ = parse(body, Limits{}, received) }},
+		{"coalesce", func() { p.coalesce() }},
+		{"hex", func() { p.hexHashes() }},
+		{"changes", func() {
+			out := make([]Change, len(winners))
+			for j, i := range winners {
+				p.change(&out[j], i, hexes)
+			}
+		}},
+		{"chunks", func() { GroupChunks(changes, 0, 0) }},
+	}
+	for _, s := range stages {
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s.run()
+			}
+		})
+	}
+}

@@ -19,7 +19,8 @@ import (
 // A malformed identity or membership fails alone and is counted in the
 // report; request-level problems (not JSON, a wrong type where the shape is
 // fixed, a limit exceeded) return a *RequestError and no changes. An error
-// from r is returned wrapped, not as a *RequestError.
+// from r, or a receivedAt outside Unix nanoseconds (years 1678–2262), is
+// returned as a plain error.
 func ParseProfiles(r io.Reader, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
 	lim = lim.withDefaults()
 	body, err := readBody(r, lim.MaxBodyBytes)
@@ -67,6 +68,9 @@ func ParseProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change
 	p, err := parse(body, lim, receivedAt)
 	if err != nil {
 		return nil, Report{}, err
+	}
+	if len(p.recs) == 0 {
+		return nil, p.rep, nil
 	}
 	hexes := p.hexHashes()
 	out := make([]Change, len(p.recs))
@@ -121,8 +125,9 @@ func parse(body []byte, lim Limits, receivedAt time.Time) (*parser, error) {
 		received: receivedAt.UnixNano(),
 		rep:      newReport(),
 		nss:      map[string]*namespaceEntry{},
-		// A change takes at least ~60 bytes of body and an identity ~20:
-		// size for that, so that typical bodies never grow these.
+		// AEP bodies carry about one change per 80 bytes and one identity
+		// per 150: sized a little above that, typical bodies never grow
+		// these (larger counts double them).
 		recs: make([]rec, 0, min(len(body)/60, lim.MaxChanges)),
 		sums: make([][32]byte, 0, len(body)/100),
 	}
@@ -179,6 +184,12 @@ type rec struct {
 var (
 	recLists = [...]ListType{ListEmail, ListIDFA, ListMAID}
 	recOps   = [...]Op{OpAdd, OpRemove}
+)
+
+// Indexes into recOps.
+const (
+	recAdd    uint8 = 0
+	recRemove uint8 = 1
 )
 
 func listIndex(l ListType) uint8 {
@@ -517,7 +528,7 @@ func (p *parser) membership(aud audienceEntry) error {
 	err := p.object(func(key []byte, _ span) error {
 		switch string(key) {
 		case "status":
-			op, statusOK = 0, false
+			op, statusOK = recAdd, false
 			if p.s[p.i] != '"' {
 				return p.skipValue()
 			}
@@ -527,9 +538,9 @@ func (p *parser) membership(aud audienceEntry) error {
 			}
 			switch string(s) {
 			case "realized", "existing":
-				op, statusOK = 0, true
+				op, statusOK = recAdd, true
 			case "exited":
-				op, statusOK = 1, true
+				op, statusOK = recRemove, true
 			}
 			return nil
 		case "lastQualificationTime":

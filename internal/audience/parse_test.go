@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -503,5 +504,63 @@ func TestParseTooLargeStream(t *testing.T) {
 	changes, rep, err := ParseProfiles(iotest.HalfReader(strings.NewReader(body)), Limits{}, recv)
 	if err != nil || rep.Profiles != 101 || len(changes) != 0 {
 		t.Errorf("got %d profiles, err %v; want 101 and no error", rep.Profiles, err)
+	}
+}
+
+// TestRealizedThenExited sends one identifier realized and exited in one
+// request, in both arrival orders: the later lastQualificationTime decides,
+// and on equal times the later arrival.
+func TestRealizedThenExited(t *testing.T) {
+	realized := func(at string) string { return profile([]string{"email=a@example.com"}, []string{"x=realized@" + at}) }
+	exited := func(at string) string { return profile([]string{"Email= A@EXAMPLE.COM"}, []string{"x=exited@" + at}) }
+	const early, late = "2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000000001Z"
+	tests := []struct {
+		name   string
+		body   string
+		wantOp Op
+	}{
+		{"realized later, arriving first", "[" + realized(late) + "," + exited(early) + "]", OpAdd},
+		{"realized later, arriving last", "[" + exited(early) + "," + realized(late) + "]", OpAdd},
+		{"exited later, arriving first", "[" + exited(late) + "," + realized(early) + "]", OpRemove},
+		{"exited later, arriving last", "[" + realized(early) + "," + exited(late) + "]", OpRemove},
+		{"same time: the later arrival, exited", "[" + realized(early) + "," + exited(early) + "]", OpRemove},
+		{"same time: the later arrival, realized", "[" + exited(early) + "," + realized(early) + "]", OpAdd},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			changes, _, err := MapProfiles(strings.NewReader(tt.body), Limits{}, recv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(changes) != 1 || changes[0].Op != tt.wantOp || changes[0].Hash != sha("a@example.com") {
+				t.Errorf("got %v, want one %s", rows(changes), tt.wantOp)
+			}
+		})
+	}
+}
+
+// TestReportHoldsNoIdentifier fails identities of every kind and checks
+// that neither the report nor a request error quotes them.
+func TestReportHoldsNoIdentifier(t *testing.T) {
+	secrets := []string{"john.secret@@example.com", "{e4fe9bde-caa0-47b6-908d-ffba3fa184f2}", "AEBE52E703EE455AB3C4E57283966239", "not-a-hash-johnsecret"}
+	body := profile([]string{"email=" + secrets[0], "gaid=" + secrets[1], "idfa=" + secrets[2], "email_lc_sha256=" + secrets[3]}, []string{"x=realized@"})
+	_, rep := mustParse(t, body, Limits{})
+	out, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Failures) != 4 {
+		t.Fatalf("want 4 failures, got %s", out)
+	}
+	_, _, reqErr := ParseProfiles(strings.NewReader(body[:len(body)-10]), Limits{}, recv)
+	if reqErr == nil {
+		t.Fatal("a truncated body was accepted")
+	}
+	for _, s := range secrets {
+		for _, text := range []string{string(out), reqErr.Error()} {
+			if strings.Contains(strings.ToLower(text), strings.ToLower(s)) || strings.Contains(text, "john") {
+				t.Errorf("%q appears in %s", s, text)
+			}
+		}
 	}
 }
