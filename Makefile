@@ -29,6 +29,14 @@ cfn-lint:
 	@command -v cfn-lint >/dev/null || { echo 'missing: cfn-lint — install with: pip install cfn-lint' >&2; exit 1; }
 	cfn-lint template.yaml
 
+## run: the whole connector locally (pinlist serve): ingest on 127.0.0.1:8080,
+## the Pinterest simulator on 127.0.0.1:8081, queue and tokens in ./.pinlist.
+## Built into ./bin first, so Ctrl-C reaches pinlist itself. Flags: make run ARGS='--workers 8'.
+.PHONY: run
+run:
+	$(GO) build -o bin/pinlist ./cmd/pinlist
+	./bin/pinlist serve $(ARGS)
+
 ## bench: the Go benchmarks.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

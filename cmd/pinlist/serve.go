@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/local"
+)
+
+func init() {
+	register(command{name: "serve", summary: "run the whole connector locally (what make run starts)", run: runServe})
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	env, err := config.FromEnv()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg := local.ConfigFrom(env)
+	fs := flag.NewFlagSet("pinlist serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pinlist serve [flags]")
+		fmt.Fprintln(stderr, "Runs the connector as one local process: the ingest routes, a durable queue in the data directory,")
+		fmt.Fprintln(stderr, "upload workers, the token refresh, and (unless --pinterest-url) a Pinterest simulator.")
+		fmt.Fprintln(stderr, "Flags override the environment (PINLIST_ADDR, PINLIST_DATA_DIR, PINTEREST_API_BASE_URL, ...).")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the ingest routes ($"+config.EnvAddr+")")
+	fs.StringVar(&cfg.SimAddr, "sim-addr", local.DefaultSimAddr, "address of the built-in Pinterest simulator (without --pinterest-url)")
+	fs.StringVar(&cfg.PinterestURL, "pinterest-url", cfg.PinterestURL, "Pinterest API v5 base URL, e.g. a `pinlist sim` at http://127.0.0.1:8081/v5 ($"+config.EnvAPIBaseURL+"); empty: the built-in simulator")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the queue and the token files ($"+config.EnvDataDir+")")
+	fs.StringVar(&cfg.AdAccountID, "ad-account", cfg.AdAccountID, "ad account ID ($"+config.EnvAdAccountID+"; default: the token file's, or the simulator's)")
+	fs.IntVar(&cfg.Workers, "workers", local.DefaultWorkers, "audiences uploaded in parallel")
+	writeRate := fs.Float64("write-rate", -1, "Pinterest write calls per second, 0 for no limit (default: no limit with the built-in simulator, 5 with --pinterest-url)")
+	fs.DurationVar(&cfg.ProgressEvery, "progress-every", local.DefaultProgressEvery, "how often the progress line is printed while work flows")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	cfg.PinterestURL = strings.TrimRight(strings.TrimSpace(cfg.PinterestURL), "/")
+	switch {
+	case *writeRate == 0:
+		cfg.WriteRate = rate.Inf
+	case *writeRate > 0 && !math.IsInf(*writeRate, 0):
+		cfg.WriteRate = rate.Limit(*writeRate)
+	case *writeRate != -1:
+		return fmt.Errorf("%w: --write-rate %v: want a positive number, or 0 for no limit", errUsage, *writeRate)
+	}
+	logger, err := newLogger(stderr, env.LogLevel)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	cfg.Stdout, cfg.Logger = stdout, logger
+	return local.Run(ctx, cfg)
+}
+
+// newLogger is the JSON logger at the level PINLIST_LOG_LEVEL names (debug,
+// info, warn or error; default info).
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if level != "" {
+		if err := l.UnmarshalText([]byte(level)); err != nil {
+			return nil, fmt.Errorf("%s: want debug, info, warn or error, got %q", config.EnvLogLevel, level)
+		}
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

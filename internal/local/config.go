@@ -1,0 +1,189 @@
+package local
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/queue"
+)
+
+// Defaults of the zero Config fields.
+const (
+	DefaultAddr          = config.DefaultAddr
+	DefaultSimAddr       = "127.0.0.1:8081"
+	DefaultDataDir       = config.DefaultDataDir
+	DefaultAdAccountID   = "549755885175" // the simulator's ad account (pinlist sim uses the same)
+	DefaultWorkers       = 4
+	DefaultRetryBase     = 2 * time.Second
+	DefaultRetryMax      = time.Minute
+	DefaultPollInterval  = 250 * time.Millisecond
+	DefaultProgressEvery = 5 * time.Second
+	DefaultRefreshEvery  = time.Hour
+	DefaultMaintainEvery = time.Minute
+	DefaultShutdownGrace = 10 * time.Second
+
+	// SimClientID and SimClientSecret are the OAuth app the built-in
+	// simulator accepts; the provisioned token file names it, so the
+	// refresher can refresh against the simulator like against Pinterest.
+	SimClientID     = "pinlist-local"
+	SimClientSecret = "pinlist-local-secret"
+)
+
+// Names of the files in the data directory.
+const (
+	QueueFile       = "queue.db"
+	TokenFile       = "token.json"
+	IngestTokenFile = "ingest-token"
+)
+
+// Config configures the local stack. The zero value of every field means its
+// default; ConfigFrom fills one from pinlist's environment configuration.
+type Config struct {
+	// Addr is where the ingest routes listen (127.0.0.1:0 picks a free port).
+	Addr string
+	// SimAddr is where the built-in simulator listens when PinterestURL is
+	// empty.
+	SimAddr string
+	// PinterestURL is the Pinterest API v5 base URL (the real API or a
+	// separate `pinlist sim`); empty runs the built-in simulator. With a URL,
+	// the token file must already hold a token (pinlist connect).
+	PinterestURL string
+	// AdAccountID is the ad account the lists live in: default the token
+	// file's ad account, else DefaultAdAccountID with the simulator.
+	AdAccountID string
+	// DataDir holds the queue database and the token files (created 0700).
+	DataDir string
+	// IngestToken is the bearer token callers present; empty: read from
+	// DataDir/ingest-token, or generated and stored there on first start.
+	IngestToken string
+	// RefreshBefore: the access token is refreshed when it expires within
+	// this window (PINLIST_REFRESH_BEFORE).
+	RefreshBefore time.Duration
+	// MaxRecordsPerRequest bounds the records of one Pinterest call.
+	MaxRecordsPerRequest int
+	// ConnectionName names the connection in logs and alerts.
+	ConnectionName string
+	// Workers is how many audiences are uploaded in parallel.
+	Workers int
+	// WriteRate limits Pinterest write calls per second; rate.Inf turns the
+	// limit off. Zero: no limit with the built-in simulator, the Pinterest
+	// client's default (5/s) with PinterestURL.
+	WriteRate rate.Limit
+	// VisibilityTimeout and MaxReceive are the queue's (queue.LocalOptions).
+	VisibilityTimeout time.Duration
+	MaxReceive        int
+	// RetryBase and RetryMax shape the delay before a failed message is
+	// delivered again: RetryBase doubled per earlier delivery, at most
+	// RetryMax.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	// PollInterval is how often an idle worker looks at the queue (a send
+	// wakes one at once).
+	PollInterval time.Duration
+	// ProgressEvery is how often the progress line is printed while work
+	// flows; RefreshEvery how often the token refresh runs; MaintainEvery
+	// how often the queue is vacuumed and checkpointed.
+	ProgressEvery time.Duration
+	RefreshEvery  time.Duration
+	MaintainEvery time.Duration
+	// ShutdownGrace is how long Close lets in-flight batches finish before
+	// cancelling them (their messages go back to the queue).
+	ShutdownGrace time.Duration
+	// Stdout receives the start banner and the progress lines; nil discards.
+	Stdout io.Writer
+	// Logger receives the JSON logs; nil discards.
+	Logger *slog.Logger
+}
+
+// ConfigFrom takes the settings pinlist reads from the environment
+// (PINLIST_ADDR, PINLIST_DATA_DIR, PINLIST_INGEST_TOKEN,
+// PINTEREST_API_BASE_URL when set, PINTEREST_AD_ACCOUNT_ID,
+// PINLIST_REFRESH_BEFORE, PINLIST_MAX_RECORDS_PER_REQUEST,
+// PINLIST_CONNECTION_NAME).
+func ConfigFrom(c config.Config) Config {
+	out := Config{
+		Addr:                 c.Addr,
+		DataDir:              c.DataDir,
+		IngestToken:          c.IngestToken,
+		AdAccountID:          c.AdAccountID,
+		RefreshBefore:        c.RefreshBefore,
+		MaxRecordsPerRequest: c.MaxRecordsPerRequest,
+		ConnectionName:       c.ConnectionName,
+	}
+	if c.APIBaseURLSet {
+		out.PinterestURL = c.APIBaseURL
+	}
+	return out
+}
+
+// withDefaults fills in the zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	def := func(v *time.Duration, d time.Duration) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	if c.Addr == "" {
+		c.Addr = DefaultAddr
+	}
+	if c.SimAddr == "" {
+		c.SimAddr = DefaultSimAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.RefreshBefore <= 0 {
+		c.RefreshBefore = config.DefaultRefreshBefore
+	}
+	if c.MaxRecordsPerRequest <= 0 {
+		c.MaxRecordsPerRequest = config.DefaultMaxRecordsPerRequest
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = config.DefaultConnectionName
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.WriteRate < 0 {
+		return Config{}, fmt.Errorf("write rate %v: must not be negative", c.WriteRate)
+	}
+	if c.VisibilityTimeout <= 0 {
+		c.VisibilityTimeout = queue.DefaultLocalVisibilityTimeout
+	}
+	if c.MaxReceive <= 0 {
+		c.MaxReceive = queue.DefaultLocalMaxReceive
+	}
+	def(&c.RetryBase, DefaultRetryBase)
+	def(&c.RetryMax, DefaultRetryMax)
+	c.RetryMax = max(c.RetryMax, c.RetryBase)
+	def(&c.PollInterval, DefaultPollInterval)
+	def(&c.ProgressEvery, DefaultProgressEvery)
+	def(&c.RefreshEvery, DefaultRefreshEvery)
+	def(&c.MaintainEvery, DefaultMaintainEvery)
+	def(&c.ShutdownGrace, DefaultShutdownGrace)
+	if c.Stdout == nil {
+		c.Stdout = io.Discard
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, a := range []struct{ name, addr string }{{"address", c.Addr}, {"simulator address", c.SimAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return Config{}, fmt.Errorf("%s %q: want HOST:PORT: %w", a.name, a.addr, err)
+		}
+	}
+	return c, nil
+}
+
+// QueuePath, TokenPath and IngestTokenPath are the files of a data
+// directory.
+func QueuePath(dataDir string) string       { return filepath.Join(dataDir, QueueFile) }
+func TokenPath(dataDir string) string       { return filepath.Join(dataDir, TokenFile) }
+func IngestTokenPath(dataDir string) string { return filepath.Join(dataDir, IngestTokenFile) }
