@@ -2,6 +2,8 @@ package main
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/pinlist/pinlist/internal/awstest"
@@ -14,3 +16,17 @@ import (
 var moto *awstest.Moto
 
 func TestMain(m *testing.M) { os.Exit(awstest.Main(m, &moto)) }
+
+// useMoto points the AWS SDK of the commands run in this test at moto, and
+// away from any shared AWS configuration of the machine.
+func useMoto(t *testing.T) {
+	t.Helper()
+	for _, kv := range moto.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "no-config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "no-credentials"))
+	t.Setenv("AWS_PROFILE", "")
+}
