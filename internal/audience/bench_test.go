@@ -202,3 +202,46 @@ func BenchmarkMapStages(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPackMessages packs the coalesced changes of the generated body
+// into queue message bodies (ingest's last step).
+func BenchmarkPackMessages(b *testing.B) {
+	body, _ := genBody(benchProfiles, 1)
+	changes, _, err := MapProfilesBytes(body, Limits{}, time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := PackMessages(changes, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(changes)*b.N)/b.Elapsed().Seconds(), "changes/s")
+}
+
+// BenchmarkDecodeMessage decodes and validates those message bodies and
+// turns them back into changes (upload's first step).
+func BenchmarkDecodeMessage(b *testing.B) {
+	body, _ := genBody(benchProfiles, 1)
+	changes, _, err := MapProfilesBytes(body, Limits{}, time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		b.Fatal(err)
+	}
+	packed, err := PackMessages(changes, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var seq uint64
+		for _, p := range packed {
+			m, err := DecodeMessage(p.Body)
+			if err != nil {
+				b.Fatal(err)
+			}
+			seq += uint64(len(m.Changes(seq)))
+		}
+	}
+	b.ReportMetric(float64(len(changes)*b.N)/b.Elapsed().Seconds(), "changes/s")
+}

@@ -321,11 +321,20 @@ func IsHash(s string) bool {
 	if len(s) != 64 {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
+	// Branch-free: hex digits are random, so a test per byte mispredicts.
+	var bad byte
+	for i := 0; i < 64; i++ {
+		bad |= notLowerHex[s[i]]
+	}
+	return bad == 0
+}
+
+// notLowerHex is 1 for every byte but 0–9 and a–f.
+var notLowerHex = func() (t [256]byte) {
+	for c := range t {
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
-			return false
+			t[c] = 1
 		}
 	}
-	return true
-}
+	return t
+}()

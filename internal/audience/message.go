@@ -104,7 +104,7 @@ func PackMessages(changes []Change, maxBytes int) ([]Packed, error) {
 			out = append(out, Packed{Audience: a, Body: body, Records: n})
 			body, n = nil, 0
 		}
-		for _, i := range members[k] {
+		for j, i := range members[k] {
 			rec, err = appendRecord(rec[:0], &changes[i])
 			if err != nil {
 				return nil, fmt.Errorf("pack change %d: %w", i, err)
@@ -116,7 +116,9 @@ func PackMessages(changes []Change, maxBytes int) ([]Packed, error) {
 				if len(head)+len(rec)+len(suffix) > maxBytes {
 					return nil, fmt.Errorf("pack change %d: one record needs %d bytes, over the %d-byte message bound", i, len(head)+len(rec)+len(suffix), maxBytes)
 				}
-				body = append(make([]byte, 0, min(maxBytes, len(head)+len(suffix)+len(rec)*len(members[k]))), head...)
+				// Room for the records left, at this one's size (+1 for commas).
+				left := len(members[k]) - j
+				body = append(make([]byte, 0, min(maxBytes, len(head)+len(suffix)+(len(rec)+1)*left)), head...)
 			} else {
 				body = append(body, ',')
 			}
