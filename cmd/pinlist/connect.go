@@ -49,7 +49,7 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	clientID := fs.String("client-id", "", "the Pinterest app's ID ($"+envClientID+"; default: the stored token's)")
 	clientSecret := fs.String("client-secret", "", "the app's secret; prefer $"+envClientSecret+" or the prompt, since a flag shows in the process list")
 	adAccount := fs.String("ad-account", env.AdAccountID, "ad account ID, digits ($"+config.EnvAdAccountID+"; default: the stored token's)")
-	pinterestURL := fs.String("pinterest-url", env.APIBaseURL, "Pinterest API v5 base URL ($"+config.EnvAPIBaseURL+"), e.g. a `pinlist sim` at http://127.0.0.1:8081/v5")
+	pinterestURL := fs.String("pinterest-url", env.APIBaseURL, "Pinterest API v5 base URL ($"+config.EnvAPIBaseURL+"), e.g. http://127.0.0.1:8081/v5 for pinlist sim")
 	authURL := fs.String("auth-url", "", "the consent page (default "+pinterest.DefaultAuthURL+", or HOST/oauth/ of a --pinterest-url that is not Pinterest's)")
 	port := fs.Int("redirect-port", connect.DefaultRedirectPort, "port of the callback http://127.0.0.1:PORT"+connect.CallbackPath+", which must be a redirect URI of the app (0: a free port, for the simulator)")
 	redirectHost := fs.String("redirect-host", connect.DefaultRedirectHost, "host of the redirect URI: 127.0.0.1 or localhost, whichever your app registered")
