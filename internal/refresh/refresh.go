@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/token"
 )
@@ -299,14 +300,16 @@ func (r *Refresher) emit(res Result, failed bool) {
 	if failed {
 		failures = 1
 	}
-	m := []Metric{{Name: "RefreshFailures", Unit: "Count", Value: failures}}
+	m := []emf.Metric{{Name: "RefreshFailures", Unit: "Count", Value: failures}}
 	if !res.AccessTokenExpiresAt.IsZero() {
-		m = append(m, Metric{Name: "DaysToAccessTokenExpiry", Unit: "None", Value: res.DaysToAccessExpiry})
+		m = append(m, emf.Metric{Name: "DaysToAccessTokenExpiry", Unit: "None", Value: res.DaysToAccessExpiry})
 	}
 	if !res.RefreshTokenExpiresAt.IsZero() {
-		m = append(m, Metric{Name: "DaysToRefreshTokenExpiry", Unit: "None", Value: res.DaysToRefreshExpiry})
+		m = append(m, emf.Metric{Name: "DaysToRefreshTokenExpiry", Unit: "None", Value: res.DaysToRefreshExpiry})
 	}
-	r.o.Metrics.Write(r.o.Connection, m)
+	if err := r.o.Metrics.Write(r.o.Connection, m); err != nil {
+		r.o.Logger.Warn("could not write the refresh metrics", "error", err.Error())
+	}
 }
 
 func days(d time.Duration) float64 {

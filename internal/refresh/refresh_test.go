@@ -344,29 +344,3 @@ func TestNothingStoredNeedsReconnect(t *testing.T) {
 		t.Fatalf("err %v alerts %d", err, len(h.alerts.got))
 	}
 }
-
-func TestEMFRecordShape(t *testing.T) {
-	var buf bytes.Buffer
-	NewMetricsWriter(&buf, func() time.Time { return now }).Write("conn", []Metric{{Name: "RefreshFailures", Unit: "Count", Value: 1}})
-	var rec struct {
-		AWS struct {
-			Timestamp         int64
-			CloudWatchMetrics []struct {
-				Namespace  string
-				Dimensions [][]string
-				Metrics    []struct{ Name, Unit string }
-			}
-		} `json:"_aws"`
-		Connection      string
-		RefreshFailures float64
-	}
-	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil {
-		t.Fatal(err)
-	}
-	cw := rec.AWS.CloudWatchMetrics
-	if rec.AWS.Timestamp != now.UnixMilli() || len(cw) != 1 || cw[0].Namespace != "pinlist" ||
-		len(cw[0].Dimensions) != 1 || cw[0].Dimensions[0][0] != "Connection" || cw[0].Metrics[0].Name != "RefreshFailures" ||
-		rec.Connection != "conn" || rec.RefreshFailures != 1 {
-		t.Errorf("EMF record = %s", buf.String())
-	}
-}

@@ -1,14 +1,8 @@
 package upload
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
 )
@@ -123,55 +117,5 @@ func TestOlderID(t *testing.T) {
 		if got := olderID(tt.a, tt.b); got != tt.want {
 			t.Errorf("olderID(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
-	}
-}
-
-func TestWriteEMF(t *testing.T) {
-	var buf bytes.Buffer
-	at := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	err := writeEMF(&buf, at, "shop-eu", []metric{
-		{Name: "ChangesApplied", Value: 12, Unit: "Count"},
-		{Name: "Failures", Value: 0, Unit: "Count"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := buf.String()
-	if strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
-		t.Fatalf("want exactly one line ending in a newline, got %q", line)
-	}
-	var got map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
-		t.Fatalf("EMF line is not JSON: %v", err)
-	}
-	want := map[string]any{
-		"_aws": map[string]any{
-			"Timestamp": float64(at.UnixMilli()),
-			"CloudWatchMetrics": []any{map[string]any{
-				"Namespace":  "pinlist",
-				"Dimensions": []any{[]any{"Connection"}},
-				"Metrics": []any{
-					map[string]any{"Name": "ChangesApplied", "Unit": "Count"},
-					map[string]any{"Name": "Failures", "Unit": "Count"},
-				},
-			}},
-		},
-		"Connection":     "shop-eu",
-		"ChangesApplied": float64(12),
-		"Failures":       float64(0),
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("EMF record (-want +got):\n%s", diff)
-	}
-}
-
-type failingWriter struct{}
-
-func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
-
-func TestWriteEMFReportsWriteErrors(t *testing.T) {
-	err := writeEMF(failingWriter{}, time.Unix(0, 0), "c", nil)
-	if err == nil || !strings.Contains(err.Error(), "write metrics record") {
-		t.Fatalf("writeEMF to a failing writer = %v, want a write error", err)
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/token"
 )
@@ -279,7 +280,7 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 		slog.Int64("api_calls", calls),
 		slog.Int64("retries", retries),
 		slog.Duration("duration", h.now().Sub(start)))
-	err := writeEMF(h.metrics, h.now(), h.connection, []metric{
+	err := emf.Write(h.metrics, h.now(), h.connection, []emf.Metric{
 		{Name: "ChangesApplied", Value: float64(b.changesApplied), Unit: "Count"},
 		{Name: "ListsCreated", Value: float64(b.listsCreated), Unit: "Count"},
 		{Name: "APICalls", Value: float64(calls), Unit: "Count"},
