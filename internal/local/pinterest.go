@@ -47,21 +47,11 @@ func startSimulator(ctx context.Context, cfg Config, adAccount string, store tok
 	if err != nil {
 		return nil, fmt.Errorf("start the Pinterest simulator: %w", err)
 	}
+	// Taken before the simulator issues the pair: the expiries stored are
+	// never later than the ones it keeps.
 	now := time.Now()
 	access, refresh := sim.IssueToken(SimClientID, simScopes)
-	err = store.Save(ctx, token.Token{
-		ClientID:     SimClientID,
-		ClientSecret: SimClientSecret,
-		AccessToken:  access,
-		RefreshToken: refresh,
-		// Taken before the simulator issued the pair: never later than
-		// the expiries it keeps.
-		AccessTokenExpiresAt:  now.Add(pinterestsim.DefaultAccessTokenTTL),
-		RefreshTokenExpiresAt: now.Add(pinterestsim.DefaultRefreshTokenTTL),
-		Scope:                 strings.Join(simScopes, ","),
-		AdAccountID:           adAccount,
-		RefreshedAt:           now,
-	})
+	err = store.Save(ctx, SimulatorToken(SimClientID, SimClientSecret, access, refresh, adAccount, now))
 	if err != nil {
 		return nil, fmt.Errorf("provision the simulator's token: %w", err)
 	}
@@ -77,6 +67,24 @@ func startSimulator(ctx context.Context, cfg Config, adAccount string, store tok
 	}
 	go func() { s.served <- s.http.Serve(ln) }()
 	return s, nil
+}
+
+// SimulatorToken is the token to store for a pair a Pinterest simulator
+// issued at issuedAt (or later) to the OAuth app clientID, with the
+// simulator's default lifetimes and scopes ads:read,ads:write: what `pinlist
+// connect` would store for Pinterest.
+func SimulatorToken(clientID, clientSecret, access, refresh, adAccount string, issuedAt time.Time) token.Token {
+	return token.Token{
+		ClientID:              clientID,
+		ClientSecret:          clientSecret,
+		AccessToken:           access,
+		RefreshToken:          refresh,
+		AccessTokenExpiresAt:  issuedAt.Add(pinterestsim.DefaultAccessTokenTTL),
+		RefreshTokenExpiresAt: issuedAt.Add(pinterestsim.DefaultRefreshTokenTTL),
+		Scope:                 strings.Join(simScopes, ","),
+		AdAccountID:           adAccount,
+		RefreshedAt:           issuedAt,
+	}
 }
 
 // close stops the simulator's HTTP server, letting requests in flight finish

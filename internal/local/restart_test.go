@@ -54,14 +54,8 @@ func (s *externalSim) connect(t *testing.T, dataDir string) {
 	t.Helper()
 	now := time.Now()
 	access, refresh := s.IssueToken("test-app", simScopes)
-	err := token.FileStore{Path: TokenPath(dataDir)}.Save(context.Background(), token.Token{
-		ClientID: "test-app", ClientSecret: "test-secret",
-		AccessToken: access, RefreshToken: refresh,
-		AccessTokenExpiresAt:  now.Add(pinterestsim.DefaultAccessTokenTTL),
-		RefreshTokenExpiresAt: now.Add(pinterestsim.DefaultRefreshTokenTTL),
-		Scope:                 "ads:read,ads:write",
-		AdAccountID:           testAdAccount,
-	})
+	err := token.FileStore{Path: TokenPath(dataDir)}.Save(context.Background(),
+		SimulatorToken("test-app", "test-secret", access, refresh, testAdAccount, now))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,305 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/queue"
+)
+
+// fakeQueue records what the workers delete and release.
+type fakeQueue struct {
+	mu       sync.Mutex
+	batches  []queue.Batch
+	deleted  []string
+	released map[time.Duration][]string
+}
+
+func (q *fakeQueue) ReceiveGroupBatch(ctx context.Context, max int) (queue.Batch, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.batches) == 0 {
+		return queue.Batch{}, nil
+	}
+	b := q.batches[0]
+	q.batches = q.batches[1:]
+	return b, nil
+}
+
+func (q *fakeQueue) Delete(ctx context.Context, receipts ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.deleted = append(q.deleted, receipts...)
+	return nil
+}
+
+func (q *fakeQueue) Release(ctx context.Context, delay time.Duration, receipts ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.released == nil {
+		q.released = map[time.Duration][]string{}
+	}
+	q.released[delay] = append(q.released[delay], receipts...)
+	return nil
+}
+
+// fakeHandler answers with the failures fail picks, and keeps the events.
+type fakeHandler struct {
+	fail   func(ctx context.Context, ev events.SQSEvent) ([]string, error)
+	events []events.SQSEvent
+}
+
+func (h *fakeHandler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	h.events = append(h.events, ev)
+	ids, err := h.fail(ctx, ev)
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, id := range ids {
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
+	}
+	return resp, err
+}
+
+// testBatch is a batch of n messages of group g, delivered for the
+// receiveCount-th time, each with records changes.
+func testBatch(g string, n, receiveCount, records int) queue.Batch {
+	b := queue.Batch{GroupID: g}
+	sent := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		changes := make([]audience.Change, records)
+		for j := range changes {
+			changes[j] = audience.Change{
+				Audience: audience.Ref{Namespace: "ups", ID: g}, List: audience.ListEmail, Op: audience.OpAdd,
+				Hash: strconv.Itoa(i) + strconv.Itoa(j) + "0000000000000000000000000000000000000000000000000000000000000000"[:62], EventTime: sent,
+			}
+		}
+		body := []byte(`{"v":1,"kind":"audience","audience":{"ns":"ups","id":"` + g + `"},"name":"x"}`)
+		if records > 0 {
+			packed, err := audience.PackMessages(changes, 0)
+			if err != nil {
+				panic(err)
+			}
+			body = packed[0].Body
+		}
+		id := g + "-" + strconv.Itoa(i)
+		b.Messages = append(b.Messages, queue.Received{
+			ID: id, Receipt: id + "#" + strconv.Itoa(receiveCount), GroupID: g, Body: body,
+			ReceiveCount: receiveCount, SentAt: sent.Add(time.Duration(i) * time.Millisecond),
+		})
+	}
+	return b
+}
+
+func newTestWorkers(q batchQueue, h batchHandler) *workers {
+	return &workers{
+		q: q, h: h, count: &counters{}, wake: make(chan struct{}, 1),
+		poll: time.Millisecond, batchTimeout: time.Minute,
+		retryBase: time.Second, retryMax: 8 * time.Second,
+		log: slog.New(slog.DiscardHandler),
+	}
+}
+
+// TestApplyDeletesWhatSucceededAndReleasesTheRest: the Lambda event source's
+// partial batch response, locally: the messages reported failed are
+// released with a backoff by receive count, the others deleted and counted.
+func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
+	tests := []struct {
+		name         string
+		receiveCount int
+		fail         func(ctx context.Context, ev events.SQSEvent) ([]string, error)
+		cancelWork   bool
+		wantDeleted  []string
+		wantReleased map[time.Duration][]string
+		wantApplied  int64
+		wantRetried  int64
+	}{
+		{
+			name:         "all applied",
+			receiveCount: 1,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return nil, nil },
+			wantDeleted:  []string{"g-0#1", "g-1#1", "g-2#1"},
+			wantApplied:  9,
+		},
+		{
+			name:         "the tail of the group failed on the first delivery",
+			receiveCount: 1,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-1", "g-2"}, nil },
+			wantDeleted:  []string{"g-0#1"},
+			wantReleased: map[time.Duration][]string{time.Second: {"g-1#1", "g-2#1"}},
+			wantApplied:  3,
+			wantRetried:  2,
+		},
+		{
+			name:         "third delivery waits four times the base",
+			receiveCount: 3,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-2"}, nil },
+			wantDeleted:  []string{"g-0#3", "g-1#3"},
+			wantReleased: map[time.Duration][]string{4 * time.Second: {"g-2#3"}},
+			wantApplied:  6,
+			wantRetried:  1,
+		},
+		{
+			name:         "the delay stops at the maximum",
+			receiveCount: 9,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-0", "g-1", "g-2"}, nil },
+			wantReleased: map[time.Duration][]string{8 * time.Second: {"g-0#9", "g-1#9", "g-2#9"}},
+			wantRetried:  3,
+		},
+		{
+			name:         "a handler error fails the whole batch",
+			receiveCount: 1,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return nil, errors.New("boom") },
+			wantReleased: map[time.Duration][]string{time.Second: {"g-0#1", "g-1#1", "g-2#1"}},
+			wantRetried:  3,
+		},
+		{
+			name:         "unknown failure ids are ignored",
+			receiveCount: 1,
+			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"other"}, nil },
+			wantDeleted:  []string{"g-0#1", "g-1#1", "g-2#1"},
+			wantApplied:  9,
+		},
+		{
+			name:         "a shutdown returns the unapplied messages at once",
+			receiveCount: 2,
+			cancelWork:   true,
+			fail: func(ctx context.Context, ev events.SQSEvent) ([]string, error) {
+				if ctx.Err() == nil {
+					t.Error("the batch context was not cancelled")
+				}
+				return []string{"g-1", "g-2"}, nil
+			},
+			wantDeleted:  []string{"g-0#2"},
+			wantReleased: map[time.Duration][]string{0: {"g-1#2", "g-2#2"}},
+			wantApplied:  3,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := &fakeQueue{}
+			h := &fakeHandler{fail: tc.fail}
+			w := newTestWorkers(q, h)
+			work, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tc.cancelWork {
+				cancel()
+			}
+			w.apply(work, testBatch("g", 3, tc.receiveCount, 3))
+			if diff := cmp.Diff(tc.wantDeleted, q.deleted); diff != "" {
+				t.Errorf("deleted (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.wantReleased, q.released); diff != "" {
+				t.Errorf("released (-want +got):\n%s", diff)
+			}
+			if got := w.count.applied.Load(); got != tc.wantApplied {
+				t.Errorf("applied = %d, want %d", got, tc.wantApplied)
+			}
+			if got := w.count.retried.Load(); got != tc.wantRetried {
+				t.Errorf("retried = %d, want %d", got, tc.wantRetried)
+			}
+		})
+	}
+}
+
+// TestSQSEventIsWhatLambdaGets: the records carry what the Lambda SQS event
+// source sets and upload reads.
+func TestSQSEventIsWhatLambdaGets(t *testing.T) {
+	b := testBatch("ups:aud", 2, 3, 1)
+	ev := sqsEvent(b)
+	if len(ev.Records) != 2 {
+		t.Fatalf("%d records, want 2", len(ev.Records))
+	}
+	for i, r := range ev.Records {
+		m := b.Messages[i]
+		want := events.SQSMessage{
+			MessageId: m.ID, ReceiptHandle: m.Receipt, Body: string(m.Body), Md5OfBody: r.Md5OfBody,
+			Attributes: map[string]string{
+				"MessageGroupId": "ups:aud", "ApproximateReceiveCount": "3",
+				"SentTimestamp": strconv.FormatInt(m.SentAt.UnixMilli(), 10),
+			},
+			EventSource: "aws:sqs", EventSourceARN: localQueueARN, AWSRegion: localRegion,
+		}
+		if diff := cmp.Diff(want, r); diff != "" {
+			t.Errorf("record %d (-want +got):\n%s", i, diff)
+		}
+		if len(r.Md5OfBody) != 32 {
+			t.Errorf("record %d: Md5OfBody %q is not an MD5 hex digest", i, r.Md5OfBody)
+		}
+	}
+}
+
+// TestCountRecordsMatchesPackMessages: the cheap count agrees with what
+// PackMessages put in each message, and audience messages count none.
+func TestCountRecordsMatchesPackMessages(t *testing.T) {
+	var changes []audience.Change
+	for i := range 2500 {
+		h := strconv.Itoa(100000 + i)
+		changes = append(changes, audience.Change{
+			Audience: audience.Ref{Namespace: "ups", ID: "a\"h\":\"" + strconv.Itoa(i%3)},
+			List:     audience.ListTypes[i%3], Op: []audience.Op{audience.OpAdd, audience.OpRemove}[i%2],
+			Hash: h + "0000000000000000000000000000000000000000000000000000000000000000"[len(h):], EventTime: t0,
+		})
+	}
+	packed, err := audience.PackMessages(changes, 16<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(packed) < 4 {
+		t.Fatalf("only %d messages: the test proves little", len(packed))
+	}
+	for i, p := range packed {
+		if got := countRecords(p.Body); got != int64(p.Records) {
+			t.Errorf("message %d: countRecords = %d, PackMessages says %d", i, got, p.Records)
+		}
+	}
+	msg, err := audience.NewAudienceMessage(audience.Ref{Namespace: "ups", ID: "h"}, `"h":"name"`, `"h":"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := countRecords(msg); got != 0 {
+		t.Errorf("an audience message counts %d records, want 0", got)
+	}
+}
+
+// TestWorkersRunUntilStopped: workers take batches until the receive
+// context ends, and a send wakes an idle one.
+func TestWorkersRunUntilStopped(t *testing.T) {
+	q := &fakeQueue{batches: []queue.Batch{testBatch("a", 1, 1, 1), testBatch("b", 2, 1, 1)}}
+	h := &fakeHandler{fail: func(context.Context, events.SQSEvent) ([]string, error) { return nil, nil }}
+	w := newTestWorkers(q, h)
+	w.poll = time.Hour // only a wake-up makes an idle worker look again
+	recv, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.run(recv, context.Background()); close(done) }()
+	waitFor(t, "both batches applied", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return len(q.deleted) == 3
+	})
+	q.mu.Lock()
+	q.batches = append(q.batches, testBatch("c", 1, 1, 1))
+	q.mu.Unlock()
+	w.notify()
+	waitFor(t, "the batch sent after the wake-up applied", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return slices.Contains(q.deleted, "c-0#1")
+	})
+	stop()
+	<-done
+}
