@@ -74,18 +74,49 @@ func NewSQS(client sqsAPI, queueURL string) *SQS {
 // URL is the queue's URL.
 func (q *SQS) URL() string { return q.url }
 
-// SendBatch enqueues up to MaxBatch messages with one SendMessageBatch call,
-// each with its MessageGroupId and MessageDeduplicationId (left out when
-// empty). failed holds the indices of the entries SQS did not accept; a
-// sender-fault entry (for example a body SQS refuses) fails again on a retry,
-// so callers bound their retries. err is set when the call itself failed.
+// MaxBatchBytes is SQS's limit on the sum of the bodies in one
+// SendMessageBatch call (1 MiB, the same as its per-message limit).
+const MaxBatchBytes = 1 << 20
+
+// SendBatch enqueues up to MaxBatch messages, each with its MessageGroupId and
+// MessageDeduplicationId (left out when empty). The messages go in order, in
+// as few SendMessageBatch calls as SQS's MaxBatchBytes limit on a call's
+// total payload allows (ten 256 KiB messages take three calls). failed holds
+// the indices of the entries SQS did not accept; a sender-fault entry (for
+// example a body SQS refuses) fails again on a retry, so callers bound their
+// retries. When a call fails after earlier ones succeeded, its entries and
+// every later one are reported failed (not sent, so a group's order holds);
+// err is set only when nothing was sent.
 func (q *SQS) SendBatch(ctx context.Context, msgs []Outgoing) (failed []int, err error) {
 	if len(msgs) > MaxBatch {
 		return nil, fmt.Errorf("send %d messages to %s: at most %d per batch", len(msgs), q.name, MaxBatch)
 	}
-	if len(msgs) == 0 {
-		return nil, nil
+	for start := 0; start < len(msgs); {
+		end, size := start, 0
+		for end < len(msgs) && (end == start || size+len(msgs[end].Body) <= MaxBatchBytes) {
+			size += len(msgs[end].Body)
+			end++
+		}
+		callFailed, err := q.sendCall(ctx, msgs[start:end])
+		if err != nil {
+			if start == 0 {
+				return nil, err
+			}
+			for i := start; i < len(msgs); i++ {
+				failed = append(failed, i)
+			}
+			return failed, nil
+		}
+		for _, i := range callFailed {
+			failed = append(failed, start+i)
+		}
+		start = end
 	}
+	return failed, nil
+}
+
+// sendCall sends msgs in one SendMessageBatch call.
+func (q *SQS) sendCall(ctx context.Context, msgs []Outgoing) (failed []int, err error) {
 	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
 	for i, m := range msgs {
 		entries[i] = types.SendMessageBatchRequestEntry{

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -469,4 +470,71 @@ type countingSQS struct {
 func (c *countingSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
 	c.sends++
 	return c.sqsAPI.SendMessageBatch(ctx, in, opts...)
+}
+
+// sizeCheckingSQS refuses, as SQS does, a call whose bodies sum to more than
+// MaxBatchBytes (moto does not enforce it), records each call's entry count,
+// and fails the call numbered failCall (1-based) when set.
+type sizeCheckingSQS struct {
+	sqsAPI
+	calls    []int
+	failCall int
+}
+
+func (c *sizeCheckingSQS) SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, opts ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error) {
+	c.calls = append(c.calls, len(in.Entries))
+	total := 0
+	for _, e := range in.Entries {
+		total += len(aws.ToString(e.MessageBody))
+	}
+	if total > MaxBatchBytes {
+		return nil, &types.BatchRequestTooLong{Message: aws.String("Batch requests cannot be longer than 1048576 bytes")}
+	}
+	if len(c.calls) == c.failCall {
+		return nil, errors.New("connection reset")
+	}
+	return c.sqsAPI.SendMessageBatch(ctx, in, opts...)
+}
+
+func TestSQSSendBatchSplitsByTotalPayload(t *testing.T) {
+	body := func(i int) string { return fmt.Sprintf("%02d", i) + strings.Repeat("x", 256<<10-2) }
+	msgs := make([]Outgoing, MaxBatch)
+	for i := range msgs {
+		msgs[i] = sqsMsg("g", fmt.Sprintf("d%d", i), body(i))
+	}
+
+	t.Run("ten 256 KiB messages in calls of at most 1 MiB, in order", func(t *testing.T) {
+		url, _ := moto.CreateFIFOQueueWithDLQ(t, "payload", 3, 30*time.Second)
+		client := &sizeCheckingSQS{sqsAPI: moto.SQS()}
+		failed, err := NewSQS(client, url).SendBatch(t.Context(), msgs)
+		if err != nil || len(failed) != 0 {
+			t.Fatalf("SendBatch = %v, %v; want everything sent", failed, err)
+		}
+		if want := []int{4, 4, 2}; !slices.Equal(client.calls, want) {
+			t.Errorf("entries per call = %v, want %v", client.calls, want)
+		}
+		got := drainSQS(t, url)
+		if len(got) != MaxBatch {
+			t.Fatalf("queue holds %d messages, want %d", len(got), MaxBatch)
+		}
+		for i, m := range got {
+			if m.Body[:2] != fmt.Sprintf("%02d", i) {
+				t.Fatalf("message %d is %q…, want the group's order kept", i, m.Body[:2])
+			}
+		}
+	})
+	t.Run("a failed later call fails it and everything after it", func(t *testing.T) {
+		url, _ := moto.CreateFIFOQueueWithDLQ(t, "payload-fail", 3, 30*time.Second)
+		client := &sizeCheckingSQS{sqsAPI: moto.SQS(), failCall: 2}
+		failed, err := NewSQS(client, url).SendBatch(t.Context(), msgs)
+		if err != nil {
+			t.Fatalf("SendBatch: %v (the first call succeeded, so it reports entries)", err)
+		}
+		if want := []int{4, 5, 6, 7, 8, 9}; !slices.Equal(failed, want) {
+			t.Errorf("failed = %v, want %v", failed, want)
+		}
+		if got := drainSQS(t, url); len(got) != 4 {
+			t.Errorf("queue holds %d messages, want the first call's 4", len(got))
+		}
+	})
 }
