@@ -1,6 +1,7 @@
 package local
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pinlist/pinlist/internal/pinterestsim"
 )
 
 // t0 is the event time the generated memberships start from.
@@ -182,8 +185,8 @@ func TestExitsAfterJoinsAcrossRequests(t *testing.T) {
 }
 
 // TestAudienceMetadataThenMembers: POST /v1/audiences is accepted with the
-// audience's key, goes through the queue like any change, and the members
-// that follow land in that audience's lists.
+// audience's key and creates its three lists under its name before any
+// member arrives; the members that follow land in those lists.
 func TestAudienceMetadataThenMembers(t *testing.T) {
 	s := newStack(t, nil)
 	b, err := os.ReadFile("../../examples/audience.json")
@@ -195,6 +198,24 @@ func TestAudienceMetadataThenMembers(t *testing.T) {
 	if status != http.StatusAccepted || ans["externalAudienceId"] != key {
 		t.Fatalf("POST /v1/audiences = %d %v, want 202 with externalAudienceId %s", status, ans, key)
 	}
+	waitFor(t, "the audience's three lists, named after it, before any member", func() bool {
+		var st pinterestsim.State
+		resp, err := http.Get(s.SimulatorURL() + "/_sim/state")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			t.Fatal(err)
+		}
+		named := 0
+		for _, l := range st.AdAccounts[s.AdAccountID()].CustomerLists {
+			if l.Name == "pinlist "+key+" "+l.ListType+" - Newsletter subscribers" && len(l.Records) == 0 {
+				named++
+			}
+		}
+		return named == 3
+	})
 	var g gen
 	p := profile{ids: []ident{g.email(), g.idfa()}, events: []membershipEvent{{strings.TrimPrefix(key, "ups:"), "realized", t0}}}
 	s.mustAccept(t, body(t, p))
