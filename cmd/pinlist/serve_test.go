@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,24 +28,20 @@ import (
 	"github.com/pinlist/pinlist/internal/token"
 )
 
-// buildPinlist builds this command into a temporary directory, once per
-// test binary.
-var buildPinlist = sync.OnceValues(func() (string, error) {
+// buildPinlist builds this command into the test's temporary directory.
+func buildPinlist(t *testing.T) string {
+	t.Helper()
 	gotool, err := exec.LookPath("go")
 	if err != nil {
-		return "", fmt.Errorf("the go tool is not on PATH (install Go from https://go.dev/dl/): %w", err)
+		t.Fatalf("the go tool is not on PATH (install Go from https://go.dev/dl/): %v", err)
 	}
-	dir, err := os.MkdirTemp("", "pinlist-bin-")
-	if err != nil {
-		return "", err
+	bin := filepath.Join(t.TempDir(), "pinlist")
+	args := append(append([]string{"build"}, buildFlags...), "-o", bin, ".")
+	if out, err := exec.Command(gotool, args...).CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	bin := filepath.Join(dir, "pinlist")
-	out, err := exec.Command(gotool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
+	return bin
+}
 
 // proc is a pinlist process the test started, with its stdout and stderr
 // captured.
@@ -60,12 +55,8 @@ type proc struct {
 
 // startProc runs the pinlist binary with args and env until its banner's
 // line lastKey; it is killed by PID when the test ends.
-func startProc(t *testing.T, env []string, lastKey string, args ...string) *proc {
+func startProc(t *testing.T, bin string, env []string, lastKey string, args ...string) *proc {
 	t.Helper()
-	bin, err := buildPinlist()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
@@ -316,7 +307,8 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 		applyFirst   = 8  // bodies applied (in part) before the rest come
 		killAfter    = 20 // bodies accepted when serve is killed
 	)
-	sim := startProc(t, nil, "example", "sim", "--addr", "127.0.0.1:0", "--ad-account", adAccount,
+	bin := buildPinlist(t)
+	sim := startProc(t, bin, nil, "example", "sim", "--addr", "127.0.0.1:0", "--ad-account", adAccount,
 		"--access-token", accessToken, "--client-id", clientID, "--client-secret", clientSecret)
 	simRoot := sim.banner["inspect"]
 	simRoot = strings.TrimSuffix(simRoot, "/_sim/state")
@@ -346,7 +338,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	env := []string{"PINLIST_INGEST_TOKEN=" + ingestToken, "PINTEREST_API_BASE_URL=", "PINLIST_DATA_DIR=", "PINLIST_ADDR="}
 	serveArgs := []string{"serve", "--addr", addr, "--pinterest-url", simRoot + "/v5", "--data-dir", dataDir,
 		"--write-rate", "0", "--progress-every", "100ms"}
-	serve1 := startProc(t, env, "status", serveArgs...)
+	serve1 := startProc(t, bin, env, "status", serveArgs...)
 	if got := serve1.banner["ingest"]; !strings.HasPrefix(got, "http://"+addr) {
 		t.Fatalf("serve banner says ingest %q, want http://%s", got, addr)
 	}
@@ -377,9 +369,9 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	if code := serve1.cmd.ProcessState.Sys().(syscall.WaitStatus); !code.Signaled() || code.Signal() != syscall.SIGKILL {
 		t.Fatalf("serve ended with %v, not by SIGKILL", serve1.cmd.ProcessState)
 	}
-	t.Logf("after SIGKILL: %s", statusJSON(t, dataDir, simRoot)["queue"])
+	t.Logf("after SIGKILL: %s", statusJSON(t, bin, dataDir, simRoot)["queue"])
 
-	serve2 := startProc(t, env, "status", serveArgs...)
+	serve2 := startProc(t, bin, env, "status", serveArgs...)
 	if err := <-posted; err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +383,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	st := statusJSON(t, dataDir, simRoot)
+	st := statusJSON(t, bin, dataDir, simRoot)
 	var q struct{ Depth, DeadLetters int }
 	if err := json.Unmarshal(st["queue"], &q); err != nil || q.Depth != 0 || q.DeadLetters != 0 {
 		t.Errorf("status queue = %s (%v), want empty with no dead letters", st["queue"], err)
@@ -480,12 +472,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 // statusJSON runs `pinlist status --json` on the data directory.
-func statusJSON(t *testing.T, dataDir, simRoot string) map[string]json.RawMessage {
+func statusJSON(t *testing.T, bin, dataDir, simRoot string) map[string]json.RawMessage {
 	t.Helper()
-	bin, err := buildPinlist()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd := exec.Command(bin, "status", "--json", "--data-dir", dataDir, "--pinterest-url", simRoot+"/v5")
 	cmd.Env = append(os.Environ(), "PINTEREST_API_BASE_URL=", "PINLIST_DATA_DIR=")
 	out, err := cmd.Output()
