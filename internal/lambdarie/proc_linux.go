@@ -1,0 +1,29 @@
+package lambdarie
+
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+)
+
+// setProcessGroup makes the emulator the leader of a new process group, so
+// that the bootstrap it starts can be stopped with it by the emulator's PID,
+// and has the kernel kill the emulator if the process that started it dies
+// without calling Close.
+func setProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// signalGroup sends sig to the process group led by pid. A group that is
+// already gone is not an error.
+func signalGroup(pid int, sig syscall.Signal) error {
+	err := syscall.Kill(-pid, sig)
+	if errors.Is(err, syscall.ESRCH) {
+		return nil
+	}
+	return err
+}
+
+func terminate(pid int) error { return signalGroup(pid, syscall.SIGTERM) }
+
+func kill(pid int) error { return signalGroup(pid, syscall.SIGKILL) }
