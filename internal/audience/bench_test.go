@@ -100,9 +100,31 @@ func genUUID(rng *rand.Rand, upper bool) string {
 }
 
 // BenchmarkMapProfiles measures the whole mapping of one request as ingest
-// does it: read, parse, normalise, hash, coalesce (MapProfiles) and group
-// (GroupChunks) 10,000 generated profiles.
+// does it with a Mapper kept between requests: parse, normalise, hash,
+// coalesce (Mapper.Map) and group (Mapper.Chunks) 10,000 generated profiles
+// already in memory.
 func BenchmarkMapProfiles(b *testing.B) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	m := NewMapper(Limits{})
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		rep, err := m.Map(body, received)
+		if err != nil || rep.Activated != len(ids) {
+			b.Fatalf("Map: activated %d of %d, err %v", rep.Activated, len(ids), err)
+		}
+		if chunks := m.Chunks(0, 0); len(chunks) == 0 {
+			b.Fatal("no chunks")
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}
+
+// BenchmarkMapProfilesFunc is the same work through the package functions
+// (a new Mapper per request, the body read from an io.Reader, the []Change
+// built): MapProfiles then GroupChunks.
+func BenchmarkMapProfilesFunc(b *testing.B) {
 	body, ids := genBody(benchProfiles, 1)
 	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
 	b.SetBytes(int64(len(body)))
@@ -161,37 +183,29 @@ func BenchmarkParseCoalesceGroup(b *testing.B) {
 }
 
 // BenchmarkMapStages times each stage of BenchmarkMapProfiles on its own,
-// to show where the time goes: reading the body, parsing (with normalising
-// and hashing), coalescing the compact records, hex-encoding the hashes,
-// building the []Change, and cutting chunks.
+// to show where the time goes: parsing (with normalising and hashing) on
+// the fast path and, for comparison, on the exact path; coalescing the
+// compact records; hex-encoding the hashes; cutting chunks; and building
+// the []Change that MapProfiles returns instead.
 func BenchmarkMapStages(b *testing.B) {
 	body, _ := genBody(benchProfiles, 1)
 	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
-	p, err := parse(body, Limits{}, received)
-	if err != nil {
+	m := NewMapper(Limits{})
+	if _, err := m.Map(body, received); err != nil {
 		b.Fatal(err)
 	}
-	winners := p.coalesce()
-	hexes := p.hexHashes()
-	changes, _, err := MapProfilesBytes(body, Limits{}, received)
-	if err != nil {
-		b.Fatal(err)
-	}
+	var exact parser
 	stages := []struct {
 		name string
 		run  func()
 	}{
 		{"read", func() { _, _ = readBody(bytes.NewReader(body), DefaultMaxBodyBytes) }},
-		{"parse", func() { _, _ = parse(body, Limits{}, received) }},
-		{"coalesce", func() { p.coalesce() }},
-		{"hex", func() { p.hexHashes() }},
-		{"changes", func() {
-			out := make([]Change, len(winners))
-			for j, i := range winners {
-				p.change(&out[j], i, hexes)
-			}
-		}},
-		{"chunks", func() { GroupChunks(changes, 0, 0) }},
+		{"parse", func() { _ = m.p.run(body, m.lim, received, true) }},
+		{"parse-exact", func() { _ = exact.run(body, m.lim, received, false) }},
+		{"coalesce", func() { m.coalesce() }},
+		{"hex", func() { hexSums(m.p.sums) }},
+		{"chunks", func() { m.Chunks(0, 0) }},
+		{"changes", func() { m.Changes() }},
 	}
 	for _, s := range stages {
 		b.Run(s.name, func(b *testing.B) {

@@ -1,9 +1,7 @@
 package audience
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/binary"
 	"slices"
 	"strings"
 )
@@ -39,42 +37,6 @@ func Coalesce(changes []Change) []Change {
 		out[j] = changes[i]
 	}
 	return out
-}
-
-// coalesce is Coalesce over the parser's compact records: it returns the
-// indexes of the winning records in Coalesce's output order.
-func (p *parser) coalesce() []int32 {
-	if len(p.recs) == 0 {
-		return nil
-	}
-	audRank := ranks(p.auds, compareRef)
-	nl := int32(len(recLists))
-	group := make([]int32, len(p.recs))
-	for i := range p.recs {
-		group[i] = audRank[p.recs[i].aud]*nl + int32(p.recs[i].list)
-	}
-	return coalesceOrder(coalesceInput{
-		group:  group,
-		groups: len(p.auds) * len(recLists),
-		key: func(i int32) uint64 {
-			return binary.BigEndian.Uint64(p.sums[p.recs[i].sum][:8])
-		},
-		// SHA-256 bytes are uniform: two bytes of radix leave runs of a
-		// few elements, which the full comparison finishes.
-		radixBytes: 2,
-		cmpHash: func(a, b int32) int {
-			x, y := p.recs[a].sum, p.recs[b].sum
-			if x == y {
-				return 0
-			}
-			return bytes.Compare(p.sums[x][:], p.sums[y][:])
-		},
-		cmpLater: func(a, b int32) int {
-			return cmp.Or(cmp.Compare(p.recs[a].t, p.recs[b].t), cmp.Compare(a, b))
-		},
-		op:  func(i int32) int { return int(p.recs[i].op) },
-		ops: len(recOps),
-	})
 }
 
 // coalesceInput describes n elements to coalesce: each belongs to a group

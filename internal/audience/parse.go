@@ -1,12 +1,10 @@
 package audience
 
 import (
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -72,7 +70,7 @@ func ParseProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change
 	if len(p.recs) == 0 {
 		return nil, p.rep, nil
 	}
-	hexes := p.hexHashes()
+	hexes := hexSums(p.sums)
 	out := make([]Change, len(p.recs))
 	for i := range p.recs {
 		p.change(&out[i], int32(i), hexes)
@@ -93,48 +91,78 @@ func MapProfiles(r io.Reader, lim Limits, receivedAt time.Time) ([]Change, Repor
 	return MapProfilesBytes(body, lim, receivedAt)
 }
 
-// MapProfilesBytes is MapProfiles for a body already in memory.
+// MapProfilesBytes is MapProfiles for a body already in memory. It maps
+// with a new Mapper; a caller that maps many bodies keeps one instead.
 func MapProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
-	p, err := parse(body, lim, receivedAt)
+	m := NewMapper(lim)
+	rep, err := m.Map(body, receivedAt)
 	if err != nil {
 		return nil, Report{}, err
 	}
-	winners := p.coalesce()
-	if len(winners) == 0 {
-		return nil, p.rep, nil
-	}
-	hexes := p.hexHashes()
-	out := make([]Change, len(winners))
-	for j, i := range winners {
-		p.change(&out[j], i, hexes)
-	}
-	return out, p.rep, nil
+	return m.Changes(), rep, nil
 }
 
+// parse maps body on the exact path alone: ParseProfiles's reference
+// behaviour, which the fast path is held to.
 func parse(body []byte, lim Limits, receivedAt time.Time) (*parser, error) {
-	lim = lim.withDefaults()
-	if int64(len(body)) > lim.MaxBodyBytes {
-		return nil, tooLarge(lim.MaxBodyBytes)
-	}
-	if receivedAt.Before(minEventTime) || receivedAt.After(maxEventTime) {
-		return nil, errors.New("parse profiles: receivedAt is outside the range of Unix nanoseconds")
-	}
-	p := &parser{
-		s:        body,
-		lim:      lim,
-		received: receivedAt.UnixNano(),
-		rep:      newReport(),
-		nss:      map[string]*namespaceEntry{},
-		// AEP bodies carry about one change per 80 bytes and one identity
-		// per 150: sized a little above that, typical bodies never grow
-		// these (larger counts double them).
-		recs: make([]rec, 0, min(len(body)/60, lim.MaxChanges)),
-		sums: make([][32]byte, 0, len(body)/100),
-	}
-	if err := p.document(); err != nil {
+	p := &parser{}
+	if err := p.run(body, lim, receivedAt, false); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// run maps body into p, reusing p's buffers. With fast it first tries the
+// fast path (fastDocument) and, if the body is not of the shape that path
+// reads, starts over on the exact path (document); the result is the same
+// either way.
+func (p *parser) run(body []byte, lim Limits, receivedAt time.Time, fast bool) error {
+	lim = lim.withDefaults()
+	if int64(len(body)) > lim.MaxBodyBytes {
+		return tooLarge(lim.MaxBodyBytes)
+	}
+	if receivedAt.Before(minEventTime) || receivedAt.After(maxEventTime) {
+		return errors.New("parse profiles: receivedAt is outside the range of Unix nanoseconds")
+	}
+	p.reset(body, lim, receivedAt.UnixNano())
+	if fast {
+		if p.fastDocument() {
+			return nil
+		}
+		p.reset(body, lim, receivedAt.UnixNano())
+	}
+	return p.document()
+}
+
+// reset readies p for body, keeping the capacity of its buffers.
+func (p *parser) reset(body []byte, lim Limits, received int64) {
+	p.s, p.i, p.lim, p.received = body, 0, lim, received
+	p.rep = newReport()
+	p.path = p.path[:0]
+	// AEP bodies carry about one change per 80 bytes and one identity per
+	// 150: sized a little above that, typical bodies never grow these
+	// (larger counts double them).
+	p.recs = resetCap(p.recs, min(len(body)/60, lim.MaxChanges))
+	p.sums = resetCap(p.sums, len(body)/100)
+	clear(p.auds) // drop the last request's strings
+	p.auds = p.auds[:0]
+	p.ids, p.mems, p.nAud = p.ids[:0], p.mems[:0], 0
+	if p.nss == nil {
+		p.nss = map[string]*namespaceEntry{}
+	}
+	clear(p.nss)
+	p.lastNS = nil
+	clear(p.escKeys)
+	p.escKeys = p.escKeys[:0]
+	p.fastWrapper, p.fastProfile = false, 0
+}
+
+// resetCap empties s and makes room for at least n elements.
+func resetCap[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, 0, n)
+	}
+	return s[:0]
 }
 
 func tooLarge(max int64) *RequestError {
@@ -165,9 +193,15 @@ type parser struct {
 	nAud int
 
 	nss     map[string]*namespaceEntry // audience namespaces seen, with their audiences
+	lastNS  *namespaceEntry            // the fast path's last audience namespace
 	strbuf  []byte                     // unescaped strings; valid until the next readString
 	escKeys [][]byte                   // unescaped copies of keys with escapes on the path
 	idbuf   []byte                     // an unescaped identifier kept while its entry is read
+
+	// Where the fast path is, for failure paths: in {"profiles": [...]}
+	// (else a top-level array), at profile fastProfile.
+	fastWrapper bool
+	fastProfile int
 }
 
 // rec is one change without pointers: cheap to build, sort and drop.
@@ -234,19 +268,6 @@ func (p *parser) change(c *Change, i int32, hexes string) {
 		EventTime: time.Unix(0, r.t).UTC(),
 		Seq:       uint64(i) + 1,
 	}
-}
-
-// hexHashes hex-encodes every hash into one string: a hash is encoded once
-// however many changes carry it, and all share one allocation.
-func (p *parser) hexHashes() string {
-	var sb strings.Builder
-	sb.Grow(64 * len(p.sums))
-	var hx [64]byte
-	for i := range p.sums {
-		hex.Encode(hx[:], p.sums[i][:])
-		sb.Write(hx[:])
-	}
-	return sb.String()
 }
 
 // document reads the top-level value.
@@ -468,11 +489,7 @@ func (p *parser) identity(ns namespace, idx int) error {
 		p.fail(FailInvalidIdentity, indexSeg(idx))
 		return nil
 	}
-	if len(p.sums) == cap(p.sums) {
-		p.sums = slices.Grow(p.sums, max(256, len(p.sums)))
-	}
-	p.sums = append(p.sums, [32]byte{})
-	switch p.h.hashIdentity(ns, id, &p.sums[len(p.sums)-1]) {
+	switch p.h.hashIdentity(ns, id, p.newSum()) {
 	case idOK:
 		p.rep.Activated++
 		p.ids = append(p.ids, profileIdentity{list: listIndex(ns.list()), sum: int32(len(p.sums) - 1)})
@@ -484,6 +501,17 @@ func (p *parser) identity(ns namespace, idx int) error {
 	}
 	p.sums = p.sums[:len(p.sums)-1]
 	return nil
+}
+
+// newSum appends a hash slot to p.sums for the identity being read; the
+// caller drops it again when the identity is not mapped.
+func (p *parser) newSum() *[32]byte {
+	if len(p.sums) == cap(p.sums) {
+		p.sums = slices.Grow(p.sums, max(256, len(p.sums)))
+	}
+	p.sums = p.sums[:len(p.sums)+1]
+	p.sums[len(p.sums)-1] = [32]byte{}
+	return &p.sums[len(p.sums)-1]
 }
 
 // segmentMembership reads {"<audience ns>": {"<audience id>": {"status": ..., "lastQualificationTime": ...}}}.

@@ -1,0 +1,402 @@
+package audience
+
+// The fast path reads the shape real AEP bodies have, in one pass over the
+// bytes: [profile, ...] or {"profiles": [...]}, each profile
+// {"identityMap": {NS: [{"id": "..."}]}, "segmentMembership": {NS: {ID:
+// {"status": "...", "lastQualificationTime": "..."}}}}, with white space
+// anywhere JSON allows it and other members skipped exactly as the exact
+// path skips them. It decides nothing on its own: the moment it meets
+// anything else (an escape in a key or a string it reads, a value of an
+// unexpected type, a null, a missing "id", a limit reached, a request error
+// of any kind) it gives up, and the caller maps the whole body again on the
+// exact path (document). What it does map, it maps through the same code
+// (hashIdentity, parseTimestamp, namespace, audience, fail, endProfile), in
+// the same order, so its records and report are the exact path's.
+// FuzzParseProfiles holds the two paths to that.
+
+// fastDocument maps p.s on the fast path; false means "not this shape", and
+// p must then be reset before the exact path runs.
+func (p *parser) fastDocument() bool {
+	s := p.s
+	i := skipWS(s, 0)
+	if i >= len(s) {
+		return false
+	}
+	p.fastWrapper = s[i] == '{'
+	if p.fastWrapper {
+		i = skipWS(s, i+1)
+		key, _, j, ok := fastKey(s, i)
+		if !ok || string(key) != "profiles" {
+			return false
+		}
+		i = j
+	}
+	if s[i] != '[' {
+		return false
+	}
+	i, ok := p.fastProfiles(i)
+	if !ok {
+		return false
+	}
+	if p.fastWrapper {
+		i = skipWS(s, i)
+		if i >= len(s) || s[i] != '}' {
+			return false
+		}
+		i++
+	}
+	return skipWS(s, i) == len(s)
+}
+
+// skipWS returns the index of the first byte at or after i that is not JSON
+// white space.
+func skipWS(s []byte, i int) int {
+	for i < len(s) && s[i] <= ' ' && (s[i] == ' ' || s[i] == '\n' || s[i] == '\r' || s[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+// fastString reads the string whose opening quote is at i; ok is false when
+// it has an escape or a control character (or is unterminated). end is the
+// index after the closing quote.
+func fastString(s []byte, i int) (str []byte, end int, ok bool) {
+	j := plainRun(s, i+1)
+	if j >= len(s) || s[j] != '"' {
+		return nil, 0, false
+	}
+	return s[i+1 : j], j + 1, true
+}
+
+// fastKey reads an object key at i (which must be a quote) and the ':'
+// after it. It returns the key, where it is (for paths) and the index of
+// the member's value.
+func fastKey(s []byte, i int) (key []byte, sp span, val int, ok bool) {
+	if i >= len(s) || s[i] != '"' {
+		return nil, span{}, 0, false
+	}
+	key, j, ok := fastString(s, i)
+	if !ok {
+		return nil, span{}, 0, false
+	}
+	sp = span{a: int32(i + 1), b: int32(j - 1)}
+	j = skipWS(s, j)
+	if j >= len(s) || s[j] != ':' {
+		return nil, span{}, 0, false
+	}
+	j = skipWS(s, j+1)
+	if j >= len(s) {
+		return nil, span{}, 0, false
+	}
+	return key, sp, j, true
+}
+
+// fastNext reads what follows a member or an element at i: a ',' (done is
+// false, next at the following token) or the closing bracket (done is true,
+// next after it).
+func fastNext(s []byte, i int, closing byte) (next int, done, ok bool) {
+	i = skipWS(s, i)
+	if i >= len(s) {
+		return 0, false, false
+	}
+	switch s[i] {
+	case ',':
+		return skipWS(s, i+1), false, true
+	case closing:
+		return i + 1, true, true
+	}
+	return 0, false, false
+}
+
+// fastOpen steps into the object or array whose opening bracket is at i:
+// empty reports that it closes at once (next is then after it).
+func fastOpen(s []byte, i int, closing byte) (next int, empty bool) {
+	i = skipWS(s, i+1)
+	if i < len(s) && s[i] == closing {
+		return i + 1, true
+	}
+	return i, false
+}
+
+// fastSkip skips a value the exact path skips too, with the exact path's
+// skipValue (so it is accepted exactly when that accepts it).
+func (p *parser) fastSkip(i int) (int, bool) {
+	p.i = i
+	if p.skipValue() != nil {
+		return 0, false
+	}
+	return p.i, true
+}
+
+// fastProfiles reads the array of profiles whose '[' is at i.
+func (p *parser) fastProfiles(i int) (int, bool) {
+	s := p.s
+	i, empty := fastOpen(s, i, ']')
+	if empty {
+		return i, true
+	}
+	for idx := 0; ; idx++ {
+		if i >= len(s) || s[i] != '{' || p.rep.Profiles >= p.lim.MaxProfiles {
+			return 0, false
+		}
+		p.rep.Profiles++
+		p.fastProfile = idx
+		p.startProfile()
+		var ok bool
+		if i, ok = p.fastProfileObject(i); !ok || p.endProfile() != nil {
+			return 0, false
+		}
+		var done bool
+		if i, done, ok = fastNext(s, i, ']'); !ok || done {
+			return i, ok
+		}
+	}
+}
+
+// fastProfileObject reads one profile whose '{' is at i.
+func (p *parser) fastProfileObject(i int) (int, bool) {
+	s := p.s
+	i, empty := fastOpen(s, i, '}')
+	if empty {
+		return i, true
+	}
+	for {
+		key, _, j, ok := fastKey(s, i)
+		if !ok {
+			return 0, false
+		}
+		switch string(key) {
+		case "identityMap":
+			j, ok = p.fastIdentityMap(j)
+		case "segmentMembership":
+			j, ok = p.fastSegmentMembership(j)
+		default:
+			j, ok = p.fastSkip(j)
+		}
+		if !ok {
+			return 0, false
+		}
+		var done bool
+		if i, done, ok = fastNext(s, j, '}'); !ok || done {
+			return i, ok
+		}
+	}
+}
+
+// fastIdentityMap reads {"<namespace>": [{"id": "..."}, ...], ...} at i.
+func (p *parser) fastIdentityMap(i int) (int, bool) {
+	s := p.s
+	if s[i] != '{' {
+		return 0, false
+	}
+	i, empty := fastOpen(s, i, '}')
+	if empty {
+		return i, true
+	}
+	for {
+		key, nsSpan, j, ok := fastKey(s, i)
+		if !ok || s[j] != '[' {
+			return 0, false
+		}
+		ns := classifyNamespace(key)
+		j, empty := fastOpen(s, j, ']')
+		for idx := 0; !empty; idx++ {
+			if j >= len(s) || idx >= p.lim.MaxIdentitiesPerNS {
+				return 0, false
+			}
+			if ns == nsOther {
+				p.rep.Excluded[ExcludedUnsupportedNamespace]++
+				j, ok = p.fastSkip(j)
+			} else {
+				j, ok = p.fastIdentity(j, ns, nsSpan, idx)
+			}
+			if !ok {
+				return 0, false
+			}
+			if j, empty, ok = fastNext(s, j, ']'); !ok {
+				return 0, false
+			}
+		}
+		var done bool
+		if i, done, ok = fastNext(s, j, '}'); !ok || done {
+			return i, ok
+		}
+	}
+}
+
+// fastIdentity reads one {"id": "..."} of a namespace pinlist maps, at i.
+func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, bool) {
+	s := p.s
+	if s[i] != '{' {
+		return 0, false
+	}
+	i, empty := fastOpen(s, i, '}')
+	if empty {
+		return 0, false
+	}
+	var id []byte
+	haveID := false
+	for {
+		key, _, j, ok := fastKey(s, i)
+		if !ok {
+			return 0, false
+		}
+		if string(key) == "id" {
+			if s[j] != '"' {
+				return 0, false
+			}
+			if id, j, ok = fastString(s, j); !ok {
+				return 0, false
+			}
+			haveID = true
+		} else if j, ok = p.fastSkip(j); !ok {
+			return 0, false
+		}
+		var done bool
+		if i, done, ok = fastNext(s, j, '}'); !ok {
+			return 0, false
+		} else if done {
+			break
+		}
+	}
+	if !haveID {
+		return 0, false
+	}
+	switch sum := p.newSum(); p.h.hashIdentity(ns, id, sum) {
+	case idOK:
+		p.rep.Activated++
+		p.ids = append(p.ids, profileIdentity{list: listIndex(ns.list()), sum: int32(len(p.sums) - 1)})
+		return i, true
+	case idOptedOut:
+		p.rep.Excluded[ExcludedOptedOut]++
+	default:
+		p.fastFail(ns.failReason(), nameSeg(nameIdentityMap), keySeg(nsSpan), indexSeg(idx), nameSeg(nameID))
+	}
+	p.sums = p.sums[:len(p.sums)-1]
+	return i, true
+}
+
+// fastSegmentMembership reads {"<audience ns>": {"<audience id>": {...}}} at i.
+func (p *parser) fastSegmentMembership(i int) (int, bool) {
+	s := p.s
+	if s[i] != '{' {
+		return 0, false
+	}
+	i, empty := fastOpen(s, i, '}')
+	if empty {
+		return i, true
+	}
+	for {
+		nsKey, nsSpan, j, ok := fastKey(s, i)
+		if !ok || s[j] != '{' {
+			return 0, false
+		}
+		ns := p.lastNS
+		if ns == nil || ns.name != string(nsKey) {
+			ns = p.namespace(nsKey)
+			p.lastNS = ns
+		}
+		j, empty := fastOpen(s, j, '}')
+		for !empty {
+			idKey, idSpan, k, ok := fastKey(s, j)
+			if !ok || p.nAud >= p.lim.MaxAudiencesPerProfile {
+				return 0, false
+			}
+			p.nAud++
+			aud := p.audience(ns, idKey)
+			if k, ok = p.fastMembership(k, aud, nsSpan, idSpan); !ok {
+				return 0, false
+			}
+			if j, empty, ok = fastNext(s, k, '}'); !ok {
+				return 0, false
+			}
+		}
+		var done bool
+		if i, done, ok = fastNext(s, j, '}'); !ok || done {
+			return i, ok
+		}
+	}
+}
+
+// fastMembership reads one {"status": ..., "lastQualificationTime": ...} at i.
+func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (int, bool) {
+	s := p.s
+	if s[i] != '{' {
+		return 0, false
+	}
+	var op uint8
+	t := p.received
+	statusOK, timeOK := false, true
+	i, empty := fastOpen(s, i, '}')
+	for !empty {
+		key, _, j, ok := fastKey(s, i)
+		if !ok {
+			return 0, false
+		}
+		switch string(key) {
+		case "status":
+			var v []byte
+			if s[j] != '"' {
+				return 0, false
+			}
+			if v, j, ok = fastString(s, j); !ok {
+				return 0, false
+			}
+			switch string(v) {
+			case "realized", "existing":
+				op, statusOK = recAdd, true
+			case "exited":
+				op, statusOK = recRemove, true
+			default:
+				op, statusOK = recAdd, false
+			}
+		case "lastQualificationTime":
+			var v []byte
+			switch s[j] {
+			case '"':
+				if v, j, ok = fastString(s, j); !ok {
+					return 0, false
+				}
+				t, timeOK = parseTimestamp(v)
+			case 'n':
+				if j, ok = p.fastSkip(j); !ok {
+					return 0, false
+				}
+				t, timeOK = p.received, true
+			default:
+				return 0, false
+			}
+		default:
+			if j, ok = p.fastSkip(j); !ok {
+				return 0, false
+			}
+		}
+		if i, empty, ok = fastNext(s, j, '}'); !ok {
+			return 0, false
+		}
+	}
+	switch {
+	case aud.idx < 0:
+		p.fastFail(FailInvalidAudience, nameSeg(nameSegmentMembership), keySeg(nsSpan), keySeg(idSpan))
+	case !statusOK:
+		p.fastFail(FailInvalidStatus, nameSeg(nameSegmentMembership), keySeg(nsSpan), keySeg(idSpan), nameSeg(nameStatus))
+	case !timeOK:
+		p.fastFail(FailInvalidTimestamp, nameSeg(nameSegmentMembership), keySeg(nsSpan), keySeg(idSpan), nameSeg(nameLastQualificationTime))
+	default:
+		p.mems = append(p.mems, profileMembership{aud: aud.idx, op: op, t: t})
+	}
+	return i, true
+}
+
+// fastFail is fail at the path segs inside the current profile.
+func (p *parser) fastFail(reason string, segs ...pathSeg) {
+	p.path = p.path[:0]
+	if p.fastWrapper {
+		p.path = append(p.path, nameSeg(nameProfiles))
+	}
+	p.path = append(p.path, indexSeg(p.fastProfile))
+	p.fail(reason, segs...)
+	p.path = p.path[:0]
+}
+
+func keySeg(sp span) pathSeg { return pathSeg{kind: segKey, a: sp.a, b: sp.b} }

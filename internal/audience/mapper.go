@@ -1,0 +1,363 @@
+package audience
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Mapper maps POST /v1/profiles bodies as MapProfilesBytes does, but keeps
+// its working memory from one body to the next, and hands out the result as
+// changes (Changes) or as chunks (Chunks) without building the other. Hashes
+// stay 32-byte arrays until a result needs them as hex.
+//
+// A Mapper maps one body at a time (it is not safe for concurrent use); a
+// server keeps one per worker or a sync.Pool of them. The zero value is not
+// ready: use NewMapper.
+type Mapper struct {
+	lim Limits
+	p   parser
+
+	winners []winner // the coalesced records, in Coalesce's order
+	runs    []run    // their (audience, list type, op) groups
+	hexes   string   // the hex of every p.sums entry, built on demand
+	hexed   bool     // hexes is for the current body
+
+	// Coalescing scratch.
+	items, sorted []coItem
+	group         []int32
+	count         []int32
+	bucketCount   []int32
+}
+
+// NewMapper returns a Mapper for bodies within lim (zero fields: the
+// defaults).
+func NewMapper(lim Limits) *Mapper {
+	return &Mapper{lim: lim.withDefaults()}
+}
+
+// Map parses and maps body (as ParseProfilesBytes does), then coalesces the
+// changes (as Coalesce does) and returns the report. The changes are then
+// read with Changes or Chunks, until the next call of Map. Errors are those
+// of MapProfilesBytes; after an error there are no changes. Map does not
+// keep body once it returns.
+func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
+	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], "", false
+	err := m.p.run(body, m.lim, receivedAt, true)
+	// Keep nothing of the body: the records hold only indexes and hashes,
+	// the report and the audiences their own strings.
+	m.p.s = nil
+	if err != nil {
+		m.p.recs = m.p.recs[:0]
+		return Report{}, err
+	}
+	m.coalesce()
+	return m.p.rep, nil
+}
+
+// Len is how many changes the last Map left after coalescing.
+func (m *Mapper) Len() int { return len(m.winners) }
+
+// Changes returns the last Map's coalesced changes, exactly what
+// MapProfilesBytes returns (nil when there are none). The slice is new and
+// the caller's.
+func (m *Mapper) Changes() []Change {
+	if len(m.winners) == 0 {
+		return nil
+	}
+	hexes := m.hex()
+	out := make([]Change, len(m.winners))
+	for j, w := range m.winners {
+		m.p.change(&out[j], w.i, hexes)
+	}
+	return out
+}
+
+// Chunks returns the last Map's coalesced changes cut into chunks, exactly
+// what GroupChunks(m.Changes(), maxRecords, maxBytes) returns, without
+// building the changes. The chunks are new and the caller's.
+func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
+	if len(m.winners) == 0 {
+		return nil
+	}
+	if maxRecords <= 0 {
+		maxRecords = DefaultMaxRecords
+	}
+	hexes := m.hex()
+	// One backing array for every chunk's hashes, as GroupChunks does.
+	all := make([]string, len(m.winners))
+	for j, w := range m.winners {
+		off := int(w.sum) * 64
+		all[j] = hexes[off : off+64]
+	}
+	const hashLen = 64
+	perChunk := maxRecords
+	if maxBytes > 0 {
+		// Comma-separated hashes: n of them take 65n-1 bytes; a single
+		// hash goes alone even when it is over the bound.
+		perChunk = max(1, min(perChunk, (maxBytes+1)/(hashLen+1)))
+	}
+	var chunks []Chunk
+	start := 0
+	for _, r := range m.runs {
+		for i := start; i < int(r.end); i += perChunk {
+			j := min(i+perChunk, int(r.end))
+			chunks = append(chunks, Chunk{
+				Audience: m.p.auds[r.aud],
+				List:     recLists[r.list],
+				Op:       recOps[r.op],
+				Hashes:   all[i:j:j],
+			})
+		}
+		start = int(r.end)
+	}
+	return chunks
+}
+
+// hex hex-encodes every hash of the last Map once, into one string that
+// all changes and chunks of that Map share.
+func (m *Mapper) hex() string {
+	if !m.hexed {
+		m.hexes, m.hexed = hexSums(m.p.sums), true
+	}
+	return m.hexes
+}
+
+// hexSums encodes sums as one string of 64 lowercase hex digits each.
+func hexSums(sums [][32]byte) string {
+	var sb strings.Builder
+	sb.Grow(64 * len(sums))
+	// Encoded a block at a time on the stack, then copied once.
+	var buf [64 * 64]byte
+	for len(sums) > 0 {
+		n := min(len(sums), 64)
+		for k := range sums[:n] {
+			hexEncode32((*[64]byte)(buf[64*k:]), &sums[k])
+		}
+		sb.Write(buf[:64*n])
+		sums = sums[n:]
+	}
+	return sb.String()
+}
+
+// hexEncode32 writes sum as 64 lowercase hex digits, four bytes at a time:
+// the eight nibbles are spread to a byte each (most significant first), then
+// each becomes '0'+v, plus 39 more when v ≥ 10 (to reach 'a'); v+6 carries
+// into bit 4 exactly then. No byte overflows into the next.
+func hexEncode32(dst *[64]byte, sum *[32]byte) {
+	for k := 0; k < 32; k += 4 {
+		x := uint64(binary.BigEndian.Uint32(sum[k:]))
+		x = (x | x<<16) & 0x0000ffff0000ffff
+		x = (x | x<<8) & 0x00ff00ff00ff00ff
+		x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
+		binary.BigEndian.PutUint64(dst[2*k:], x+0x3030303030303030+((x+0x0606060606060606)>>4&0x0101010101010101)*39)
+	}
+}
+
+// coItem is one record in the coalescing sort: its hash's first 8 bytes
+// (big-endian, so they order like the hash), its event time, its index and
+// its hash's index with the op in the low bit.
+type coItem struct {
+	k     uint64
+	t     int64
+	i     int32  // index into parser.recs
+	sumOp uint32 // index into parser.sums << 1 | op
+}
+
+// winner is a record that survived coalescing, and its hash.
+type winner struct {
+	i   int32 // index into parser.recs
+	sum int32 // index into parser.sums
+}
+
+// run is a stretch of winners of one audience, list type and op, ending
+// (exclusive) at end.
+type run struct {
+	end  int32
+	aud  int32
+	list uint8
+	op   uint8
+}
+
+// coalesce is Coalesce over the parser's compact records: it sets m.winners
+// to the winning records, in Coalesce's output order (by audience, list
+// type, op and hash), and m.runs to their (audience, list type, op) groups.
+//
+// A counting sort puts the records in (audience, list type) order; each
+// group is then sorted by hash (a counting sort on the hash's top bits, then
+// insertion sorts of the few records that share them: SHA-256 bits are
+// uniform), event time and arrival, and the last record of each run of one
+// hash wins.
+func (m *Mapper) coalesce() {
+	recs, sums := m.p.recs, m.p.sums
+	n := len(recs)
+	m.winners, m.runs = m.winners[:0], m.runs[:0]
+	if n == 0 {
+		return
+	}
+	audRank := ranks(m.p.auds, compareRef)
+	nl := int32(len(recLists))
+	groups := len(m.p.auds) * len(recLists)
+
+	count := resizeClear(&m.count, groups+1)
+	group := resize(&m.group, n)
+	items := resize(&m.items, n)
+	for i := range recs {
+		r := &recs[i]
+		g := audRank[r.aud]*nl + int32(r.list)
+		group[i] = g
+		count[g+1]++
+		items[i] = coItem{
+			k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
+			t:     r.t,
+			i:     int32(i),
+			sumOp: uint32(r.sum)<<1 | uint32(r.op),
+		}
+	}
+	for g := 1; g <= groups; g++ {
+		count[g] += count[g-1]
+	}
+	sorted := resize(&m.sorted, n)
+	for i, g := range group {
+		sorted[count[g]] = items[i]
+		count[g]++
+	}
+	// count[g] is now the end of group g; items is free for scratch.
+	// One spare slot: the branch-free loop below writes every item and
+	// only keeps those of its op.
+	winners := slices.Grow(m.winners, n+1)[:n+1]
+	w := 0
+	lo := int32(0)
+	for g := 0; g < groups; g++ {
+		hi := count[g]
+		grp := sorted[lo:hi]
+		lo = hi
+		if len(grp) == 0 {
+			continue
+		}
+		grp = m.sortByHash(grp, items[:len(grp)])
+		// Keep the last of each run of one hash, at the front of grp.
+		kept := 0
+		for j := range grp {
+			if j+1 < len(grp) && grp[j+1].k == grp[j].k && sameSum(sums, grp[j+1].sumOp>>1, grp[j].sumOp>>1) {
+				continue
+			}
+			grp[kept] = grp[j]
+			kept++
+		}
+		// ADD winners, then REMOVE winners, each in hash order; written
+		// without a branch on the op, which is as good as random.
+		for op := uint32(recAdd); op <= uint32(recRemove); op++ {
+			from := w
+			for _, it := range grp[:kept] {
+				winners[w] = winner{i: it.i, sum: int32(it.sumOp >> 1)}
+				w += int(it.sumOp&1 ^ op ^ 1)
+			}
+			if w > from {
+				m.runs = append(m.runs, run{end: int32(w), aud: recs[winners[from].i].aud, list: recs[winners[from].i].list, op: uint8(op)})
+			}
+		}
+	}
+	m.winners = winners[:w]
+}
+
+// sortByHash sorts one group by hash, event time and arrival, using tmp
+// (as long as grp) as scratch; it returns the sorted slice, grp or tmp.
+func (m *Mapper) sortByHash(grp, tmp []coItem) []coItem {
+	if len(grp) > 32 {
+		// Buckets of about four records by the hash's top bits.
+		b := min(max(bits.Len(uint(len(grp)/4)), 1), 12)
+		shift := uint(64 - b)
+		count := resizeClear(&m.bucketCount, 1<<b+1)
+		for j := range grp {
+			count[grp[j].k>>shift+1]++
+		}
+		for x := 1; x < len(count); x++ {
+			count[x] += count[x-1]
+		}
+		for j := range grp {
+			x := grp[j].k >> shift
+			tmp[count[x]] = grp[j]
+			count[x]++
+		}
+		start := int32(0)
+		for _, end := range count[:len(count)-1] {
+			sortItems(tmp[start:end], m.p.sums)
+			start = end
+		}
+		return tmp
+	}
+	sortItems(grp, m.p.sums)
+	return grp
+}
+
+// sortItems sorts a few items by hash, event time and arrival: an insertion
+// sort, or slices.SortFunc when there are more than a few.
+func sortItems(items []coItem, sums [][32]byte) {
+	less := func(a, c *coItem) bool {
+		if a.k != c.k {
+			return a.k < c.k
+		}
+		if x, y := a.sumOp>>1, c.sumOp>>1; x != y {
+			if d := compareSums(&sums[x], &sums[y]); d != 0 {
+				return d < 0
+			}
+		}
+		if a.t != c.t {
+			return a.t < c.t
+		}
+		return a.i < c.i
+	}
+	if len(items) > 24 {
+		slices.SortFunc(items, func(a, c coItem) int {
+			if less(&a, &c) {
+				return -1
+			}
+			return 1 // items are distinct (i differs)
+		})
+		return
+	}
+	for j := 1; j < len(items); j++ {
+		for k := j; k > 0 && less(&items[k], &items[k-1]); k-- {
+			items[k], items[k-1] = items[k-1], items[k]
+		}
+	}
+}
+
+// sameSum reports whether hashes x and y are equal.
+func sameSum(sums [][32]byte, x, y uint32) bool {
+	return x == y || sums[x] == sums[y]
+}
+
+// resize makes *s n long, reusing its array when it is large enough; the
+// contents are left as they are.
+func resize[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	*s = (*s)[:n]
+	return *s
+}
+
+// resizeClear is resize with every element zeroed.
+func resizeClear[T any](s *[]T, n int) []T {
+	r := resize(s, n)
+	clear(r)
+	return r
+}
+
+// compareSums compares two hashes as big-endian numbers (like their hex).
+func compareSums(a, b *[32]byte) int {
+	for k := 0; k < 32; k += 8 {
+		x, y := binary.BigEndian.Uint64(a[k:]), binary.BigEndian.Uint64(b[k:])
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
