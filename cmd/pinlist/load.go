@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/loadgen"
+	"github.com/pinlist/pinlist/internal/pinterestsim"
+	"github.com/pinlist/pinlist/internal/token"
+)
+
+func init() {
+	register(command{name: "load", summary: "load-test a running pinlist serve and its pinlist sim (make bench-load)", run: runLoad})
+}
+
+// loadReadyTimeout bounds the wait for the servers to answer at start.
+const loadReadyTimeout = 60 * time.Second
+
+func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pinlist load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pinlist load [flags]")
+		fmt.Fprintln(stderr, "Posts generated AEP profiles to a running pinlist serve that uploads to a separate pinlist sim,")
+		fmt.Fprintln(stderr, "and measures throughput end to end, ingest latency, freshness, Pinterest calls against their")
+		fmt.Fprintln(stderr, "lower bound and the server's peak memory; checks the simulator's final lists against an")
+		fmt.Fprintln(stderr, "independent oracle. With --provision-token it only writes a token file for the simulator.")
+		fs.PrintDefaults()
+	}
+	defAdAccount := cmpOr(os.Getenv(config.EnvAdAccountID), defaultAdAccount)
+	defMaxRecords := config.DefaultMaxRecordsPerRequest
+	if v, err := strconv.Atoi(os.Getenv(config.EnvMaxRecordsPerRequest)); err == nil && v > 0 {
+		defMaxRecords = v
+	}
+	ingestURL := fs.String("ingest-url", "http://"+config.DefaultAddr, "base URL of pinlist serve's ingest routes")
+	ingestToken := fs.String("ingest-token-file", "", "file holding the ingest token (default $PINLIST_INGEST_TOKEN)")
+	simURL := fs.String("sim-url", "http://"+defaultSimAddr, "base URL of the pinlist sim that serve uploads to")
+	adAccount := fs.String("ad-account", defAdAccount, "ad account the lists are kept in ($"+config.EnvAdAccountID+")")
+	profiles := fs.Int("profiles", 200_000, "profiles to post in all")
+	bodyProfiles := fs.Int("body-profiles", 500, "profiles per body at saturation")
+	concurrency := fs.Int("concurrency", 8, "requests in flight at once")
+	fixedRate := fs.Float64("fixed-rate", 1000, "offered load of the first phase, identity changes per second")
+	fixedDuration := fs.Duration("fixed-duration", 30*time.Second, "length of the fixed-load phase (0: skip it)")
+	fixedBody := fs.Int("fixed-body-profiles", 50, "profiles per body in the fixed-load phase")
+	maxRecords := fs.Int("max-records", defMaxRecords, "records per Pinterest call serve is configured with ($"+config.EnvMaxRecordsPerRequest+"), for the lower bound")
+	servePID := fs.Int("serve-pid", 0, "process ID of pinlist serve, for its peak memory (0: not measured)")
+	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
+	doc := fs.String("doc", "", "Markdown file whose \"## Load\" section gets the results (e.g. docs/BENCHMARKS.md)")
+	docCommand := fs.String("doc-command", "", "command line recorded in the document (default: this one)")
+	notesFile := fs.String("doc-notes", "", "Markdown file appended to the document's section (analysis of missed goals)")
+	provision := fs.String("provision-token", "", "write a token file for the simulator at --sim-url to this path and exit")
+	clientID := fs.String("client-id", defaultClientID, "with --provision-token: the simulator's OAuth client ID")
+	clientSecret := fs.String("client-secret", defaultClientSecret, "with --provision-token: that client's secret")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	sim := loadgen.NewSim(*simURL, *adAccount)
+	readyCtx, cancel := context.WithTimeout(ctx, loadReadyTimeout)
+	defer cancel()
+	if err := sim.WaitReady(readyCtx); err != nil {
+		return fmt.Errorf("wait for the simulator at %s: %w", *simURL, err)
+	}
+	if *provision != "" {
+		return provisionSimToken(ctx, sim, *provision, *clientID, *clientSecret, *adAccount, stdout)
+	}
+
+	tok := os.Getenv(config.EnvIngestToken)
+	if *ingestToken != "" {
+		b, err := os.ReadFile(*ingestToken)
+		if err != nil {
+			return fmt.Errorf("read the ingest token: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	if tok == "" {
+		return fmt.Errorf("%w: no ingest token: set $%s or --ingest-token-file", errUsage, config.EnvIngestToken)
+	}
+	ingest := loadgen.NewIngest(*ingestURL, tok)
+	if err := ingest.WaitReady(readyCtx); err != nil {
+		return fmt.Errorf("wait for pinlist serve at %s: %w", *ingestURL, err)
+	}
+	var notes []byte
+	if *notesFile != "" {
+		var err error
+		if notes, err = os.ReadFile(*notesFile); err != nil {
+			return fmt.Errorf("read the notes: %w", err)
+		}
+	}
+
+	res, err := loadgen.RunLoad(ctx, loadgen.LoadOptions{
+		Ingest:            ingest,
+		Sim:               sim,
+		Profiles:          *profiles,
+		BodyProfiles:      *bodyProfiles,
+		Concurrency:       *concurrency,
+		FixedRate:         *fixedRate,
+		FixedDuration:     orSkip(*fixedDuration),
+		FixedBodyProfiles: *fixedBody,
+		MaxRecords:        *maxRecords,
+		ServePID:          *servePID,
+		Gen:               loadgen.GenOptions{Seed: *seed},
+		Progress:          stdout,
+	})
+	if err != nil {
+		return fmt.Errorf("load: %w", err)
+	}
+	loadgen.WriteText(stdout, res, loadgen.DefaultGoals)
+	if *doc == "" {
+		return nil
+	}
+	command := *docCommand
+	if command == "" {
+		command = "pinlist load " + strings.Join(args, " ")
+	}
+	section := loadgen.Markdown(res, loadgen.DefaultGoals, loadgen.ThisMachine(), command, time.Now(), string(notes))
+	if err := loadgen.UpdateSection(*doc, "Load", section); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote the results to %s\n", *doc)
+	return nil
+}
+
+// orSkip turns the flag's 0 ("skip the phase") into RunLoad's negative.
+func orSkip(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// provisionSimToken has the simulator issue a token pair and stores it at
+// path as `pinlist connect` would, so that `pinlist serve --pinterest-url`
+// can run against a separate `pinlist sim`. The tokens are the simulator's
+// fake local ones; they are not printed.
+func provisionSimToken(ctx context.Context, sim *loadgen.Sim, path, clientID, clientSecret, adAccount string, stdout io.Writer) error {
+	if clientID == "" || clientSecret == "" {
+		return errors.New("--client-id and --client-secret must not be empty")
+	}
+	now := time.Now()
+	access, refresh, err := sim.IssueToken(ctx, clientID, simScopes)
+	if err != nil {
+		return fmt.Errorf("provision a simulator token: %w", err)
+	}
+	err = token.FileStore{Path: path}.Save(ctx, token.Token{
+		ClientID:              clientID,
+		ClientSecret:          clientSecret,
+		AccessToken:           access,
+		RefreshToken:          refresh,
+		AccessTokenExpiresAt:  now.Add(pinterestsim.DefaultAccessTokenTTL),
+		RefreshTokenExpiresAt: now.Add(pinterestsim.DefaultRefreshTokenTTL),
+		Scope:                 strings.Join(simScopes, ","),
+		AdAccountID:           adAccount,
+		RefreshedAt:           now,
+	})
+	if err != nil {
+		return fmt.Errorf("provision a simulator token: %w", err)
+	}
+	fmt.Fprintf(stdout, "wrote a token for the simulator at %s to %s\n", sim.Root(), path)
+	return nil
+}

@@ -1,0 +1,128 @@
+package loadgen
+
+import (
+	"bytes"
+	"math"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestGeneratorIsRepeatable(t *testing.T) {
+	a, b := NewGenerator(GenOptions{Seed: 7}), NewGenerator(GenOptions{Seed: 7})
+	for i := range 5 {
+		ba, bb := EncodeBody(a.Body(100).Profiles, FormArray), EncodeBody(b.Body(100).Profiles, FormArray)
+		if !bytes.Equal(ba, bb) {
+			t.Fatalf("body %d differs between two generators with one seed", i)
+		}
+	}
+	if c := NewGenerator(GenOptions{Seed: 8}); slices.Equal(c.Audiences(), a.Audiences()) {
+		t.Fatal("another seed made the same audiences")
+	}
+}
+
+// TestGeneratorMix checks the traffic's shape over 20,000 profiles: the
+// identity mix, 10 % exits, exits only of joins ExitLag bodies back, and
+// event times later than every earlier body's.
+func TestGeneratorMix(t *testing.T) {
+	const lag = 4
+	g := NewGenerator(GenOptions{Seed: 1, ExitLag: lag})
+	if n := len(g.Audiences()); n != 20 {
+		t.Fatalf("%d audiences, want 20", n)
+	}
+	firstBody := map[string]int{} // identity → first body it was in
+	var memberships, exits, emails, gaids, idfas, padded, upper, profiles int
+	var lastMax time.Time
+	o := NewOracle()
+	for bi := range 200 {
+		b := g.Body(100)
+		st, err := o.AddBody(EncodeBody(b.Profiles, FormWrapped), recv)
+		if err != nil {
+			t.Fatalf("body %d: %v", bi, err)
+		}
+		if st.Profiles != 100 || st.Activated == 0 {
+			t.Fatalf("body %d: %+v", bi, st)
+		}
+		var times []time.Time
+		for _, p := range b.Profiles {
+			profiles++
+			for _, m := range p.Memberships {
+				memberships++
+				times = append(times, m.Time)
+				if !m.Time.After(lastMax) {
+					t.Fatalf("body %d has an event time %s not after the previous bodies' %s", bi, m.Time, lastMax)
+				}
+				if m.Status == StatusExited {
+					exits++
+					for _, id := range p.Identities {
+						h := identityKey(id)
+						first, ok := firstBody[h]
+						if !ok || first > bi-lag {
+							t.Fatalf("body %d exits an identity first sent in body %d (ok %v), want at least %d bodies back", bi, first, ok, lag)
+						}
+					}
+				}
+			}
+			for _, id := range p.Identities {
+				if _, ok := firstBody[identityKey(id)]; !ok {
+					firstBody[identityKey(id)] = bi
+				}
+				switch asciiLower(id.Namespace) {
+				case NSEmail:
+					emails++
+					if id.ID != string(bytes.TrimSpace([]byte(id.ID))) {
+						padded++
+					}
+					if id.ID != asciiLower(id.ID) {
+						upper++
+					}
+				case NSGAID:
+					gaids++
+				case NSIDFA:
+					idfas++
+				}
+			}
+		}
+		if slices.IsSortedFunc(times, func(a, b time.Time) int { return a.Compare(b) }) {
+			t.Fatalf("body %d is in event-time order; want it shuffled", bi)
+		}
+		lastMax = slices.MaxFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	}
+	share := func(n, of int) float64 { return float64(n) / float64(of) }
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"exits among memberships", share(exits, memberships), 0.10},
+		{"profiles with an email", share(emails, profiles), 0.80},
+		{"profiles with a GAID", share(gaids, profiles), 0.36},
+		{"profiles with an IDFA", share(idfas, profiles), 0.25},
+		{"emails padded with white space", share(padded, emails), 0.04},
+		{"emails with upper case", share(upper, emails), 0.10 + 0.25*0.1}, // exits re-send a quarter upper-cased
+	} {
+		if math.Abs(c.got-c.want) > 0.25*c.want {
+			t.Errorf("%s: %.3f, want about %.3f", c.name, c.got, c.want)
+		}
+	}
+}
+
+// identityKey identifies an identity across re-sends (hash of the
+// normalised form).
+func identityKey(id Identity) string {
+	m := mapIdentity(id.Namespace, id.ID)
+	return m.list + string(m.hash[:])
+}
+
+func TestMarkerIsFreshAndWatchable(t *testing.T) {
+	g := NewGenerator(GenOptions{Seed: 3})
+	g.Body(10)
+	p, hash := g.Marker(2)
+	o := NewOracle()
+	if _, err := o.AddBody(EncodeBody([]Profile{p}, FormSingle), recv); err != nil {
+		t.Fatal(err)
+	}
+	got := o.Expected()[ListKey{Audience: g.AudienceKey(2), Type: ListIDFA}]
+	if !slices.Equal(got, []string{hash}) {
+		t.Fatalf("marker list holds %v, want [%s]", got, hash)
+	}
+}
