@@ -62,3 +62,14 @@ build-UploadFunction:
 build-RefreshFunction:
 	$(LAMBDA_NEEDS_ARTIFACTS_DIR)
 	$(LAMBDA_GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/refresh
+
+## invoke-ingest, invoke-upload, invoke-refresh: build the function for the
+## host and invoke it once under aws-lambda-rie (no Docker) with its sample
+## event (EVENT=events/<file>.json picks another), against moto_server and the
+## Pinterest simulator, with the queue and secrets the stack would have. Prints
+## the response on stdout, progress and the function's log on stderr, and stops
+## everything it started (infra/invoke). Needs Go and moto_server; the first
+## run also needs the Go module proxy to build aws-lambda-rie (then cached).
+.PHONY: invoke-ingest invoke-upload invoke-refresh
+invoke-ingest invoke-upload invoke-refresh:
+	@$(GO) run ./infra/invoke $(if $(EVENT),-event $(EVENT)) $(@:invoke-%=%)

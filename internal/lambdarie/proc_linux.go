@@ -2,7 +2,10 @@ package lambdarie
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -27,3 +30,15 @@ func signalGroup(pid int, sig syscall.Signal) error {
 func terminate(pid int) error { return signalGroup(pid, syscall.SIGTERM) }
 
 func kill(pid int) error { return signalGroup(pid, syscall.SIGKILL) }
+
+// Running reports whether pid is a live process; a zombie waiting for its
+// parent counts as ended.
+func Running(pid int) bool {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name.
+	_, rest, ok := strings.Cut(string(stat), ") ")
+	return ok && !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
+}

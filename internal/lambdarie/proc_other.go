@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"syscall"
 )
 
 // setProcessGroup does nothing here: the emulator itself is stopped by PID
@@ -23,4 +24,10 @@ func kill(pid int) error {
 		return err
 	}
 	return nil
+}
+
+// Running reports whether pid is a process that can be signalled.
+func Running(pid int) bool {
+	p, err := os.FindProcess(pid)
+	return err == nil && p.Signal(syscall.Signal(0)) == nil
 }
