@@ -202,8 +202,8 @@ func BenchmarkMapStages(b *testing.B) {
 		{"read", func() { _, _ = readBody(bytes.NewReader(body), DefaultMaxBodyBytes) }},
 		{"parse", func() { _ = m.p.run(body, m.lim, received, true) }},
 		{"parse-exact", func() { _ = exact.run(body, m.lim, received, false) }},
-		{"coalesce", func() { m.coalesce() }},
-		{"hex", func() { hexSums(m.p.sums) }},
+		{"coalesce", func() { m.coalesce(m.workers(len(m.p.recs))) }},
+		{"hex", func() { m.hexed = false; m.hex() }},
 		{"chunks", func() { m.Chunks(0, 0) }},
 		{"changes", func() { m.Changes() }},
 	}

@@ -17,27 +17,46 @@ package audience
 // fastDocument maps p.s on the fast path; false means "not this shape", and
 // p must then be reset before the exact path runs.
 func (p *parser) fastDocument() bool {
-	s := p.s
-	i := skipWS(s, 0)
-	if i >= len(s) {
+	i, empty, ok := p.fastOpenBody()
+	if !ok {
 		return false
+	}
+	if !empty {
+		if i, _, _, ok = p.fastProfiles(i, 0, -1); !ok {
+			return false
+		}
+	}
+	return p.fastCloseBody(i)
+}
+
+// fastOpenBody reads up to the first profile of [profile, ...] or
+// {"profiles": [profile, ...]}: i is there, or after the ']' when the array
+// is empty.
+func (p *parser) fastOpenBody() (i int, empty, ok bool) {
+	s := p.s
+	i = skipWS(s, 0)
+	if i >= len(s) {
+		return 0, false, false
 	}
 	p.fastWrapper = s[i] == '{'
 	if p.fastWrapper {
 		i = skipWS(s, i+1)
 		key, _, j, ok := fastKey(s, i)
 		if !ok || string(key) != "profiles" {
-			return false
+			return 0, false, false
 		}
 		i = j
 	}
 	if s[i] != '[' {
-		return false
+		return 0, false, false
 	}
-	i, ok := p.fastProfiles(i)
-	if !ok {
-		return false
-	}
+	i, empty = fastOpen(s, i, ']')
+	return i, empty, true
+}
+
+// fastCloseBody reads what follows the profile array's ']' at i.
+func (p *parser) fastCloseBody(i int) bool {
+	s := p.s
 	if p.fastWrapper {
 		i = skipWS(s, i)
 		if i >= len(s) || s[i] != '}' {
@@ -91,6 +110,29 @@ func fastKey(s []byte, i int) (key []byte, sp span, val int, ok bool) {
 	return key, sp, j, true
 }
 
+// fastKeyOf is fastKey for a member whose key is most likely one of lits
+// (each the compact form `"name":`): which is the index of the key in
+// lits, or -1 for another key. Compact keys are compared whole, without
+// scanning the string.
+func fastKeyOf(s []byte, i int, lits ...string) (which int, key []byte, val int, ok bool) {
+	for k, lit := range lits {
+		if len(s)-i > len(lit) && string(s[i:i+len(lit)]) == lit {
+			j := skipWS(s, i+len(lit))
+			return k, s[i+1 : i+len(lit)-2], j, j < len(s)
+		}
+	}
+	key, _, val, ok = fastKey(s, i)
+	if !ok {
+		return -1, nil, 0, false
+	}
+	for k, lit := range lits {
+		if string(key) == lit[1:len(lit)-2] {
+			return k, key, val, true
+		}
+	}
+	return -1, key, val, true
+}
+
 // fastNext reads what follows a member or an element at i: a ',' (done is
 // false, next at the following token) or the closing bracket (done is true,
 // next after it).
@@ -128,27 +170,27 @@ func (p *parser) fastSkip(i int) (int, bool) {
 	return p.i, true
 }
 
-// fastProfiles reads the array of profiles whose '[' is at i.
-func (p *parser) fastProfiles(i int) (int, bool) {
+// fastProfiles reads the profiles of the array from i (the first byte of
+// profile idx) to the array's ']'; next is after it. If a profile starts at
+// stopAt it stops there instead, with stopped set and idx that profile's.
+func (p *parser) fastProfiles(i, idx, stopAt int) (next, nextIdx int, stopped, ok bool) {
 	s := p.s
-	i, empty := fastOpen(s, i, ']')
-	if empty {
-		return i, true
-	}
-	for idx := 0; ; idx++ {
+	for ; ; idx++ {
+		if i == stopAt {
+			return i, idx, true, true
+		}
 		if i >= len(s) || s[i] != '{' || p.rep.Profiles >= p.lim.MaxProfiles {
-			return 0, false
+			return 0, 0, false, false
 		}
 		p.rep.Profiles++
 		p.fastProfile = idx
 		p.startProfile()
-		var ok bool
 		if i, ok = p.fastProfileObject(i); !ok || p.endProfile() != nil {
-			return 0, false
+			return 0, 0, false, false
 		}
 		var done bool
 		if i, done, ok = fastNext(s, i, ']'); !ok || done {
-			return i, ok
+			return i, idx + 1, false, ok
 		}
 	}
 }
@@ -161,14 +203,14 @@ func (p *parser) fastProfileObject(i int) (int, bool) {
 		return i, true
 	}
 	for {
-		key, _, j, ok := fastKey(s, i)
+		which, _, j, ok := fastKeyOf(s, i, `"identityMap":`, `"segmentMembership":`)
 		if !ok {
 			return 0, false
 		}
-		switch string(key) {
-		case "identityMap":
+		switch which {
+		case 0:
 			j, ok = p.fastIdentityMap(j)
-		case "segmentMembership":
+		case 1:
 			j, ok = p.fastSegmentMembership(j)
 		default:
 			j, ok = p.fastSkip(j)
@@ -237,11 +279,11 @@ func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, b
 	var id []byte
 	haveID := false
 	for {
-		key, _, j, ok := fastKey(s, i)
+		which, _, j, ok := fastKeyOf(s, i, `"id":`)
 		if !ok {
 			return 0, false
 		}
-		if string(key) == "id" {
+		if which == 0 {
 			if s[j] != '"' {
 				return 0, false
 			}
@@ -329,28 +371,19 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 	statusOK, timeOK := false, true
 	i, empty := fastOpen(s, i, '}')
 	for !empty {
-		key, _, j, ok := fastKey(s, i)
+		which, _, j, ok := fastKeyOf(s, i, `"status":`, `"lastQualificationTime":`)
 		if !ok {
 			return 0, false
 		}
-		switch string(key) {
-		case "status":
-			var v []byte
+		switch which {
+		case 0:
 			if s[j] != '"' {
 				return 0, false
 			}
-			if v, j, ok = fastString(s, j); !ok {
+			if op, statusOK, j, ok = fastStatus(s, j); !ok {
 				return 0, false
 			}
-			switch string(v) {
-			case "realized", "existing":
-				op, statusOK = recAdd, true
-			case "exited":
-				op, statusOK = recRemove, true
-			default:
-				op, statusOK = recAdd, false
-			}
-		case "lastQualificationTime":
+		case 1:
 			var v []byte
 			switch s[j] {
 			case '"':
@@ -388,8 +421,42 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 	return i, true
 }
 
-// fastFail is fail at the path segs inside the current profile.
+// fastStatus reads the status string at j: realized and existing are
+// ADD, exited is REMOVE, anything else is not a status (statusOK false).
+func fastStatus(s []byte, j int) (op uint8, statusOK bool, end int, ok bool) {
+	for _, st := range [...]struct {
+		lit string
+		op  uint8
+	}{{`"realized"`, recAdd}, {`"exited"`, recRemove}, {`"existing"`, recAdd}} {
+		if len(s)-j >= len(st.lit) && string(s[j:j+len(st.lit)]) == st.lit {
+			return st.op, true, j + len(st.lit), true
+		}
+	}
+	v, end, ok := fastString(s, j)
+	if !ok {
+		return 0, false, 0, false
+	}
+	switch string(v) {
+	case "realized", "existing":
+		return recAdd, true, end, true
+	case "exited":
+		return recRemove, true, end, true
+	}
+	return recAdd, false, end, true
+}
+
+// fastFail is fail at the path segs inside the current profile. With
+// p.deferPaths (the second half of a split body, whose profile indexes are
+// not known yet) the failure waits in p.deferred, its path without the
+// profile's part.
 func (p *parser) fastFail(reason string, segs ...pathSeg) {
+	if p.deferPaths {
+		p.rep.Failed[reason]++
+		if len(p.deferred) < p.lim.MaxFailures {
+			p.deferred = append(p.deferred, deferredFailure{reason: reason, profile: p.fastProfile, rest: p.renderPath(nil, segs...)[1:]})
+		}
+		return
+	}
 	p.path = p.path[:0]
 	if p.fastWrapper {
 		p.path = append(p.path, nameSeg(nameProfiles))
@@ -397,6 +464,14 @@ func (p *parser) fastFail(reason string, segs ...pathSeg) {
 	p.path = append(p.path, indexSeg(p.fastProfile))
 	p.fail(reason, segs...)
 	p.path = p.path[:0]
+}
+
+// deferredFailure is a failure of profile (an index relative to the start
+// of a split body's second half) at the path rest within that profile.
+type deferredFailure struct {
+	reason  string
+	profile int
+	rest    string
 }
 
 func keySeg(sp span) pathSeg { return pathSeg{kind: segKey, a: sp.a, b: sp.b} }

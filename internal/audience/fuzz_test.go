@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +32,10 @@ const vocabulary = "unsupported_namespace opted_out invalid_email invalid_email_
 // FuzzParseProfiles feeds any bytes to the parser: it must not panic; it
 // must accept exactly the JSON encoding/json accepts (up to a shape error);
 // every hash must be 64 lowercase hex; Seq must count from 1; MapProfiles
-// must equal Coalesce(ParseProfiles); and no identifier may appear in the
-// report or the error.
+// (the fast path) and a Mapper that splits every body between two
+// goroutines must equal Coalesce(ParseProfiles) (the exact path), error,
+// report and chunks included; and no identifier may appear in the report or
+// the error.
 func FuzzParseProfiles(f *testing.F) {
 	files, _ := filepath.Glob("testdata/aep/*.json")
 	for _, name := range files {
@@ -45,6 +49,10 @@ func FuzzParseProfiles(f *testing.F) {
 		[]string{idA + "=realized@2024-05-06T07:08:09.123+0200", idB + "=exited@", "c=existing@2024-05-06T07:08:09Z", "d=gone@x"})))
 	f.Add([]byte(`{"profiles":[{"identityMap":{"\u0045mail":[{"id":"a\u0040b.co"},7,null]},"segmentMembership":{"ups":{"x":{"status":"realized"}}}}]}`))
 	f.Add([]byte(`[{"attributes":{"a":[1,{"b":"c\"]}"}]},"identityMap":{"phone":[{"id":"+1"}]}}]`))
+	// Bodies of the fast path's shape, for mutations to start from.
+	gen, _ := genBody(3, 2)
+	f.Add(gen)
+	f.Add([]byte("[" + strings.Join(mixedBody(rand.New(rand.NewPCG(1, 2)), 4), ",") + "]"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		changes, rep, err := ParseProfiles(bytes.NewReader(body), Limits{}, recv)
 		valid := json.Valid(body)
@@ -63,7 +71,7 @@ func FuzzParseProfiles(f *testing.F) {
 			}
 		}
 		mapped, rep2, err2 := MapProfilesBytes(body, Limits{}, recv)
-		if (err == nil) != (err2 == nil) {
+		if fmt.Sprint(err) != fmt.Sprint(err2) {
 			t.Fatalf("ParseProfiles err %v, MapProfiles err %v", err, err2)
 		}
 		if diff := cmp.Diff(rows(Coalesce(changes)), rows(mapped)); diff != "" {
@@ -71,6 +79,20 @@ func FuzzParseProfiles(f *testing.F) {
 		}
 		if diff := cmp.Diff(rep, rep2); diff != "" {
 			t.Fatalf("reports differ:\n%s", diff)
+		}
+		m := splitMapper(Limits{})
+		rep3, err3 := m.Map(body, recv)
+		if fmt.Sprint(err) != fmt.Sprint(err3) {
+			t.Fatalf("ParseProfiles err %v, split Mapper err %v", err, err3)
+		}
+		if diff := cmp.Diff(rows(mapped), rows(m.Changes())); diff != "" {
+			t.Fatalf("split Mapper differs from MapProfiles:\n%s", diff)
+		}
+		if diff := cmp.Diff(rep, rep3); diff != "" {
+			t.Fatalf("split Mapper's report differs:\n%s", diff)
+		}
+		if diff := cmp.Diff(chunkRows(GroupChunks(mapped, 2, 200)), chunkRows(m.Chunks(2, 200))); diff != "" {
+			t.Fatalf("split Mapper's chunks differ:\n%s", diff)
 		}
 		if valid {
 			checkNoIdentifier(t, body, rep, err)
@@ -195,6 +217,23 @@ func FuzzIdentity(f *testing.F) {
 			}
 		}
 		checkNoIdentifier(t, body, rep, nil)
+	})
+}
+
+// FuzzNormalizeEmail holds normalizeEmail (one pass over the flags of the
+// bytes) to normalizeEmailBytewise (a byte at a time), which it hands
+// non-ASCII addresses to: the same verdict and, when valid, the same
+// address, after the same prefix.
+func FuzzNormalizeEmail(f *testing.F) {
+	for _, s := range []string{" John.Doe@Example.COM\t", "a@b.co", "a@@b.co", "a b@c.de", "ä@example.com", "x@y.com \u00a0", "@x.com", "a@.com", "a@x..com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, ok := normalizeEmail([]byte("p:"), []byte(raw))
+		want, wantOK := normalizeEmailBytewise([]byte("p:"), []byte(raw))
+		if ok != wantOK || ok && string(got) != string(want) || !strings.HasPrefix(string(got), "p:") {
+			t.Fatalf("normalizeEmail(%q) = %q, %v; byte-wise %q, %v", raw, got, ok, want, wantOK)
+		}
 	})
 }
 

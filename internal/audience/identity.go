@@ -148,33 +148,42 @@ func (h *hasher) hashIdentity(ns namespace, id []byte, dst *[32]byte) outcome {
 // allZero reports the all-zero ID that means the user opted out of tracking.
 func normalizeUUID(u *[36]byte, id []byte, upper bool) (allZero, ok bool) {
 	id = trimASCIISpace(id)
-	if len(id) != 36 {
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
 		return false, false
 	}
-	digits := "0123456789abcdef"
+	digits := &lowerDigits
 	if upper {
-		digits = "0123456789ABCDEF"
+		digits = &upperDigits
 	}
-	const dashes = 1<<8 | 1<<13 | 1<<18 | 1<<23
-	var any byte
-	for i := 0; i < 36; i++ {
-		c := id[i]
-		if dashes>>i&1 != 0 {
-			if c != '-' {
-				return false, false
-			}
-			u[i] = '-'
-			continue
-		}
-		v := hexValue[c]
-		if v > 15 {
-			return false, false
-		}
-		any |= v
-		u[i] = digits[v]
+	in := (*[36]byte)(id)
+	*u = *in // the dashes
+	// Without a branch per digit: a non-digit has hexValue 0xff, which
+	// shows in acc; valid digits OR to 0 only when all are 0.
+	var acc byte
+	for _, i := range uuidDigits {
+		v := hexValue[in[i]]
+		acc |= v
+		u[i] = digits[v&15]
 	}
-	return any == 0, true
+	return acc == 0, acc <= 15
 }
+
+var (
+	lowerDigits = [16]byte([]byte("0123456789abcdef"))
+	upperDigits = [16]byte([]byte("0123456789ABCDEF"))
+)
+
+// uuidDigits are the positions of the hex digits in a canonical UUID.
+var uuidDigits = func() (t [32]uint8) {
+	n := 0
+	for i := range 36 {
+		if i != 8 && i != 13 && i != 18 && i != 23 {
+			t[n] = uint8(i)
+			n++
+		}
+	}
+	return t
+}()
 
 // hexValue maps a hex digit to its value and every other byte to 0xff.
 var hexValue = func() (t [256]byte) {
@@ -226,13 +235,65 @@ const (
 	emailHigh  = 4 // non-ASCII
 )
 
+// emailFlags is emailClass as bits, so that one pass can OR them together.
+var emailFlags = func() (t [256]byte) {
+	for c := range t {
+		if k := emailClass[c]; k != 0 {
+			t[c] = 1 << (k - 1)
+		}
+	}
+	return t
+}()
+
+// Bits of emailFlags.
+const (
+	emailFlagBad   = 1 << (emailBad - 1)
+	emailFlagUpper = 1 << (emailUpper - 1)
+	emailFlagHigh  = 1 << (emailHigh - 1)
+)
+
 // normalizeEmail trims surrounding white space, lowercases and checks that the
 // result is a plausible address: one '@' after a local part of 1–64 bytes, a
 // domain of at most 253 bytes with a dot, no empty label and no dot at either
 // end, none of the emailBad bytes, and at most 254 bytes in all. Non-ASCII
 // addresses must be valid UTF-8 and are trimmed and lowercased by Unicode
 // rules. It appends the normalised address to dst.
+//
+// An ASCII address is checked in one branch-free pass that ORs the bytes'
+// classes; anything else goes to normalizeEmailBytewise, which decides the
+// same for ASCII (FuzzNormalizeEmail holds the two to that).
 func normalizeEmail(dst, raw []byte) ([]byte, bool) {
+	raw = trimASCIISpace(raw)
+	var flags byte
+	for _, c := range raw {
+		flags |= emailFlags[c]
+	}
+	switch {
+	case flags&emailFlagHigh != 0:
+		return normalizeEmailBytewise(dst, raw)
+	case flags&emailFlagBad != 0:
+		return dst, false
+	}
+	at := bytes.IndexByte(raw, '@')
+	if at < 0 || bytes.IndexByte(raw[at+1:], '@') >= 0 {
+		return dst, false
+	}
+	start := len(dst)
+	dst = append(dst, raw...)
+	e := dst[start:]
+	if flags&emailFlagUpper != 0 {
+		for i, c := range e {
+			if 'A' <= c && c <= 'Z' {
+				e[i] = c + 'a' - 'A'
+			}
+		}
+	}
+	return dst, plausibleParts(e, at)
+}
+
+// normalizeEmailBytewise is normalizeEmail a byte at a time, with the
+// Unicode path for non-ASCII addresses.
+func normalizeEmailBytewise(dst, raw []byte) ([]byte, bool) {
 	raw = trimASCIISpace(raw)
 	start := len(dst)
 	dst = slices.Grow(dst, len(raw))[:start+len(raw)]

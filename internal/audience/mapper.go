@@ -3,8 +3,9 @@ package audience
 import (
 	"encoding/binary"
 	"math/bits"
+	"runtime"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,12 @@ import (
 type Mapper struct {
 	lim Limits
 	p   parser
+	q   *parser // the second half of a split body (mapSplit)
+
+	// The smallest body mapSplit splits and the fewest records or hashes
+	// shared out between goroutines (minSplitBody and minParallelItems; tests
+	// lower them to run those paths on small bodies).
+	minSplit, minParallel int
 
 	winners []winner // the coalesced records, in Coalesce's order
 	runs    []run    // their (audience, list type, op) groups
@@ -27,15 +34,15 @@ type Mapper struct {
 
 	// Coalescing scratch.
 	items, sorted []coItem
-	group         []int32
-	count         []int32
-	bucketCount   []int32
+	group, ends   []int32
+	scratch       []*coalesceScratch
+	hexbuf        []byte
 }
 
 // NewMapper returns a Mapper for bodies within lim (zero fields: the
 // defaults).
 func NewMapper(lim Limits) *Mapper {
-	return &Mapper{lim: lim.withDefaults()}
+	return &Mapper{lim: lim.withDefaults(), minSplit: minSplitBody, minParallel: minParallelItems}
 }
 
 // Map parses and maps body (as ParseProfilesBytes does), then coalesces the
@@ -45,7 +52,10 @@ func NewMapper(lim Limits) *Mapper {
 // keep body once it returns.
 func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], "", false
-	err := m.p.run(body, m.lim, receivedAt, true)
+	var err error
+	if !m.mapSplit(body, receivedAt) {
+		err = m.p.run(body, m.lim, receivedAt, true)
+	}
 	// Keep nothing of the body: the records hold only indexes and hashes,
 	// the report and the audiences their own strings.
 	m.p.s = nil
@@ -53,7 +63,7 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 		m.p.recs = m.p.recs[:0]
 		return Report{}, err
 	}
-	m.coalesce()
+	m.coalesce(m.workers(len(m.p.recs)))
 	return m.p.rep, nil
 }
 
@@ -119,27 +129,56 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 // hex hex-encodes every hash of the last Map once, into one string that
 // all changes and chunks of that Map share.
 func (m *Mapper) hex() string {
-	if !m.hexed {
-		m.hexes, m.hexed = hexSums(m.p.sums), true
+	if m.hexed {
+		return m.hexes
 	}
+	sums := m.p.sums
+	buf := resize(&m.hexbuf, 64*len(sums))
+	workers := m.workers(len(sums))
+	parallel(workers, func(w int) {
+		lo, hi := len(sums)*w/workers, len(sums)*(w+1)/workers
+		hexInto(buf[64*lo:64*hi], sums[lo:hi])
+	})
+	m.hexes, m.hexed = string(buf), true
 	return m.hexes
+}
+
+// minParallelItems is the least number of records or hashes that a Mapper
+// shares out between two goroutines.
+const minParallelItems = 4096
+
+// workers is how many goroutines share out n records or hashes: two when
+// there are enough of them and Go may run two at once.
+func (m *Mapper) workers(n int) int {
+	if n < m.minParallel || runtime.GOMAXPROCS(0) < 2 {
+		return 1
+	}
+	return 2
+}
+
+// parallel runs f(0) to f(n-1), f(0) on this goroutine and the others on
+// goroutines of their own, and returns when all have.
+func parallel(n int, f func(w int)) {
+	var wg sync.WaitGroup
+	for w := 1; w < n; w++ {
+		wg.Go(func() { f(w) })
+	}
+	f(0)
+	wg.Wait()
 }
 
 // hexSums encodes sums as one string of 64 lowercase hex digits each.
 func hexSums(sums [][32]byte) string {
-	var sb strings.Builder
-	sb.Grow(64 * len(sums))
-	// Encoded a block at a time on the stack, then copied once.
-	var buf [64 * 64]byte
-	for len(sums) > 0 {
-		n := min(len(sums), 64)
-		for k := range sums[:n] {
-			hexEncode32((*[64]byte)(buf[64*k:]), &sums[k])
-		}
-		sb.Write(buf[:64*n])
-		sums = sums[n:]
+	buf := make([]byte, 64*len(sums))
+	hexInto(buf, sums)
+	return string(buf)
+}
+
+// hexInto encodes sums into dst, 64 bytes each.
+func hexInto(dst []byte, sums [][32]byte) {
+	for k := range sums {
+		hexEncode32((*[64]byte)(dst[64*k:]), &sums[k])
 	}
-	return sb.String()
 }
 
 // hexEncode32 writes sum as 64 lowercase hex digits, four bytes at a time:
@@ -189,8 +228,11 @@ type run struct {
 // group is then sorted by hash (a counting sort on the hash's top bits, then
 // insertion sorts of the few records that share them: SHA-256 bits are
 // uniform), event time and arrival, and the last record of each run of one
-// hash wins.
-func (m *Mapper) coalesce() {
+// hash wins. With two workers, each classifies and places half of the
+// records (the first worker's records of a group before the second's, so
+// the order is the one-worker order), then each coalesces about half of
+// the records, whole groups at a time.
+func (m *Mapper) coalesce(workers int) {
 	recs, sums := m.p.recs, m.p.sums
 	n := len(recs)
 	m.winners, m.runs = m.winners[:0], m.runs[:0]
@@ -200,44 +242,108 @@ func (m *Mapper) coalesce() {
 	audRank := ranks(m.p.auds, compareRef)
 	nl := int32(len(recLists))
 	groups := len(m.p.auds) * len(recLists)
-
-	count := resizeClear(&m.count, groups+1)
 	group := resize(&m.group, n)
 	items := resize(&m.items, n)
-	for i := range recs {
-		r := &recs[i]
-		g := audRank[r.aud]*nl + int32(r.list)
-		group[i] = g
-		count[g+1]++
-		items[i] = coItem{
-			k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
-			t:     r.t,
-			i:     int32(i),
-			sumOp: uint32(r.sum)<<1 | uint32(r.op),
+	sorted := resize(&m.sorted, n)
+	for len(m.scratch) < workers {
+		m.scratch = append(m.scratch, &coalesceScratch{})
+	}
+	sc := m.scratch[:workers]
+	share := func(w int) (lo, hi int) { return n * w / workers, n * (w + 1) / workers }
+
+	parallel(workers, func(w int) {
+		count := resizeClear(&sc[w].count, groups)
+		lo, hi := share(w)
+		for i := lo; i < hi; i++ {
+			r := &recs[i]
+			g := audRank[r.aud]*nl + int32(r.list)
+			group[i] = g
+			count[g]++
+			items[i] = coItem{
+				k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
+				t:     r.t,
+				i:     int32(i),
+				sumOp: uint32(r.sum)<<1 | uint32(r.op),
+			}
+		}
+	})
+	// Each worker's count becomes where its next record of the group goes;
+	// ends[g] is where group g ends.
+	ends := resize(&m.ends, groups)
+	next := int32(0)
+	for g := range groups {
+		for w := range sc {
+			c := sc[w].count[g]
+			sc[w].count[g] = next
+			next += c
+		}
+		ends[g] = next
+	}
+	parallel(workers, func(w int) {
+		pos := sc[w].count
+		lo, hi := share(w)
+		for i := lo; i < hi; i++ {
+			g := group[i]
+			sorted[pos[g]] = items[i]
+			pos[g]++
+		}
+	})
+	// Whole groups to each worker, cut near the middle record.
+	cuts := make([]int, workers+1)
+	cuts[workers] = groups
+	for w, g := 1, 0; w < workers; w++ {
+		for g < groups && int(ends[g]) < n*w/workers {
+			g++
+		}
+		cuts[w] = g
+	}
+	parallel(workers, func(w int) {
+		sc[w].coalesceGroups(cuts[w], cuts[w+1], ends, sorted, items, recs, sums)
+	})
+	for _, c := range sc {
+		base := int32(len(m.winners))
+		m.winners = append(m.winners, c.winners...)
+		for _, r := range c.runs {
+			r.end += base
+			m.runs = append(m.runs, r)
 		}
 	}
-	for g := 1; g <= groups; g++ {
-		count[g] += count[g-1]
+}
+
+// coalesceScratch is one coalescing worker's memory.
+type coalesceScratch struct {
+	count       []int32 // per group: records, then where the next goes
+	bucketCount []int32
+	winners     []winner
+	runs        []run
+}
+
+// coalesceGroups coalesces groups [from, to) of sorted (group g ends at
+// ends[g]) into c.winners and c.runs, using the same stretch of scratch as
+// scratch space.
+func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scratch []coItem, recs []rec, sums [][32]byte) {
+	lo := int32(0)
+	if from > 0 {
+		lo = ends[from-1]
 	}
-	sorted := resize(&m.sorted, n)
-	for i, g := range group {
-		sorted[count[g]] = items[i]
-		count[g]++
-	}
-	// count[g] is now the end of group g; items is free for scratch.
 	// One spare slot: the branch-free loop below writes every item and
 	// only keeps those of its op.
-	winners := slices.Grow(m.winners, n+1)[:n+1]
+	total := 0
+	if to > from {
+		total = int(ends[to-1] - lo)
+	}
+	winners := slices.Grow(c.winners[:0], total+1)[:total+1]
+	c.runs = c.runs[:0]
 	w := 0
-	lo := int32(0)
-	for g := 0; g < groups; g++ {
-		hi := count[g]
+	for g := from; g < to; g++ {
+		hi := ends[g]
 		grp := sorted[lo:hi]
+		tmp := scratch[lo:hi]
 		lo = hi
 		if len(grp) == 0 {
 			continue
 		}
-		grp = m.sortByHash(grp, items[:len(grp)])
+		grp = c.sortByHash(grp, tmp, sums)
 		// Keep the last of each run of one hash, at the front of grp.
 		kept := 0
 		for j := range grp {
@@ -256,21 +362,22 @@ func (m *Mapper) coalesce() {
 				w += int(it.sumOp&1 ^ op ^ 1)
 			}
 			if w > from {
-				m.runs = append(m.runs, run{end: int32(w), aud: recs[winners[from].i].aud, list: recs[winners[from].i].list, op: uint8(op)})
+				r := &recs[winners[from].i]
+				c.runs = append(c.runs, run{end: int32(w), aud: r.aud, list: r.list, op: uint8(op)})
 			}
 		}
 	}
-	m.winners = winners[:w]
+	c.winners = winners[:w]
 }
 
 // sortByHash sorts one group by hash, event time and arrival, using tmp
 // (as long as grp) as scratch; it returns the sorted slice, grp or tmp.
-func (m *Mapper) sortByHash(grp, tmp []coItem) []coItem {
+func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coItem {
 	if len(grp) > 32 {
 		// Buckets of about four records by the hash's top bits.
 		b := min(max(bits.Len(uint(len(grp)/4)), 1), 12)
 		shift := uint(64 - b)
-		count := resizeClear(&m.bucketCount, 1<<b+1)
+		count := resizeClear(&c.bucketCount, 1<<b+1)
 		for j := range grp {
 			count[grp[j].k>>shift+1]++
 		}
@@ -284,12 +391,12 @@ func (m *Mapper) sortByHash(grp, tmp []coItem) []coItem {
 		}
 		start := int32(0)
 		for _, end := range count[:len(count)-1] {
-			sortItems(tmp[start:end], m.p.sums)
+			sortItems(tmp[start:end], sums)
 			start = end
 		}
 		return tmp
 	}
-	sortItems(grp, m.p.sums)
+	sortItems(grp, sums)
 	return grp
 }
 

@@ -155,6 +155,7 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 	clear(p.escKeys)
 	p.escKeys = p.escKeys[:0]
 	p.fastWrapper, p.fastProfile = false, 0
+	p.deferPaths, p.deferred = false, p.deferred[:0]
 }
 
 // resetCap empties s and makes room for at least n elements.
@@ -202,6 +203,8 @@ type parser struct {
 	// (else a top-level array), at profile fastProfile.
 	fastWrapper bool
 	fastProfile int
+	deferPaths  bool              // failures go to deferred (see fastFail)
+	deferred    []deferredFailure // with deferPaths
 }
 
 // rec is one change without pointers: cheap to build, sort and drop.

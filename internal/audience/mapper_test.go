@@ -1,0 +1,186 @@
+package audience
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// mixedBody builds n profiles like profile() does, with every kind of
+// identity and membership the fast path handles, failures included:
+// repeated identities and audiences, unsupported namespaces, opted-out and
+// malformed advertising IDs, bad emails, unknown statuses, bad timestamps,
+// audience IDs that cannot name a list, realized then exited.
+func mixedBody(rng *rand.Rand, n int) []string {
+	ids := []string{"email=a@example.com", "email= B@Example.com ", "EMAIL=c@example.org", "email=not-an-email",
+		"gaid=" + gaid, "GAID=" + strings.ToUpper(gaid), "gaid=00000000-0000-0000-0000-000000000000", "gaid={" + gaid + "}",
+		"idfa=" + idfa, "idfa=" + strings.ToLower(idfa), "email_lc_sha256=" + sha("d@example.com"), "email_lc_sha256=xyz",
+		"phone=+40744111222", "email=é@example.com"}
+	auds := []string{"a1", "a2", "a3", "a b"}
+	stamps := []string{"@2024-01-01T00:00:00Z", "@2024-01-01T00:00:01Z", "@2024-01-01T00:00:00.5+00:00", "@", "@yesterday"}
+	statuses := []string{"realized", "existing", "exited", "exited", "gone"}
+	profiles := make([]string, n)
+	for i := range profiles {
+		var pi, pm []string
+		for range rng.IntN(4) {
+			pi = append(pi, ids[rng.IntN(len(ids))])
+		}
+		for range rng.IntN(4) {
+			pm = append(pm, auds[rng.IntN(len(auds))]+"="+statuses[rng.IntN(len(statuses))]+stamps[rng.IntN(len(stamps))])
+		}
+		profiles[i] = profile(pi, pm)
+	}
+	return profiles
+}
+
+// checkMapper maps body with m and checks the changes, the chunks, the
+// report and the error against the exact path: ParseProfiles, then
+// Coalesce, then GroupChunks.
+func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
+	t.Helper()
+	changes, want, wantErr := ParseProfilesBytes(body, lim, recv)
+	got, err := m.Map(body, recv)
+	if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+		t.Fatalf("Map error %v, want %v", err, wantErr)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("report (-exact +Mapper):\n%s", diff)
+	}
+	coalesced := Coalesce(changes)
+	if diff := cmp.Diff(rows(coalesced), rows(m.Changes())); diff != "" {
+		t.Fatalf("changes (-exact +Mapper):\n%s", diff)
+	}
+	if m.Len() != len(coalesced) {
+		t.Fatalf("Len %d, want %d", m.Len(), len(coalesced))
+	}
+	for _, bound := range [][2]int{{0, 0}, {3, 0}, {5000, 200}, {2, 64}} {
+		if diff := cmp.Diff(chunkRows(GroupChunks(coalesced, bound[0], bound[1])), chunkRows(m.Chunks(bound[0], bound[1]))); diff != "" {
+			t.Fatalf("chunks of %d records, %d bytes (-GroupChunks +Mapper):\n%s", bound[0], bound[1], diff)
+		}
+	}
+}
+
+// splitMapper is a Mapper that splits every body and shares out every
+// stage between two goroutines, however small.
+func splitMapper(lim Limits) *Mapper {
+	m := NewMapper(lim)
+	m.minSplit, m.minParallel = 1, 1
+	return m
+}
+
+// TestMapperMatchesExactPath maps many generated bodies with one Mapper
+// (so buffers are reused between bodies of different sizes), in every
+// form the fast path reads and some it gives up on, and holds each result
+// to the exact path's.
+func TestMapperMatchesExactPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	forms := []struct {
+		name string
+		make func(profiles []string) []byte
+	}{
+		{"array", func(ps []string) []byte { return []byte("[" + strings.Join(ps, ",") + "]") }},
+		{"wrapper", func(ps []string) []byte { return []byte(`{"profiles":[` + strings.Join(ps, ",") + "]}") }},
+		{"indented", func(ps []string) []byte {
+			var b bytes.Buffer
+			if err := json.Indent(&b, []byte(`{"profiles":[`+strings.Join(ps, ",")+"]}"), " ", "\t"); err != nil {
+				t.Fatal(err)
+			}
+			return b.Bytes()
+		}},
+		{"extra members", func(ps []string) []byte {
+			for i := range ps {
+				ps[i] = `{"attributes":{"a":[1,"x",{"b":null}]},` + ps[i][1:len(ps[i])-1] + `,"x":true}`
+			}
+			return []byte("[" + strings.Join(ps, ",") + "]")
+		}},
+		{"an escape half way", func(ps []string) []byte {
+			ps[len(ps)/2+len(ps)/4] = profile([]string{`email=a\u0040example.com`}, []string{"a1=realized@"})
+			return []byte("[" + strings.Join(ps, ",") + "]")
+		}},
+		{"a single profile", func(ps []string) []byte { return []byte(ps[0]) }},
+	}
+	for _, m := range []*Mapper{NewMapper(Limits{}), splitMapper(Limits{})} {
+		for round := range 40 {
+			for _, f := range forms {
+				profiles := mixedBody(rng, 1+rng.IntN(60))
+				body := f.make(profiles)
+				t.Run(fmt.Sprintf("%s/%d/split=%v", f.name, round, m.minSplit == 1), func(t *testing.T) {
+					checkMapper(t, m, body, Limits{})
+				})
+			}
+		}
+	}
+}
+
+// TestMapperSplitsLargeBodies checks that a large body is really mapped in
+// two halves (and the same as in one), that a wrong guess of the cut (a
+// profile-like object inside a skipped value) is caught, and that the
+// limits, the failure cap and the failure paths count the whole body.
+func TestMapperSplitsLargeBodies(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 14))
+	body := []byte(`{"profiles":[` + strings.Join(mixedBody(rng, 4000), ",") + "]}")
+	if len(body) < minSplitBody {
+		t.Fatalf("test body of %d bytes is under minSplitBody", len(body))
+	}
+	m := NewMapper(Limits{})
+	checkMapper(t, m, body, Limits{})
+	if len(m.q.recs) == 0 || len(m.p.recs) == len(m.q.recs) {
+		t.Fatalf("the body was not split: %d records, %d of them in the second half", len(m.p.recs), len(m.q.recs))
+	}
+	rep, err := m.Map(body, recv)
+	if err != nil || len(rep.Failures) != DefaultMaxFailures || !rep.FailuresTruncated {
+		t.Fatalf("failures %d, truncated %v, err %v: want the cap reached", len(rep.Failures), rep.FailuresTruncated, err)
+	}
+
+	t.Run("wrong cut", func(t *testing.T) {
+		// Every cut candidate is inside an attributes value: profiles
+		// start with "attributes", which splitCandidate does not take.
+		ps := mixedBody(rng, 2000)
+		for i := range ps {
+			ps[i] = `{"attributes":[{"n":1},{"identityMap":{}}],` + ps[i][1:]
+		}
+		checkMapper(t, splitMapper(Limits{}), []byte("["+strings.Join(ps, ",")+"]"), Limits{})
+	})
+	limits := []struct {
+		name string
+		lim  Limits
+	}{
+		{"profiles over the limit only in total", Limits{MaxProfiles: 3000}},
+		{"changes over the limit only in total", Limits{MaxChanges: len(m.p.recs) - 1}},
+		{"changes at the limit", Limits{MaxChanges: len(m.p.recs)}},
+		{"failure cap in the second half", Limits{MaxFailures: countFailures(m.p.rep) - 1}},
+		{"failure cap not reached", Limits{MaxFailures: countFailures(m.p.rep)}},
+	}
+	for _, tt := range limits {
+		t.Run(tt.name, func(t *testing.T) {
+			checkMapper(t, NewMapper(tt.lim), body, tt.lim)
+		})
+	}
+}
+
+func countFailures(r Report) int {
+	n := 0
+	for _, v := range r.Failed {
+		n += v
+	}
+	return n
+}
+
+// TestMapperFastPathTaken checks that the benchmark's body and the
+// generated test bodies go the fast way, so the tests above test it.
+func TestMapperFastPathTaken(t *testing.T) {
+	body, _ := genBody(100, 1)
+	rng := rand.New(rand.NewPCG(15, 16))
+	for _, b := range [][]byte{body, []byte("[" + strings.Join(mixedBody(rng, 50), ",") + "]")} {
+		var p parser
+		p.reset(b, Limits{}.withDefaults(), 0)
+		if !p.fastDocument() {
+			t.Errorf("the fast path gave up on %.80s…", b)
+		}
+	}
+}
