@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pinlist/pinlist/internal/lambdarie"
+	"github.com/pinlist/pinlist/internal/childproc"
 )
 
 // TestRunEachFunction runs what `make invoke-<name>` runs, in process, and
@@ -64,7 +64,7 @@ func checkStopped(t *testing.T, stderr string) {
 	}
 	for _, m := range pids {
 		pid, _ := strconv.Atoi(m[1])
-		if lambdarie.Running(pid) {
+		if childproc.Running(pid) {
 			t.Errorf("process %d is still running after run returned", pid)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/pinlist/pinlist/internal/childproc"
 )
 
 // Region, AccountID, AccessKeyID and SecretAccessKey are what moto answers
@@ -48,7 +49,7 @@ type Moto struct {
 	cfg      aws.Config
 	done     chan struct{} // closed when the process has exited
 	waitErr  error         // set before done is closed
-	out      *tailBuffer
+	out      *childproc.Tail
 	names    atomic.Int64
 
 	closeOnce sync.Once
@@ -97,15 +98,15 @@ func Start() (*Moto, error) {
 var errPortTaken = errors.New("port taken")
 
 func start(bin string) (*Moto, error) {
-	port, err := freePort()
+	port, err := childproc.FreePort()
 	if err != nil {
 		return nil, fmt.Errorf("find a free port for moto_server: %w", err)
 	}
-	out := &tailBuffer{max: logTail}
+	out := childproc.NewTail(logTail)
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	cmd.Stdout = out
 	cmd.Stderr = out
-	setProcessGroup(cmd)
+	childproc.SetProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
@@ -170,7 +171,7 @@ func (m *Moto) Close() error {
 }
 
 func (m *Moto) stop() error {
-	if err := terminateGroup(m.pid); err != nil {
+	if err := childproc.Terminate(m.pid); err != nil {
 		return fmt.Errorf("stop moto_server (pid %d): %w", m.pid, err)
 	}
 	timer := time.NewTimer(stopGrace)
@@ -180,7 +181,7 @@ func (m *Moto) stop() error {
 	case <-timer.C:
 	}
 	// Also after a clean exit: anything left in the group goes too.
-	if err := killGroup(m.pid); err != nil {
+	if err := childproc.Kill(m.pid); err != nil {
 		return fmt.Errorf("kill moto_server (pid %d): %w", m.pid, err)
 	}
 	<-m.done
@@ -241,38 +242,3 @@ func (m *Moto) Reset(ctx context.Context) error {
 // Log is the tail of the server's output (its request log), for a failing
 // test's message.
 func (m *Moto) Log() string { return m.out.String() }
-
-// freePort asks the kernel for a free 127.0.0.1 port. The port is released
-// before moto binds it, so another process can take it in between; Start
-// retries on that.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
-}

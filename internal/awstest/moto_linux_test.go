@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pinlist/pinlist/internal/childproc"
 )
 
 // TestCloseLeavesNoProcessBehind starts a stand-in moto_server (a shell that
@@ -29,29 +31,17 @@ exec python3 -m http.server --bind "$2" "$4"`)
 		m.Close()
 		t.Fatalf("parse child PID %q: %v", raw, err)
 	}
-	if !running(m.PID()) || !running(child) {
+	if !childproc.Running(m.PID()) || !childproc.Running(child) {
 		m.Close()
-		t.Fatalf("before Close: server %d running %v, child %d running %v; want both", m.PID(), running(m.PID()), child, running(child))
+		t.Fatalf("before Close: server %d running %v, child %d running %v; want both", m.PID(), childproc.Running(m.PID()), child, childproc.Running(child))
 	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if running(m.PID()) || running(child) {
-		t.Fatalf("after Close: server %d running %v, child %d running %v; want neither", m.PID(), running(m.PID()), child, running(child))
+	if childproc.Running(m.PID()) || childproc.Running(child) {
+		t.Fatalf("after Close: server %d running %v, child %d running %v; want neither", m.PID(), childproc.Running(m.PID()), child, childproc.Running(child))
 	}
 	if err := m.Close(); err != nil {
 		t.Fatalf("second close: %v", err)
 	}
-}
-
-// running reports whether pid is a live process (a zombie waiting for its
-// parent counts as ended).
-func running(pid int) bool {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name.
-	_, rest, ok := strings.Cut(string(stat), ") ")
-	return ok && !strings.HasPrefix(rest, "Z") && !strings.HasPrefix(rest, "X")
 }

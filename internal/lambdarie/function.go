@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/pinlist/pinlist/internal/childproc"
 )
 
 // InvocationsPath is the emulator's invoke route; it is the same for every
@@ -61,7 +63,7 @@ type Function struct {
 	pid     int
 	url     string // http://127.0.0.1:PORT
 	client  *http.Client
-	out     *tailBuffer
+	out     *childproc.Tail
 	done    chan struct{} // closed when the emulator has exited
 	waitErr error         // set before done is closed
 
@@ -104,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Function, error) {
 }
 
 func start(ctx context.Context, opts Options) (*Function, error) {
-	ports, err := freePorts(2)
+	ports, err := childproc.FreePorts(2)
 	if err != nil {
 		return nil, fmt.Errorf("find free ports for the emulator of %s: %w", opts.FunctionName, err)
 	}
@@ -119,13 +121,13 @@ func start(ctx context.Context, opts Options) (*Function, error) {
 		bootstrap)
 	cmd.Dir = filepath.Dir(bootstrap)
 	cmd.Env = environment(opts)
-	out := &tailBuffer{max: logTail}
+	out := childproc.NewTail(logTail)
 	var w io.Writer = out
 	if opts.Output != nil {
 		w = io.MultiWriter(out, opts.Output)
 	}
 	cmd.Stdout, cmd.Stderr = w, w // one writer: one pipe, one copying goroutine
-	setProcessGroup(cmd)
+	childproc.SetProcessGroup(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the emulator for %s: %w", opts.FunctionName, err)
 	}
@@ -289,7 +291,7 @@ func (f *Function) Close() error {
 }
 
 func (f *Function) stop() error {
-	if err := terminate(f.pid); err != nil {
+	if err := childproc.Terminate(f.pid); err != nil {
 		return fmt.Errorf("stop the emulator of %s (pid %d): %w", f.name, f.pid, err)
 	}
 	timer := time.NewTimer(stopGrace)
@@ -299,48 +301,9 @@ func (f *Function) stop() error {
 	case <-timer.C:
 	}
 	// Also after a clean exit: anything left in the group goes too.
-	if err := kill(f.pid); err != nil {
+	if err := childproc.Kill(f.pid); err != nil {
 		return fmt.Errorf("kill the emulator of %s (pid %d): %w", f.name, f.pid, err)
 	}
 	<-f.done
 	return nil
-}
-
-// freePorts asks the kernel for n distinct free 127.0.0.1 ports. They are
-// released before the emulator binds them, so another process can take one
-// in between; Start retries on that.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close() // held until all are chosen, so they differ
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf = append(b.buf, p...)
-	if over := len(b.buf) - b.max; over > 0 {
-		b.buf = append(b.buf[:0], b.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return string(b.buf)
 }

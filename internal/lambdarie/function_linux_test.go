@@ -1,6 +1,10 @@
 package lambdarie
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/pinlist/pinlist/internal/childproc"
+)
 
 // TestCloseStopsEmulatorAndBootstrap checks that Close ends both processes:
 // the emulator by its PID and the bootstrap it started.
@@ -10,16 +14,16 @@ func TestCloseStopsEmulatorAndBootstrap(t *testing.T) {
 	if err := f.InvokeJSON(t.Context(), map[string]string{"say": "hi"}, &got); err != nil {
 		t.Fatalf("invoke: %v", err)
 	}
-	if got.PID == 0 || !Running(f.PID()) || !Running(got.PID) {
+	if got.PID == 0 || !childproc.Running(f.PID()) || !childproc.Running(got.PID) {
 		t.Fatalf("before Close: emulator %d running %v, bootstrap %d running %v; want both",
-			f.PID(), Running(f.PID()), got.PID, Running(got.PID))
+			f.PID(), childproc.Running(f.PID()), got.PID, childproc.Running(got.PID))
 	}
 	if err := f.Close(); err != nil {
 		t.Fatalf("close: %v", err)
 	}
-	if Running(f.PID()) || Running(got.PID) {
+	if childproc.Running(f.PID()) || childproc.Running(got.PID) {
 		t.Errorf("after Close: emulator %d running %v, bootstrap %d running %v; want neither",
-			f.PID(), Running(f.PID()), got.PID, Running(got.PID))
+			f.PID(), childproc.Running(f.PID()), got.PID, childproc.Running(got.PID))
 	}
 	if err := f.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
