@@ -3,6 +3,7 @@ package audience
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 	"unicode/utf8"
@@ -264,10 +265,7 @@ const (
 // same for ASCII (FuzzNormalizeEmail holds the two to that).
 func normalizeEmail(dst, raw []byte) ([]byte, bool) {
 	raw = trimASCIISpace(raw)
-	var flags byte
-	for _, c := range raw {
-		flags |= emailFlags[c]
-	}
+	flags := orEmailFlags(raw)
 	switch {
 	case flags&emailFlagHigh != 0:
 		return normalizeEmailBytewise(dst, raw)
@@ -289,6 +287,22 @@ func normalizeEmail(dst, raw []byte) ([]byte, bool) {
 		}
 	}
 	return dst, plausibleParts(e, at)
+}
+
+// orEmailFlags ORs the emailFlags of every byte of b, eight bytes a step
+// (one load, then the table) in two chains that do not wait on each other.
+func orEmailFlags(b []byte) byte {
+	var f0, f1 byte
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		f0 |= emailFlags[byte(x)] | emailFlags[byte(x>>8)] | emailFlags[byte(x>>16)] | emailFlags[byte(x>>24)]
+		f1 |= emailFlags[byte(x>>32)] | emailFlags[byte(x>>40)] | emailFlags[byte(x>>48)] | emailFlags[byte(x>>56)]
+	}
+	for ; i < len(b); i++ {
+		f0 |= emailFlags[b[i]]
+	}
+	return f0 | f1
 }
 
 // normalizeEmailBytewise is normalizeEmail a byte at a time, with the

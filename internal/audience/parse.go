@@ -1,9 +1,11 @@
 package audience
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"time"
 )
@@ -152,6 +154,7 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 	}
 	clear(p.nss)
 	p.lastNS = nil
+	clear(p.audCache[:])
 	clear(p.escKeys)
 	p.escKeys = p.escKeys[:0]
 	p.fastWrapper, p.fastProfile = false, 0
@@ -193,11 +196,12 @@ type parser struct {
 	mems []profileMembership
 	nAud int
 
-	nss     map[string]*namespaceEntry // audience namespaces seen, with their audiences
-	lastNS  *namespaceEntry            // the fast path's last audience namespace
-	strbuf  []byte                     // unescaped strings; valid until the next readString
-	escKeys [][]byte                   // unescaped copies of keys with escapes on the path
-	idbuf   []byte                     // an unescaped identifier kept while its entry is read
+	nss      map[string]*namespaceEntry // audience namespaces seen, with their audiences
+	lastNS   *namespaceEntry            // the fast path's last audience namespace
+	audCache [256]audienceSlotEntry     // see audience
+	strbuf   []byte                     // unescaped strings; valid until the next readString
+	escKeys  [][]byte                   // unescaped copies of keys with escapes on the path
+	idbuf    []byte                     // an unescaped identifier kept while its entry is read
 
 	// Where the fast path is, for failure paths: in {"profiles": [...]}
 	// (else a top-level array), at profile fastProfile.
@@ -256,7 +260,8 @@ type namespaceEntry struct {
 }
 
 type audienceEntry struct {
-	idx int32 // index into parser.auds; -1 for an invalid audience
+	idx int32  // index into parser.auds; -1 for an invalid audience
+	id  string // the audience ID (the map key)
 }
 
 // change fills c from record i.
@@ -617,19 +622,46 @@ func (p *parser) namespace(key []byte) *namespaceEntry {
 	return e
 }
 
-// audience interns an audience of namespace ns and checks it once.
+// audience interns an audience of namespace ns and checks it once. A
+// small cache in front of the namespace's map answers most lookups: a
+// body names a few audiences many times.
 func (p *parser) audience(ns *namespaceEntry, id []byte) audienceEntry {
-	if e, ok := ns.ids[string(id)]; ok {
-		return e
+	slot := &p.audCache[audienceSlot(id)]
+	if slot.ns == ns && slot.e.id == string(id) {
+		return slot.e
 	}
-	ref := Ref{Namespace: ns.name, ID: string(id)}
-	e := audienceEntry{idx: -1}
-	if ref.Validate() == nil {
-		e.idx = int32(len(p.auds))
-		p.auds = append(p.auds, ref)
+	e, ok := ns.ids[string(id)]
+	if !ok {
+		ref := Ref{Namespace: ns.name, ID: string(id)}
+		e = audienceEntry{idx: -1, id: ref.ID}
+		if ref.Validate() == nil {
+			e.idx = int32(len(p.auds))
+			p.auds = append(p.auds, ref)
+		}
+		ns.ids[ref.ID] = e
 	}
-	ns.ids[ref.ID] = e
+	*slot = audienceSlotEntry{ns: ns, e: e}
 	return e
+}
+
+// audienceSlot picks id's slot in parser.audCache from its length and its
+// first and last eight bytes (audience IDs are mostly UUIDs).
+func audienceSlot(id []byte) uint8 {
+	h := uint64(len(id))
+	if len(id) >= 8 {
+		h ^= binary.LittleEndian.Uint64(id) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(id[len(id)-8:]), 31)
+	} else {
+		for _, c := range id {
+			h = h<<8 | uint64(c)
+		}
+	}
+	return uint8((h * 0x9e3779b97f4a7c15) >> 56)
+}
+
+// audienceSlotEntry is one slot of parser.audCache.
+type audienceSlotEntry struct {
+	ns *namespaceEntry
+	e  audienceEntry
 }
 
 // fail counts a failed identity or membership at the current path plus extra.
