@@ -39,20 +39,44 @@ func register(c command) {
 // errUsage is a command line that cannot be run; usage has been printed.
 var errUsage = errors.New("usage")
 
+// exitError ends pinlist with its own exit code (and its message, when it
+// has one, on stderr): how a command tells scripts more than pass or fail.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if code := exitCode(err, os.Stderr); code != 0 {
+		os.Exit(code)
+	}
+}
+
+// exitCode reports err on stderr and returns the process's exit code: 0
+// for success or -h, 2 for a usage error, an exitError's own code, else 1.
+func exitCode(err error, stderr io.Writer) int {
+	var exit *exitError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.Is(err, errUsage):
 		if err != errUsage { // wrapped: it says what was wrong
-			fmt.Fprintln(os.Stderr, "pinlist:", err)
+			fmt.Fprintln(stderr, "pinlist:", err)
 		}
-		os.Exit(2)
+		return 2
+	case errors.As(err, &exit):
+		if exit.msg != "" {
+			fmt.Fprintln(stderr, "pinlist:", exit.msg)
+		}
+		return exit.code
 	default:
-		fmt.Fprintln(os.Stderr, "pinlist:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "pinlist:", err)
+		return 1
 	}
 }
 

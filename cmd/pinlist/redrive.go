@@ -111,8 +111,9 @@ func queueRegion(queueURL string) string {
 }
 
 // redriveLocal moves the local stack's dead letters back to their
-// audiences. It refuses while a pinlist serve consumes the queue: it takes
-// the queue's consumer lock for the duration, as serve does.
+// audiences. It opens the queue without Consumer, as pinlist status does, so
+// it runs beside a pinlist serve that consumes the queue: the move is one
+// SQLite transaction, which serve's workers see on their next receive.
 func redriveLocal(ctx context.Context, stdout io.Writer, dataDir string, maxMoved int) error {
 	dbPath := local.QueuePath(dataDir)
 	if _, err := os.Stat(dbPath); errors.Is(err, os.ErrNotExist) {
@@ -120,10 +121,7 @@ func redriveLocal(ctx context.Context, stdout io.Writer, dataDir string, maxMove
 	} else if err != nil {
 		return fmt.Errorf("open the local queue: %w", err)
 	}
-	q, err := queue.OpenLocal(ctx, queue.LocalOptions{Path: dbPath, Consumer: true})
-	if errors.Is(err, queue.ErrLocalConsumerLocked) {
-		return fmt.Errorf("pinlist serve is running on %s: stop it, run pinlist redrive, then start it again", dataDir)
-	}
+	q, err := queue.OpenLocal(ctx, queue.LocalOptions{Path: dbPath})
 	if err != nil {
 		return fmt.Errorf("open the local queue: %w", err)
 	}
@@ -132,7 +130,7 @@ func redriveLocal(ctx context.Context, stdout io.Writer, dataDir string, maxMove
 	if err != nil {
 		return fmt.Errorf("redrive the local dead letters (nothing moved; run pinlist redrive again): %w", err)
 	}
-	reportRedrive(stdout, moved, maxMoved, "pinlist serve applies them when it runs.")
+	reportRedrive(stdout, moved, maxMoved, "pinlist serve applies them: at once when it is running, else when it starts.")
 	if cerr != nil {
 		return fmt.Errorf("close the local queue after the redrive: %w", cerr)
 	}

@@ -341,52 +341,62 @@ func localEvent(b queue.Batch) events.SQSEvent {
 	return ev
 }
 
-func TestRedriveLocalRefuses(t *testing.T) {
-	tests := []struct {
-		name    string
-		setup   func(t *testing.T, dir string) (cleanup func())
-		wantMsg string
-	}{
-		{
-			name: "while pinlist serve runs",
-			setup: func(t *testing.T, dir string) func() {
-				killLocalMessages(t, dir, redriveMessages(t))
-				serve, err := queue.OpenLocal(t.Context(), queue.LocalOptions{Path: local.QueuePath(dir), Consumer: true})
-				if err != nil {
-					t.Fatalf("open the queue as serve does: %v", err)
-				}
-				return func() { serve.Close() }
-			},
-			wantMsg: "pinlist serve is running",
-		},
-		{
-			name:    "without a queue",
-			setup:   func(*testing.T, string) func() { return func() {} },
-			wantMsg: "no local queue at",
-		},
+// TestRedriveLocalBesideServe: the redrive moves dead letters back while a
+// consumer (pinlist serve) holds the queue, and that consumer then receives
+// and applies them without being restarted.
+func TestRedriveLocalBesideServe(t *testing.T) {
+	isolateRedriveEnv(t)
+	dir := t.TempDir()
+	killLocalMessages(t, dir, redriveMessages(t))
+	serve, err := queue.OpenLocal(t.Context(), queue.LocalOptions{Path: local.QueuePath(dir), Consumer: true})
+	if err != nil {
+		t.Fatalf("open the queue as serve does: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			isolateRedriveEnv(t)
-			dir := t.TempDir()
-			cleanup := tt.setup(t, dir)
-			_, err := runRedriveCmd(t, "--data-dir", dir)
-			cleanup()
-			if err == nil || !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Fatalf("pinlist redrive = %v, want an error saying %q", err, tt.wantMsg)
+	defer serve.Close()
+	if b := receiveLocal(t, serve); len(b) != 0 {
+		t.Fatalf("serve received %d batches before the redrive, want none: every message is a dead letter", len(b))
+	}
+
+	out, err := runRedriveCmd(t, "--data-dir", dir)
+	if err != nil {
+		t.Fatalf("pinlist redrive beside serve: %v", err)
+	}
+	if want := "Moved 2 dead letters back to the queue. pinlist serve applies them: at once when it is running"; !strings.Contains(out, want) {
+		t.Errorf("stdout = %q, want it to say %q", out, want)
+	}
+	if _, err := queue.OpenLocal(t.Context(), queue.LocalOptions{Path: local.QueuePath(dir), Consumer: true}); !errors.Is(err, queue.ErrLocalConsumerLocked) {
+		t.Fatalf("a second consumer after the redrive: err = %v, want ErrLocalConsumerLocked (serve still holds the queue)", err)
+	}
+
+	a := newApplier(t)
+	var moved []string
+	for _, b := range receiveLocal(t, serve) {
+		a.apply(t, localEvent(b))
+		for _, m := range b.Messages {
+			moved = append(moved, m.GroupID)
+			if err := serve.Delete(t.Context(), m.Receipt); err != nil {
+				t.Fatalf("delete: %v", err)
 			}
-			if _, err := os.Stat(local.QueuePath(dir)); errors.Is(err, os.ErrNotExist) {
-				return // nothing was created
-			}
-			q, err := queue.OpenLocal(t.Context(), queue.LocalOptions{Path: local.QueuePath(dir)})
-			if err != nil {
-				t.Fatalf("open local queue: %v", err)
-			}
-			defer q.Close()
-			if dead, err := q.DeadLetters(t.Context()); err != nil || len(dead) != len(redriveAudiences) {
-				t.Errorf("dead letters after a refused redrive: %d, %v; want all %d still there", len(dead), err, len(redriveAudiences))
-			}
-		})
+		}
+	}
+	if len(moved) != len(redriveAudiences) {
+		t.Errorf("serve received the messages of %v, want one per audience %v", moved, redriveAudiences)
+	}
+	a.check(t, len(redriveAudiences))
+	if dead, err := serve.DeadLetters(t.Context()); err != nil || len(dead) != 0 {
+		t.Errorf("dead letters after the redrive: %d, %v; want none", len(dead), err)
+	}
+}
+
+func TestRedriveLocalWithoutAQueue(t *testing.T) {
+	isolateRedriveEnv(t)
+	dir := t.TempDir()
+	_, err := runRedriveCmd(t, "--data-dir", dir)
+	if err == nil || !strings.Contains(err.Error(), "no local queue at") {
+		t.Fatalf("pinlist redrive = %v, want an error saying there is no local queue", err)
+	}
+	if _, err := os.Stat(local.QueuePath(dir)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("redrive without a queue created %s (stat: %v)", local.QueuePath(dir), err)
 	}
 }
 

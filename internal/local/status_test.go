@@ -36,6 +36,9 @@ func TestStatusOfARunningStack(t *testing.T) {
 	if st.Token.Warning != "" || st.Token.LastRefresh.IsZero() {
 		t.Errorf("token status = %+v, want no warning and a last refresh", st.Token)
 	}
+	if !st.Healthy || len(st.Warnings) != 0 {
+		t.Errorf("healthy %v, warnings %q; want a healthy stack", st.Healthy, st.Warnings)
+	}
 	if st.Queue == nil || st.Queue.Depth != 0 || st.Queue.DeadLetters != 0 {
 		t.Errorf("queue = %+v (%s), want empty", st.Queue, st.QueueError)
 	}
@@ -85,6 +88,9 @@ func TestStatusOfAnEmptyDataDir(t *testing.T) {
 	if st.ListsError == "" {
 		t.Error("no lists error without a token")
 	}
+	if st.Healthy || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], "pinlist serve provisions") {
+		t.Errorf("healthy %v, warnings %q; want the missing token as the one warning", st.Healthy, st.Warnings)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -99,40 +105,59 @@ func TestStatusOfAnEmptyDataDir(t *testing.T) {
 }
 
 // TestStatusWarnsBeforeTheConnectionLapses: the warning threshold of the
-// refresh token's expiry (the account expiration date).
+// refresh token's expiry (the account expiration date): a warning below it,
+// none above it.
 func TestStatusWarnsBeforeTheConnectionLapses(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
 	tests := []struct {
 		name        string
+		alertBefore time.Duration // 0: the default, 14 days
 		accessLeft  time.Duration
 		refreshLeft time.Duration
 		warning     string
+		daysLeft    float64
 	}{
-		{"healthy", 20 * 24 * time.Hour, 50 * 24 * time.Hour, ""},
-		{"just outside the window", 20 * 24 * time.Hour, 14*24*time.Hour + time.Minute, ""},
-		{"inside the window", 5 * 24 * time.Hour, 13 * 24 * time.Hour, "expires in 13.0 days"},
-		{"lapsed", -time.Hour, -time.Hour, "has expired"},
-		{"access token expired only", -time.Hour, 30 * 24 * time.Hour, "access token has expired"},
+		{"healthy", 0, 20 * day, 50 * day, "", 50},
+		{"just outside the window", 0, 20 * day, 14*day + time.Minute, "", 14},
+		{"inside the window", 0, 5 * day, 13 * day, "expires in 13.0 days, within the 14-day warning threshold", 13},
+		{"outside a narrower window", 7 * day, 5 * day, 13 * day, "", 13},
+		{"inside a wider window", 30 * day, 20 * day, 29*day + 23*time.Hour, "expires in 29.9 days, within the 30-day", 29.9},
+		{"lapsed", 0, -time.Hour, -time.Hour, "has expired", -0.1},
+		{"access token expired only", 0, -time.Hour, 30 * day, "access token has expired", 30},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			err := token.FileStore{Path: TokenPath(dir)}.Save(context.Background(), token.Token{
+			tok := token.Token{
 				ClientID: "c", ClientSecret: "s", AccessToken: "a", RefreshToken: "r",
 				AccessTokenExpiresAt: now.Add(tc.accessLeft), RefreshTokenExpiresAt: now.Add(tc.refreshLeft),
-			})
-			if err != nil {
+			}
+			if err := (token.FileStore{Path: TokenPath(dir)}).Save(context.Background(), tok); err != nil {
 				t.Fatal(err)
 			}
-			st := ReadStatus(t.Context(), StatusOptions{DataDir: dir, SimAddr: "127.0.0.1:1", Now: func() time.Time { return now }})
+			st := ReadStatus(t.Context(), StatusOptions{DataDir: dir, SimAddr: "127.0.0.1:1", AlertBefore: tc.alertBefore, Now: func() time.Time { return now }})
 			if st.Token == nil {
 				t.Fatalf("no token: %s", st.TokenError)
 			}
-			if tc.warning == "" && st.Token.Warning != "" || !strings.Contains(st.Token.Warning, tc.warning) {
+			if (tc.warning == "") != (st.Token.Warning == "") || !strings.Contains(st.Token.Warning, tc.warning) {
 				t.Errorf("warning %q, want %q", st.Token.Warning, tc.warning)
 			}
-			if !st.Token.AccountExpiresAt.Equal(now.Add(tc.refreshLeft)) {
-				t.Errorf("account expires %v, want %v", st.Token.AccountExpiresAt, now.Add(tc.refreshLeft))
+			if st.Healthy != (tc.warning == "") || len(st.Warnings) > 1 || tc.warning != "" && !strings.Contains(strings.Join(st.Warnings, ""), tc.warning) {
+				t.Errorf("healthy %v, warnings %q; want warning %q", st.Healthy, st.Warnings, tc.warning)
+			}
+			if !st.Token.AccountExpiresAt.Equal(tok.RefreshTokenExpiresAt) {
+				t.Errorf("account expires %v, want %v", st.Token.AccountExpiresAt, tok.RefreshTokenExpiresAt)
+			}
+			if st.Token.AccountDaysLeft != tc.daysLeft {
+				t.Errorf("account days left %v, want %v", st.Token.AccountDaysLeft, tc.daysLeft)
+			}
+			var text strings.Builder
+			if err := st.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(text.String(), "WARNING:"); got != (tc.warning != "") {
+				t.Errorf("text has a WARNING line: %v, want %v:\n%s", got, tc.warning != "", text.String())
 			}
 		})
 	}
