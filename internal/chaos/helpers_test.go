@@ -13,15 +13,25 @@ import (
 // limit.
 func waitForMembership(t *testing.T, sim *loadgen.Sim, oracle *loadgen.Oracle, limit time.Duration) {
 	t.Helper()
+	if diff := settle(t, sim, oracle, limit); len(diff) > 0 {
+		t.Fatalf("the simulator's lists did not reach the expected membership within %s:\n  %s", limit, joinLines(diff))
+	}
+}
+
+// settle polls the simulator until its lists equal the oracle's expected
+// membership or limit passes, and returns the last difference (none when
+// they matched).
+func settle(t *testing.T, sim *loadgen.Sim, oracle *loadgen.Oracle, limit time.Duration) []string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), limit)
 	defer cancel()
 	want := oracle.Expected()
-	var diff []string
 	for {
 		got, _, err := sim.Memberships(ctx)
+		var diff []string
 		if err == nil {
 			if diff = loadgen.Diff(want, got); len(diff) == 0 {
-				return
+				return nil
 			}
 		}
 		select {
@@ -29,7 +39,7 @@ func waitForMembership(t *testing.T, sim *loadgen.Sim, oracle *loadgen.Oracle, l
 			if err != nil {
 				t.Fatalf("read the simulator's lists: %v", err)
 			}
-			t.Fatalf("the simulator's lists did not reach the expected membership within %s:\n  %s", limit, joinLines(diff))
+			return diff
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
