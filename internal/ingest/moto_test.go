@@ -3,13 +3,11 @@ package ingest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,36 +23,15 @@ import (
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
-// The one moto_server of this test binary, started by the first test that
-// needs it (fuzz workers run this binary too and never do), stopped by
-// TestMain.
-var (
-	motoOnce sync.Once
-	motoSrv  *awstest.Moto
-	motoErr  error
-)
+// This test binary's one moto_server, started by the first test that needs
+// it (most tests here never do, nor do fuzz workers), stopped by TestMain.
+var lazyMoto awstest.Lazy
 
 // startMoto returns the server, starting it on first use. A missing
 // moto_server fails the test with how to install it.
-func startMoto(t *testing.T) *awstest.Moto {
-	t.Helper()
-	motoOnce.Do(func() { motoSrv, motoErr = awstest.Start() })
-	if motoErr != nil {
-		t.Fatalf("start moto_server: %v", motoErr)
-	}
-	return motoSrv
-}
+func startMoto(t *testing.T) *awstest.Moto { t.Helper(); return lazyMoto.Get(t) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if motoSrv != nil {
-		if err := motoSrv.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "FAIL: stop moto_server:", err)
-			code = max(code, 1)
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(awstest.MainLazy(m, &lazyMoto)) }
 
 // recordingSender passes messages to next and keeps the ones it accepted.
 type recordingSender struct {
