@@ -94,20 +94,44 @@ func fastKey(s []byte, i int) (key []byte, sp span, val int, ok bool) {
 	if i >= len(s) || s[i] != '"' {
 		return nil, span{}, 0, false
 	}
-	key, j, ok := fastString(s, i)
-	if !ok {
+	j := plainRun(s, i+1)
+	if j >= len(s) || s[j] != '"' {
 		return nil, span{}, 0, false
 	}
-	sp = span{a: int32(i + 1), b: int32(j - 1)}
-	j = skipWS(s, j)
-	if j >= len(s) || s[j] != ':' {
+	return fastColon(s, i, j)
+}
+
+// fastKeyLike is fastKey when the key is likely the one at sp (a key of
+// an earlier fast read, so without quotes, backslashes or control
+// characters): then it is compared in place instead of scanned.
+func fastKeyLike(s []byte, i int, like span) (key []byte, sp span, val int, ok bool) {
+	if n := int(like.b - like.a); n > 0 {
+		if e := i + 1 + n; e < len(s) && s[i] == '"' && s[e] == '"' && string(s[i+1:e]) == string(s[like.a:like.b]) {
+			return fastColon(s, i, e)
+		}
+	}
+	return fastKey(s, i)
+}
+
+// quotedAt reports whether s holds at i the string want, quotes and all.
+// want must be free of quotes, backslashes and control characters, so
+// that those bytes can only be that string.
+func quotedAt(s []byte, i int, want string) bool {
+	e := i + 1 + len(want)
+	return e < len(s) && s[i] == '"' && s[e] == '"' && string(s[i+1:e]) == want
+}
+
+// fastColon ends fastKey: the key's quotes are at i and j.
+func fastColon(s []byte, i, j int) (key []byte, sp span, val int, ok bool) {
+	val = skipWS(s, j+1)
+	if val >= len(s) || s[val] != ':' {
 		return nil, span{}, 0, false
 	}
-	j = skipWS(s, j+1)
-	if j >= len(s) {
+	val = skipWS(s, val+1)
+	if val >= len(s) {
 		return nil, span{}, 0, false
 	}
-	return key, sp, j, true
+	return s[i+1 : j], span{a: int32(i + 1), b: int32(j)}, val, true
 }
 
 // fastKeyOf is fastKey for a member whose key is most likely one of lits
@@ -236,10 +260,17 @@ func (p *parser) fastIdentityMap(i int) (int, bool) {
 		return i, true
 	}
 	for {
-		key, nsSpan, j, ok := fastKey(s, i)
+		// Namespace keys repeat from profile to profile: the last one seen
+		// with the same first byte is compared in place.
+		last := &p.idNS[0]
+		if i+1 < len(s) {
+			last = &p.idNS[s[i+1]&15]
+		}
+		key, nsSpan, j, ok := fastKeyLike(s, i, *last)
 		if !ok || s[j] != '[' {
 			return 0, false
 		}
+		*last = nsSpan
 		ns := classifyNamespace(key)
 		j, empty := fastOpen(s, j, ']')
 		for idx := 0; !empty; idx++ {
@@ -329,23 +360,41 @@ func (p *parser) fastSegmentMembership(i int) (int, bool) {
 		return i, true
 	}
 	for {
-		nsKey, nsSpan, j, ok := fastKey(s, i)
+		nsKey, nsSpan, j, ok := fastKeyLike(s, i, p.lastNSKey)
 		if !ok || s[j] != '{' {
 			return 0, false
 		}
 		ns := p.lastNS
 		if ns == nil || ns.name != string(nsKey) {
 			ns = p.namespace(nsKey)
-			p.lastNS = ns
+			p.lastNS, p.lastNSKey = ns, nsSpan
 		}
 		j, empty := fastOpen(s, j, '}')
 		for !empty {
-			idKey, idSpan, k, ok := fastKey(s, j)
-			if !ok || p.nAud >= p.lim.MaxAudiencesPerProfile {
+			if p.nAud >= p.lim.MaxAudiencesPerProfile {
 				return 0, false
 			}
 			p.nAud++
-			aud := p.audience(ns, idKey)
+			// The audience is most likely one the cache holds (see
+			// audienceSlot): compared in place, it needs no scan.
+			var aud audienceEntry
+			var idSpan span
+			k := 0
+			if j+9 < len(s) {
+				if e := &p.audCache[audienceSlot(s[j+1:j+9])]; e.ns == ns && len(e.e.id) >= 8 && quotedAt(s, j, e.e.id) {
+					_, idSpan, k, ok = fastColon(s, j, j+1+len(e.e.id))
+					aud = e.e
+				}
+			}
+			if k == 0 {
+				var idKey []byte
+				if idKey, idSpan, k, ok = fastKey(s, j); ok {
+					aud = p.audience(ns, idKey)
+				}
+			}
+			if !ok {
+				return 0, false
+			}
 			if k, ok = p.fastMembership(k, aud, nsSpan, idSpan); !ok {
 				return 0, false
 			}
@@ -387,6 +436,15 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 			var v []byte
 			switch s[j] {
 			case '"':
+				// A valid timestamp is found where its shape says it ends
+				// (and holds no quote, so that is the string's end too);
+				// anything else is scanned as a string first.
+				if n := timestampLen(s, j+1); n > 0 && j+1+n < len(s) && s[j+1+n] == '"' {
+					if t, timeOK = parseTimestamp(s[j+1 : j+1+n]); timeOK {
+						j += n + 2
+						break
+					}
+				}
 				if v, j, ok = fastString(s, j); !ok {
 					return 0, false
 				}
@@ -419,6 +477,32 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 		p.mems = append(p.mems, profileMembership{aud: aud.idx, op: op, t: t})
 	}
 	return i, true
+}
+
+// timestampLen is how long the timestamp starting at s[i] is, judged by
+// the parts parseTimestamp reads after the fixed 19 bytes (a fraction, then
+// Z or an offset), or 0. It checks nothing else: parseTimestamp does.
+func timestampLen(s []byte, i int) int {
+	k := i + 19
+	if k < len(s) && s[k] == '.' {
+		k++
+		for k < len(s) && '0' <= s[k] && s[k] <= '9' {
+			k++
+		}
+	}
+	if k+3 >= len(s) {
+		return 0
+	}
+	switch s[k] {
+	case 'Z':
+		return k + 1 - i
+	case '+', '-':
+		if s[k+3] == ':' {
+			return k + 6 - i
+		}
+		return k + 5 - i
+	}
+	return 0
 }
 
 // fastStatus reads the status string at j: realized and existing are

@@ -224,7 +224,8 @@ type run struct {
 // to the winning records, in Coalesce's output order (by audience, list
 // type, op and hash), and m.runs to their (audience, list type, op) groups.
 //
-// A counting sort puts the records in (audience, list type) order; each
+// A counting sort (one pass to count, one to place) puts the records in
+// (audience, list type) order; each
 // group is then sorted by hash (a counting sort on the hash's top bits, then
 // insertion sorts of the few records that share them: SHA-256 bits are
 // uniform), event time and arrival, and the last record of each run of one
@@ -255,16 +256,9 @@ func (m *Mapper) coalesce(workers int) {
 		count := resizeClear(&sc[w].count, groups)
 		lo, hi := share(w)
 		for i := lo; i < hi; i++ {
-			r := &recs[i]
-			g := audRank[r.aud]*nl + int32(r.list)
+			g := audRank[recs[i].aud]*nl + int32(recs[i].list)
 			group[i] = g
 			count[g]++
-			items[i] = coItem{
-				k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
-				t:     r.t,
-				i:     int32(i),
-				sumOp: uint32(r.sum)<<1 | uint32(r.op),
-			}
 		}
 	})
 	// Each worker's count becomes where its next record of the group goes;
@@ -283,12 +277,19 @@ func (m *Mapper) coalesce(workers int) {
 		pos := sc[w].count
 		lo, hi := share(w)
 		for i := lo; i < hi; i++ {
+			r := &recs[i]
 			g := group[i]
-			sorted[pos[g]] = items[i]
+			sorted[pos[g]] = coItem{
+				k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
+				t:     r.t,
+				i:     int32(i),
+				sumOp: uint32(r.sum)<<1 | uint32(r.op),
+			}
 			pos[g]++
 		}
 	})
-	// Whole groups to each worker, cut near the middle record.
+	// Whole groups to each worker, cut near the middle record; items is
+	// their scratch space.
 	cuts := make([]int, workers+1)
 	cuts[workers] = groups
 	for w, g := 1, 0; w < workers; w++ {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/bits"
 	"slices"
 	"time"
 )
@@ -153,8 +152,9 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 		p.nss = map[string]*namespaceEntry{}
 	}
 	clear(p.nss)
-	p.lastNS = nil
+	p.lastNS, p.lastNSKey = nil, span{}
 	clear(p.audCache[:])
+	clear(p.idNS[:])
 	clear(p.escKeys)
 	p.escKeys = p.escKeys[:0]
 	p.fastWrapper, p.fastProfile = false, 0
@@ -196,12 +196,14 @@ type parser struct {
 	mems []profileMembership
 	nAud int
 
-	nss      map[string]*namespaceEntry // audience namespaces seen, with their audiences
-	lastNS   *namespaceEntry            // the fast path's last audience namespace
-	audCache [256]audienceSlotEntry     // see audience
-	strbuf   []byte                     // unescaped strings; valid until the next readString
-	escKeys  [][]byte                   // unescaped copies of keys with escapes on the path
-	idbuf    []byte                     // an unescaped identifier kept while its entry is read
+	nss       map[string]*namespaceEntry // audience namespaces seen, with their audiences
+	lastNS    *namespaceEntry            // the fast path's last audience namespace
+	lastNSKey span                       // and where its key was
+	audCache  [256]audienceSlotEntry     // see audience
+	idNS      [16]span                   // the fast path's last identity namespace keys, by first byte
+	strbuf    []byte                     // unescaped strings; valid until the next readString
+	escKeys   [][]byte                   // unescaped copies of keys with escapes on the path
+	idbuf     []byte                     // an unescaped identifier kept while its entry is read
 
 	// Where the fast path is, for failure paths: in {"profiles": [...]}
 	// (else a top-level array), at profile fastProfile.
@@ -644,12 +646,13 @@ func (p *parser) audience(ns *namespaceEntry, id []byte) audienceEntry {
 	return e
 }
 
-// audienceSlot picks id's slot in parser.audCache from its length and its
-// first and last eight bytes (audience IDs are mostly UUIDs).
+// audienceSlot picks id's slot in parser.audCache from its first eight
+// bytes (audience IDs are mostly UUIDs), or from all of a shorter one:
+// the fast path finds the slot before it knows where the ID ends.
 func audienceSlot(id []byte) uint8 {
-	h := uint64(len(id))
+	var h uint64
 	if len(id) >= 8 {
-		h ^= binary.LittleEndian.Uint64(id) ^ bits.RotateLeft64(binary.LittleEndian.Uint64(id[len(id)-8:]), 31)
+		h = binary.LittleEndian.Uint64(id)
 	} else {
 		for _, c := range id {
 			h = h<<8 | uint64(c)
