@@ -6,7 +6,7 @@ PKGS := ./...
 BENCHTIME ?= 1x
 TEST_TIMEOUT ?= 15m
 
-.PHONY: test lint fmt vet bench build check-tools cfn-lint
+.PHONY: test lint fmt vet bench bench-load build check-tools cfn-lint
 .PHONY: build-IngestFunction build-UploadFunction build-RefreshFunction
 
 ## test: the whole suite, race detector on (needs moto_server and cfn-lint).
@@ -37,9 +37,30 @@ run:
 	$(GO) build -o bin/pinlist ./cmd/pinlist
 	./bin/pinlist serve $(ARGS)
 
-## bench: the Go benchmarks.
-bench:
+## bench: the load benchmark, then the Go benchmarks.
+bench: bench-load
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-load: the load benchmark (issue 8): builds pinlist, starts pinlist sim
+## and pinlist serve on LOAD_SIM_ADDR and LOAD_ADDR (PIDs kept), runs pinlist load
+## against them, stops both by PID and writes docs/BENCHMARKS.md's Load section.
+## More flags for pinlist load in LOAD_FLAGS (e.g. LOAD_FLAGS='--profiles 20000').
+LOAD_ADDR ?= 127.0.0.1:18080
+LOAD_SIM_ADDR ?= 127.0.0.1:18081
+LOAD_FLAGS ?=
+bench-load:
+	@set -euo pipefail; dir=$$(mktemp -d); sim=; serve=; \
+	trap 'for pid in $$serve $$sim; do kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true; done; rm -rf "$$dir"' EXIT; \
+	$(GO) build -o "$$dir/pinlist" ./cmd/pinlist; \
+	mkdir -m 700 "$$dir/data"; \
+	"$$dir/pinlist" sim --addr $(LOAD_SIM_ADDR) >"$$dir/sim.log" 2>&1 & sim=$$!; \
+	"$$dir/pinlist" load --sim-url http://$(LOAD_SIM_ADDR) --provision-token "$$dir/data/token.json"; \
+	PINLIST_INGEST_TOKEN=bench-load-token "$$dir/pinlist" serve --addr $(LOAD_ADDR) --data-dir "$$dir/data" \
+		--pinterest-url http://$(LOAD_SIM_ADDR)/v5 --write-rate 0 >"$$dir/serve.log" 2>&1 & serve=$$!; \
+	PINLIST_INGEST_TOKEN=bench-load-token "$$dir/pinlist" load --ingest-url http://$(LOAD_ADDR) \
+		--sim-url http://$(LOAD_SIM_ADDR) --serve-pid $$serve --doc docs/BENCHMARKS.md \
+		--doc-command 'make bench-load$(if $(LOAD_FLAGS), LOAD_FLAGS="$(LOAD_FLAGS)")' $(LOAD_FLAGS) \
+		|| { echo "pinlist load failed; the last lines of serve's log:" >&2; tail -n 20 "$$dir/serve.log" >&2; exit 1; }
 
 ## build: compile everything.
 build:

@@ -179,6 +179,9 @@ func Markdown(r *LoadResult, goals Goals, m Machine, command string, when time.T
 	b.WriteString("inspection route lists it, read every tenth of the marker's age (10–250 ms); throughput counts\n")
 	b.WriteString("identity changes (one identifier joining or leaving one audience's list) from the first POST\n")
 	b.WriteString("until the simulator holds them all.\n")
+	if r.WriteCalls > int(goals.CallsFactor*float64(r.LowerBound)) {
+		b.WriteString("\n" + callsExplanation(r) + "\n")
+	}
 	if notes = strings.TrimSpace(notes); notes != "" {
 		b.WriteString("\n" + notes + "\n")
 	}
@@ -187,7 +190,9 @@ func Markdown(r *LoadResult, goals Goals, m Machine, command string, when time.T
 
 // UpdateSection replaces the "## <title>" section of the Markdown file at
 // path (up to the next "## " heading) with section, or appends it when the
-// file has none. section starts with its own heading.
+// file has none. section starts with its own heading. A "### Notes"
+// subsection of the old section, written by hand, is kept at the end of the
+// new one.
 func UpdateSection(path, title, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil {
@@ -198,6 +203,10 @@ func UpdateSection(path, title, section string) error {
 	}
 	return nil
 }
+
+// notesHeading starts the hand-written part of a section that
+// ReplaceSection keeps.
+const notesHeading = "### Notes"
 
 // ReplaceSection is UpdateSection on a document in memory.
 func ReplaceSection(doc, title, section string) string {
@@ -210,14 +219,24 @@ func ReplaceSection(doc, title, section string) string {
 	}
 	end := len(lines)
 	inFence := false
+	notes := -1
 	for i := start + 1; i < len(lines); i++ {
 		if strings.HasPrefix(lines[i], "```") {
 			inFence = !inFence
 		}
-		if !inFence && strings.HasPrefix(lines[i], "## ") {
+		if inFence {
+			continue
+		}
+		if strings.HasPrefix(lines[i], "## ") {
 			end = i
 			break
 		}
+		if strings.TrimRight(lines[i], "\r\n") == notesHeading && notes < 0 {
+			notes = i
+		}
+	}
+	if notes >= 0 {
+		section += "\n" + strings.TrimRight(strings.Join(lines[notes:end], ""), "\n") + "\n"
 	}
 	out := strings.Join(lines[:start], "") + section
 	if end < len(lines) {
@@ -247,6 +266,27 @@ func ms(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(10 * time.Millisecond).String()
+}
+
+// callsExplanation says, from the run's own numbers, why the connector made
+// more list writes than the lower bound.
+func callsExplanation(r *LoadResult) string {
+	var b strings.Builder
+	b.WriteString("Why more list writes than the lower bound: ingest turns each request into one queue message per\n")
+	b.WriteString("audience it touches, and the upload step applies at most 10 messages of an audience at a time (the\n")
+	b.WriteString("SQS FIFO batch size, which the local queue keeps); each such batch makes its own ADD and REMOVE call\n")
+	b.WriteString("for every list it touches. So list writes follow the number of messages, not of records:")
+	for _, p := range []PhaseResult{r.Fixed, r.Saturation} {
+		if p.Messages == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s: %d messages of %.1f changes each made %.2f list writes per message.", p.Name, p.Messages,
+			ratio(p.Changes, p.Messages), ratio(p.WriteCalls, p.Messages))
+	}
+	b.WriteString("\nThe lower bound counts each list's records once over the whole run, as if every change were held\n")
+	b.WriteString("back until the end; a connector that must deliver a change within seconds cannot reach it while\n")
+	b.WriteString("changes trickle in.")
+	return b.String()
 }
 
 func ratio(a, b int) float64 { return float64(a) / float64(max(b, 1)) }

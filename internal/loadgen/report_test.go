@@ -29,6 +29,11 @@ func TestReplaceSection(t *testing.T) {
 			want: "# B\n\n## Load\n\nnew results\n\n## Other\n\nother text\n",
 		},
 		{
+			name: "hand-written notes kept",
+			doc:  "# B\n\n## Load\n\nold\n\n### Notes\n\nby hand\n\n## Other\n\nx\n",
+			want: "# B\n\n## Load\n\nnew results\n\n### Notes\n\nby hand\n\n## Other\n\nx\n",
+		},
+		{
 			name: "a heading that only starts the same is not it",
 			doc:  "# B\n\n## Loader\n\nx\n",
 			want: "# B\n\n## Loader\n\nx\n\n## Load\n\nnew results\n",
