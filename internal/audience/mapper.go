@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"cmp"
 	"encoding/binary"
 	"math/bits"
 	"runtime"
@@ -373,16 +374,21 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 
 // sortByHash sorts one group by hash, event time and arrival, using tmp
 // (as long as grp) as scratch; it returns the sorted slice, grp or tmp.
+// A counting sort on the hash's top bits leaves about one record a bucket
+// (SHA-256 bits are uniform); one insertion pass over the whole group then
+// orders the records that share a bucket, records of different buckets
+// being in order already.
 func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coItem {
-	if len(grp) > 32 {
-		// Buckets of about four records by the hash's top bits.
-		b := min(max(bits.Len(uint(len(grp)/4)), 1), 12)
+	if len(grp) > 16 {
+		b := min(bits.Len(uint(len(grp)))-1, 16)
 		shift := uint(64 - b)
 		count := resizeClear(&c.bucketCount, 1<<b+1)
 		for j := range grp {
 			count[grp[j].k>>shift+1]++
 		}
+		largest := int32(0)
 		for x := 1; x < len(count); x++ {
+			largest = max(largest, count[x])
 			count[x] += count[x-1]
 		}
 		for j := range grp {
@@ -390,48 +396,59 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coIte
 			tmp[count[x]] = grp[j]
 			count[x]++
 		}
-		start := int32(0)
-		for _, end := range count[:len(count)-1] {
-			sortItems(tmp[start:end], sums)
-			start = end
+		grp = tmp
+		if largest > 32 {
+			// Many equal hash prefixes (one identifier many times):
+			// sort the large buckets in O(n log n), not by insertion.
+			start := int32(0)
+			for _, end := range count[:len(count)-1] {
+				if end-start > 32 {
+					slices.SortFunc(grp[start:end], func(a, c coItem) int { return compareItems(&a, &c, sums) })
+				}
+				start = end
+			}
 		}
-		return tmp
 	}
-	sortItems(grp, sums)
+	less := func(a, c *coItem) bool {
+		if a.k != c.k { // nearly always: decided without a call
+			return a.k < c.k
+		}
+		return compareItems(a, c, sums) < 0
+	}
+	for j := 1; j < len(grp); j++ {
+		if !less(&grp[j], &grp[j-1]) {
+			continue
+		}
+		x := grp[j]
+		k := j
+		for ; k > 0 && less(&x, &grp[k-1]); k-- {
+			grp[k] = grp[k-1]
+		}
+		grp[k] = x
+	}
 	return grp
 }
 
-// sortItems sorts a few items by hash, event time and arrival: an insertion
-// sort, or slices.SortFunc when there are more than a few.
-func sortItems(items []coItem, sums [][32]byte) {
-	less := func(a, c *coItem) bool {
-		if a.k != c.k {
-			return a.k < c.k
+// compareItems orders items by hash, event time and arrival (index).
+func compareItems(a, c *coItem, sums [][32]byte) int {
+	if a.k != c.k {
+		if a.k < c.k {
+			return -1
 		}
-		if x, y := a.sumOp>>1, c.sumOp>>1; x != y {
-			if d := compareSums(&sums[x], &sums[y]); d != 0 {
-				return d < 0
-			}
-		}
-		if a.t != c.t {
-			return a.t < c.t
-		}
-		return a.i < c.i
+		return 1
 	}
-	if len(items) > 24 {
-		slices.SortFunc(items, func(a, c coItem) int {
-			if less(&a, &c) {
-				return -1
-			}
-			return 1 // items are distinct (i differs)
-		})
-		return
-	}
-	for j := 1; j < len(items); j++ {
-		for k := j; k > 0 && less(&items[k], &items[k-1]); k-- {
-			items[k], items[k-1] = items[k-1], items[k]
+	if x, y := a.sumOp>>1, c.sumOp>>1; x != y {
+		if d := compareSums(&sums[x], &sums[y]); d != 0 {
+			return d
 		}
 	}
+	if a.t != c.t {
+		if a.t < c.t {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Compare(a.i, c.i)
 }
 
 // sameSum reports whether hashes x and y are equal.

@@ -163,6 +163,21 @@ func TestMapperSplitsLargeBodies(t *testing.T) {
 	}
 }
 
+// TestMapperOneIdentifierManyTimes maps a body in which every profile
+// has the same identifiers in the same audiences, with times that tie and
+// times that do not: one hash fills whole groups.
+func TestMapperOneIdentifierManyTimes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(17, 18))
+	ps := make([]string, 3000)
+	for i := range ps {
+		at := fmt.Sprintf("@2024-01-01T00:00:%02dZ", rng.IntN(60))
+		ps[i] = profile([]string{"email=a@example.com", "gaid=" + gaid}, []string{"a1=realized" + at, "a2=exited" + at})
+	}
+	body := []byte("[" + strings.Join(ps, ",") + "]")
+	checkMapper(t, NewMapper(Limits{}), body, Limits{})
+	checkMapper(t, splitMapper(Limits{}), body, Limits{})
+}
+
 func countFailures(r Report) int {
 	n := 0
 	for _, v := range r.Failed {
