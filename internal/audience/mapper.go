@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -30,14 +31,13 @@ type Mapper struct {
 
 	winners []winner // the coalesced records, in Coalesce's order
 	runs    []run    // their (audience, list type, op) groups
-	hexes   string   // the hex of every p.sums entry, built on demand
+	hexes   hexTable // the hex of every p.sums entry, built on demand
 	hexed   bool     // hexes is for the current body
 
 	// Coalescing scratch.
 	items, sorted []coItem
 	group, ends   []int32
 	scratch       []*coalesceScratch
-	hexbuf        []byte
 }
 
 // NewMapper returns a Mapper for bodies within lim (zero fields: the
@@ -52,7 +52,7 @@ func NewMapper(lim Limits) *Mapper {
 // of MapProfilesBytes; after an error there are no changes. Map does not
 // keep body once it returns.
 func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
-	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], "", false
+	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], hexTable{}, false
 	var err error
 	if !m.mapSplit(body, receivedAt) {
 		err = m.p.run(body, m.lim, receivedAt, true)
@@ -100,8 +100,7 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 	// One backing array for every chunk's hashes, as GroupChunks does.
 	all := make([]string, len(m.winners))
 	for j, w := range m.winners {
-		off := int(w.sum) * 64
-		all[j] = hexes[off : off+64]
+		all[j] = hexes.of(w.sum)
 	}
 	const hashLen = 64
 	perChunk := maxRecords
@@ -127,21 +126,42 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 	return chunks
 }
 
-// hex hex-encodes every hash of the last Map once, into one string that
-// all changes and chunks of that Map share.
-func (m *Mapper) hex() string {
-	if m.hexed {
-		return m.hexes
+// hex hex-encodes every hash of the last Map once, into one string per
+// worker that all changes and chunks of that Map share.
+func (m *Mapper) hex() *hexTable {
+	if !m.hexed {
+		sums := m.p.sums
+		cut := len(sums)
+		if m.workers(len(sums)) == 2 {
+			cut = len(sums) / 2
+		}
+		m.hexes.cut = int32(cut)
+		parallel(m.workers(len(sums)), func(w int) {
+			if w == 0 {
+				m.hexes.lo = hexSums(sums[:cut])
+			} else {
+				m.hexes.hi = hexSums(sums[cut:])
+			}
+		})
+		m.hexed = true
 	}
-	sums := m.p.sums
-	buf := resize(&m.hexbuf, 64*len(sums))
-	workers := m.workers(len(sums))
-	parallel(workers, func(w int) {
-		lo, hi := len(sums)*w/workers, len(sums)*(w+1)/workers
-		hexInto(buf[64*lo:64*hi], sums[lo:hi])
-	})
-	m.hexes, m.hexed = string(buf), true
-	return m.hexes
+	return &m.hexes
+}
+
+// hexTable is the hex of a run of hashes: hashes [0, cut) in lo, the rest
+// in hi.
+type hexTable struct {
+	lo, hi string
+	cut    int32
+}
+
+// of is the hex of hash sum.
+func (h *hexTable) of(sum int32) string {
+	if sum < h.cut {
+		return h.lo[64*int(sum) : 64*int(sum)+64]
+	}
+	off := 64 * int(sum-h.cut)
+	return h.hi[off : off+64]
 }
 
 // minParallelItems is the least number of records or hashes that a Mapper
@@ -168,11 +188,19 @@ func parallel(n int, f func(w int)) {
 	wg.Wait()
 }
 
-// hexSums encodes sums as one string of 64 lowercase hex digits each.
+// hexSums encodes sums as one string of 64 lowercase hex digits each,
+// a block at a time through the stack, so the string is written once.
 func hexSums(sums [][32]byte) string {
-	buf := make([]byte, 64*len(sums))
-	hexInto(buf, sums)
-	return string(buf)
+	var sb strings.Builder
+	sb.Grow(64 * len(sums))
+	var block [64 * 64]byte
+	for len(sums) > 0 {
+		n := min(len(sums), 64)
+		hexInto(block[:64*n], sums[:n])
+		sb.Write(block[:64*n])
+		sums = sums[n:]
+	}
+	return sb.String()
 }
 
 // hexInto encodes sums into dst, 64 bytes each.

@@ -71,7 +71,7 @@ func ParseProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change
 	if len(p.recs) == 0 {
 		return nil, p.rep, nil
 	}
-	hexes := hexSums(p.sums)
+	hexes := &hexTable{lo: hexSums(p.sums), cut: int32(len(p.sums))}
 	out := make([]Change, len(p.recs))
 	for i := range p.recs {
 		p.change(&out[i], int32(i), hexes)
@@ -267,14 +267,13 @@ type audienceEntry struct {
 }
 
 // change fills c from record i.
-func (p *parser) change(c *Change, i int32, hexes string) {
+func (p *parser) change(c *Change, i int32, hexes *hexTable) {
 	r := &p.recs[i]
-	off := int(r.sum) * 64
 	*c = Change{
 		Audience:  p.auds[r.aud],
 		List:      recLists[r.list],
 		Op:        recOps[r.op],
-		Hash:      hexes[off : off+64],
+		Hash:      hexes.of(r.sum),
 		EventTime: time.Unix(0, r.t).UTC(),
 		Seq:       uint64(i) + 1,
 	}
