@@ -21,7 +21,7 @@ func TestGeneratorIsRepeatable(t *testing.T) {
 	}
 }
 
-// TestGeneratorMix checks the traffic's shape over 20,000 profiles: the
+// TestGeneratorMix checks the traffic's shape over 10,000 profiles: the
 // identity mix, 10 % exits, exits only of joins ExitLag bodies back, and
 // event times later than every earlier body's.
 func TestGeneratorMix(t *testing.T) {
@@ -34,7 +34,7 @@ func TestGeneratorMix(t *testing.T) {
 	var memberships, exits, emails, gaids, idfas, padded, upper, profiles int
 	var lastMax time.Time
 	o := NewOracle()
-	for bi := range 200 {
+	for bi := range 100 {
 		b := g.Body(100)
 		st, err := o.AddBody(EncodeBody(b.Profiles, FormWrapped), recv)
 		if err != nil {

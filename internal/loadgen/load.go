@@ -46,8 +46,10 @@ type LoadOptions struct {
 	MaxMarkers    int
 	MarkerPollMax time.Duration
 	// SettleTimeout bounds the wait for the simulator to reach the expected
-	// state after the last body (default 10m).
+	// state after the last body (default 10m). The whole state is read once
+	// the Pinterest writes have stopped for SettleQuiet (default 1s).
 	SettleTimeout time.Duration
+	SettleQuiet   time.Duration
 	// Gen shapes the traffic. Its ExitLag is set by RunLoad.
 	Gen GenOptions
 	// Progress receives a progress line every ProgressEvery (default 2s).
@@ -89,9 +91,14 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	if o.SettleTimeout <= 0 {
 		o.SettleTimeout = 10 * time.Minute
 	}
+	if o.SettleQuiet <= 0 {
+		o.SettleQuiet = time.Second
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
+	// The phase and its progress ticker both print.
+	o.Progress = &lockedWriter{w: o.Progress}
 	if o.ProgressEvery <= 0 {
 		o.ProgressEvery = 2 * time.Second
 	}
@@ -447,9 +454,9 @@ func (r *runner) post(ctx context.Context, ps *phaseState, j job) error {
 // settle waits until the simulator holds the oracle's membership and
 // returns when it first did: the time of the last Pinterest write the
 // simulator saw before it matched. It polls the cheap /_sim/calls and reads
-// the whole state only once the writes have stopped for a second.
+// the whole state only once the writes have stopped for SettleQuiet.
 func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, error) {
-	const quiet = time.Second
+	quiet := r.o.SettleQuiet
 	deadline := time.Now().Add(r.o.SettleTimeout)
 	last, lastWrite := -1, time.Now()
 	checkAfter := lastWrite.Add(quiet)
@@ -695,6 +702,18 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	case <-timer.C:
 		return nil
 	}
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // watermark tracks which bodies were accepted: waitBelow(n) returns once

@@ -45,6 +45,7 @@ func TestRunLoadAgainstTheLocalStack(t *testing.T) {
 		Gen:               loadgen.GenOptions{Seed: 42},
 		Progress:          &progress,
 		ProgressEvery:     200 * time.Millisecond,
+		SettleQuiet:       200 * time.Millisecond,
 	})
 	if err != nil {
 		t.Fatalf("RunLoad: %v\nprogress:\n%s", err, progress.String())
