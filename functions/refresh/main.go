@@ -40,6 +40,7 @@ func main() {
 			return pinterest.NewOAuth(pinterest.OAuthConfig{ClientID: t.ClientID, ClientSecret: t.ClientSecret, BaseURL: cfg.APIBaseURL})
 		},
 		RefreshBefore:    cfg.RefreshBefore,
+		Probe:            refresh.PinterestProbe(cfg.APIBaseURL, cfg.AdAccountID, nil),
 		Metrics:          refresh.NewMetricsWriter(os.Stdout, nil),
 		Connection:       cfg.ConnectionName,
 		ReconnectCommand: "pinlist connect --store secretsmanager:" + cfg.TokenSecretID,

@@ -44,6 +44,7 @@ type Stack struct {
 	log         *slog.Logger
 	queue       *queue.Local
 	tokens      *token.Source
+	refreshNow  chan struct{} // token trouble: run the refresh check now
 	refresher   *refresh.Refresher
 	count       *counters
 	progressOut *progressPrinter
@@ -96,7 +97,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start the local stack: create the data directory: %w", err)
 	}
-	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2)}
+	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2), refreshNow: make(chan struct{}, 1)}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -251,7 +252,7 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 		return nil, err
 	}
 	up, err := upload.New(client,
-		upload.WithTokenInvalidator(s.tokens),
+		upload.WithTokenInvalidator(tokenTrouble{s.tokens, s.refreshNow}),
 		upload.WithMaxRecordsPerRequest(cfg.MaxRecordsPerRequest),
 		upload.WithConnectionName(cfg.ConnectionName),
 		upload.WithLogger(s.log.With("component", "upload")),
@@ -271,6 +272,7 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 			})
 		},
 		RefreshBefore:    cfg.RefreshBefore,
+		Probe:            refresh.PinterestProbe(apiURL, s.adAccount, &http.Client{Timeout: oauthTimeout}),
 		Alerts:           refresh.LogAlerter{Logger: s.log.With("component", "refresh")},
 		Connection:       cfg.ConnectionName,
 		ReconnectCommand: "pinlist connect --store file:" + store.Path,
@@ -282,8 +284,31 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	return up, nil
 }
 
-// refreshLoop runs the token refresh now and then every RefreshEvery. A
-// refreshed pair makes the uploads' token source reload it at once.
+// tokenTrouble is what the upload handler invalidates on a 401: the token
+// source (reload the token file) and, without blocking, a request to the
+// refresh loop to check the token with Pinterest now — an access token
+// refused before its stored expiry is then refreshed at once, not at the
+// next scheduled run.
+type tokenTrouble struct {
+	src *token.Source
+	now chan<- struct{}
+}
+
+func (t tokenTrouble) Invalidate() {
+	t.src.Invalidate()
+	select {
+	case t.now <- struct{}{}:
+	default:
+	}
+}
+
+// refreshCheckGap is the least time between two refresh runs asked for by
+// token trouble, so a stream of 401s costs one probe a while, not one each.
+const refreshCheckGap = 5 * time.Second
+
+// refreshLoop runs the token refresh now, then every RefreshEvery and when
+// the uploads report token trouble. A refreshed pair makes the uploads'
+// token source reload it at once.
 func (s *Stack) refreshLoop(ctx context.Context) {
 	run := func(ctx context.Context) {
 		res, err := s.refresher.Run(ctx, false)
@@ -298,7 +323,22 @@ func (s *Stack) refreshLoop(ctx context.Context) {
 		}
 	}
 	run(ctx)
-	s.every(ctx, s.cfg.RefreshEvery, run)
+	t := time.NewTicker(s.cfg.RefreshEvery)
+	defer t.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.refreshNow:
+			if time.Since(last) < refreshCheckGap {
+				continue
+			}
+		}
+		last = time.Now()
+		run(ctx)
+	}
 }
 
 // maintain is the queue's housekeeping.

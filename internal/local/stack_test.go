@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pinlist/pinlist/internal/pinterestsim"
+	"github.com/pinlist/pinlist/internal/token"
 )
 
 // t0 is the event time the generated memberships start from.
@@ -226,4 +227,48 @@ func TestAudienceMetadataThenMembers(t *testing.T) {
 		pr, err := s.Progress(t.Context())
 		return err == nil && pr.AppliedMessages == 2 && pr.Queued+pr.InFlight == 0
 	})
+}
+
+// TestRecoversWhenPinterestExpiresTheAccessToken: Pinterest stops accepting
+// the access token long before its stored expiry. The upload's 401 reloads
+// the token file (the same token) and asks the refresher to check it now;
+// the refresher's probe sees the refusal and refreshes, and the held
+// messages are applied — no person, no lost change.
+func TestRecoversWhenPinterestExpiresTheAccessToken(t *testing.T) {
+	s := newStack(t, nil)
+	var g gen
+	m := newModel()
+	join := func(at time.Time) {
+		ps := []profile{{ids: []ident{g.email(), g.gaid()}, events: []membershipEvent{{audA, "realized", at}}}}
+		s.mustAccept(t, body(t, ps...))
+		m.add(ps...)
+	}
+	join(t0)
+	waitMembership(t, s.SimulatorURL(), s.AdAccountID(), m.membership())
+	before, err := token.FileStore{Path: TokenPath(s.cfg.DataDir)}.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := http.Post(s.SimulatorURL()+"/_sim/expire_tokens", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("expire tokens: %s", resp.Status)
+	}
+
+	join(t0.Add(time.Minute))
+	waitMembership(t, s.SimulatorURL(), s.AdAccountID(), m.membership())
+	after, err := token.FileStore{Path: TokenPath(s.cfg.DataDir)}.Load(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.AccessToken == before.AccessToken || after.RefreshToken == before.RefreshToken {
+		t.Error("the token file still holds the refused pair")
+	}
+	if !strings.Contains(s.logs.String(), "refused the access token before its expiry") {
+		t.Error("the refresh did not say why it ran")
+	}
 }

@@ -205,3 +205,43 @@ func TestRefreshTokenNearExpiryPublishesOneAlert(t *testing.T) {
 		t.Fatalf("notifications = %+v, want one near-expiry alert with the reconnect command", n)
 	}
 }
+
+func TestRefusedAccessTokenIsRefreshedBeforeItsExpiry(t *testing.T) {
+	s := newAWSStack(t, tokenLeft(20*24*time.Hour, 50*24*time.Hour))
+	s.r.o.Probe = PinterestProbe(s.apiURL, "", nil)
+
+	// A token Pinterest still accepts is left alone: one probe, no refresh.
+	res, err := s.r.Run(t.Context(), false)
+	if err != nil || res.Refreshed || res.Refused {
+		t.Fatalf("healthy token: Run = %+v, %v; want neither refreshed nor refused", res, err)
+	}
+	if n := s.sim.Calls()[pinterestsim.RouteOAuthToken]; n != 0 {
+		t.Fatalf("token endpoint called %d times for a healthy token", n)
+	}
+
+	// Pinterest expires every access token, long before the stored expiry.
+	s.sim.ExpireAccessTokens()
+	before := s.secret(t, "AWSCURRENT")
+	res, err = s.r.Run(t.Context(), false)
+	if err != nil || !res.Refreshed || !res.Refused {
+		t.Fatalf("refused token: Run = %+v, %v; want refreshed because refused", res, err)
+	}
+	after := s.secret(t, "AWSCURRENT")
+	if after.AccessToken == before.AccessToken {
+		t.Fatal("the secret still holds the refused access token")
+	}
+	// The new token works.
+	if err := PinterestProbe(s.apiURL, "", nil)(t.Context(), after); err != nil {
+		t.Errorf("the refreshed token is refused too: %v", err)
+	}
+}
+
+func TestProbeFailureOtherThanRefusalChangesNothing(t *testing.T) {
+	s := newAWSStack(t, tokenLeft(20*24*time.Hour, 50*24*time.Hour))
+	s.r.o.Probe = PinterestProbe(s.apiURL, "", nil)
+	s.sim.SetFault(pinterestsim.RouteCustomerListsList, pinterestsim.Fault{FailNext: 1, FailStatus: 503})
+	res, err := s.r.Run(t.Context(), false)
+	if err != nil || res.Refreshed || res.Refused {
+		t.Fatalf("Run = %+v, %v; a 503 from the probe must not refresh", res, err)
+	}
+}

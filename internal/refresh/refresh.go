@@ -57,6 +57,9 @@ type Options struct {
 	Metrics *MetricsWriter
 	// Connection names the connection in alerts and metrics.
 	Connection string
+	// Probe, when set, checks a token that is not due yet against Pinterest
+	// and a refused one is refreshed at once (see Prober).
+	Probe Prober
 	// ReconnectCommand is the exact command an operator runs to reconnect;
 	// it is put into alerts.
 	ReconnectCommand string
@@ -107,7 +110,10 @@ func New(opts Options) (*Refresher, error) {
 
 // Result is what one run found and did. It holds no secrets.
 type Result struct {
-	Refreshed             bool      `json:"refreshed"`
+	Refreshed bool `json:"refreshed"`
+	// Refused is set when Pinterest refused the access token before its
+	// stored expiry (the probe), which made the run refresh it.
+	Refused               bool      `json:"refused,omitempty"`
 	AccessTokenExpiresAt  time.Time `json:"accessTokenExpiresAt"`
 	RefreshTokenExpiresAt time.Time `json:"refreshTokenExpiresAt,omitzero"`
 	DaysToAccessExpiry    float64   `json:"daysToAccessTokenExpiry"`
@@ -150,6 +156,16 @@ func (r *Refresher) Run(ctx context.Context, force bool) (Result, error) {
 	res := r.result(t, now)
 
 	due := force || !t.AccessTokenExpiresAt.After(now.Add(r.o.RefreshBefore))
+	if !due && r.o.Probe != nil {
+		switch err := r.o.Probe(ctx, t); {
+		case refused(err):
+			log.WarnContext(ctx, "Pinterest refused the access token before its expiry; refreshing it now",
+				"access_token_expires_at", t.AccessTokenExpiresAt)
+			due, res.Refused = true, true
+		case err != nil:
+			log.WarnContext(ctx, "could not check the access token with Pinterest", "error", err.Error())
+		}
+	}
 	if !due {
 		log.InfoContext(ctx, "token not due for refresh", "token", t, "refresh_before", r.o.RefreshBefore.String())
 		r.emit(res, false)
@@ -183,8 +199,9 @@ func (r *Refresher) Run(ctx context.Context, force bool) (Result, error) {
 			"token", next, "error", err.Error())
 		return r.fail(ctx, r.result(next, now), fmt.Errorf("refresh: store the refreshed token: %w", err))
 	}
+	refusedBefore := res.Refused
 	res = r.result(next, now)
-	res.Refreshed = true
+	res.Refreshed, res.Refused = true, refusedBefore
 	log.InfoContext(ctx, "token refreshed", "token", next)
 	r.emit(res, false)
 	res.Alerts += r.warnRefreshExpiry(ctx, res, now)
