@@ -285,7 +285,7 @@ func (m *Mapper) coalesce(workers int) {
 		count := resizeClear(&sc[w].count, groups)
 		lo, hi := share(w)
 		for i := lo; i < hi; i++ {
-			g := audRank[recs[i].aud]*nl + int32(recs[i].list)
+			g := audRank[recs[i].aud()]*nl + int32(recs[i].list())
 			group[i] = g
 			count[g]++
 		}
@@ -312,7 +312,7 @@ func (m *Mapper) coalesce(workers int) {
 				k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
 				t:     r.t,
 				i:     int32(i),
-				sumOp: uint32(r.sum)<<1 | uint32(r.op),
+				sumOp: uint32(r.sum)<<1 | uint32(r.op()),
 			}
 			pos[g]++
 		}
@@ -393,7 +393,7 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 			}
 			if w > from {
 				r := &recs[winners[from].i]
-				c.runs = append(c.runs, run{end: int32(w), aud: r.aud, list: r.list, op: uint8(op)})
+				c.runs = append(c.runs, run{end: int32(w), aud: r.aud(), list: r.list(), op: uint8(op)})
 			}
 		}
 	}

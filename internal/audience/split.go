@@ -145,7 +145,7 @@ func (p *parser) merge(q *parser, first int) bool {
 	for k := len(p.recs) - len(q.recs); k < len(p.recs); k++ {
 		r := &p.recs[k]
 		r.sum += base
-		r.aud = remap[r.aud]
+		r.alo = uint32(remap[r.aud()])<<3 | r.alo&7
 	}
 	return true
 }
