@@ -1,5 +1,7 @@
 package audience
 
+import "encoding/binary"
+
 // The fast path reads the shape real AEP bodies have, in one pass over the
 // bytes: [profile, ...] or {"profiles": [...]}, each profile
 // {"identityMap": {NS: [{"id": "..."}]}, "segmentMembership": {NS: {ID:
@@ -138,11 +140,12 @@ func fastColon(s []byte, i, j int) (key []byte, sp span, val int, ok bool) {
 // (each the compact form `"name":`): which is the index of the key in
 // lits, or -1 for another key. Compact keys are compared whole, without
 // scanning the string.
-func fastKeyOf(s []byte, i int, lits ...string) (which int, key []byte, val int, ok bool) {
+func fastKeyOf(s []byte, i int, lits ...*literal) (which int, key []byte, val int, ok bool) {
 	for k, lit := range lits {
-		if len(s)-i > len(lit) && string(s[i:i+len(lit)]) == lit {
-			j := skipWS(s, i+len(lit))
-			return k, s[i+1 : i+len(lit)-2], j, j < len(s)
+		if lit.at(s, i) {
+			n := len(lit.s)
+			j := skipWS(s, i+n)
+			return k, s[i+1 : i+n-2], j, j < len(s)
 		}
 	}
 	key, _, val, ok = fastKey(s, i)
@@ -150,12 +153,52 @@ func fastKeyOf(s []byte, i int, lits ...string) (which int, key []byte, val int,
 		return -1, nil, 0, false
 	}
 	for k, lit := range lits {
-		if string(key) == lit[1:len(lit)-2] {
+		if string(key) == lit.s[1:len(lit.s)-2] {
 			return k, key, val, true
 		}
 	}
 	return -1, key, val, true
 }
+
+// literal is a short string the fast path expects in the body, kept as
+// up to three little-endian words and their masks, so that comparing it
+// takes a few loads and no call.
+type literal struct {
+	s    string
+	w, m [3]uint64
+}
+
+func newLiteral(s string) *literal {
+	l := &literal{s: s}
+	for k := 0; k < min(len(s), 24); k++ {
+		l.w[k/8] |= uint64(s[k]) << (8 * (k % 8))
+		l.m[k/8] |= 0xff << (8 * (k % 8))
+	}
+	return l
+}
+
+// at reports whether s holds l at i.
+func (l *literal) at(s []byte, i int) bool {
+	if len(s)-i < 24 || len(l.s) > 24 {
+		return len(s)-i >= len(l.s) && string(s[i:i+len(l.s)]) == l.s
+	}
+	b := s[i : i+24]
+	return binary.LittleEndian.Uint64(b)&l.m[0] == l.w[0] &&
+		binary.LittleEndian.Uint64(b[8:])&l.m[1] == l.w[1] &&
+		binary.LittleEndian.Uint64(b[16:])&l.m[2] == l.w[2]
+}
+
+// The literals of the AEP profile shape.
+var (
+	litIdentityMap       = newLiteral(`"identityMap":`)
+	litSegmentMembership = newLiteral(`"segmentMembership":`)
+	litID                = newLiteral(`"id":`)
+	litStatus            = newLiteral(`"status":`)
+	litLastQualification = newLiteral(`"lastQualificationTime":`)
+	litRealized          = newLiteral(`"realized"`)
+	litExited            = newLiteral(`"exited"`)
+	litExisting          = newLiteral(`"existing"`)
+)
 
 // fastNext reads what follows a member or an element at i: a ',' (done is
 // false, next at the following token) or the closing bracket (done is true,
@@ -227,7 +270,7 @@ func (p *parser) fastProfileObject(i int) (int, bool) {
 		return i, true
 	}
 	for {
-		which, _, j, ok := fastKeyOf(s, i, `"identityMap":`, `"segmentMembership":`)
+		which, _, j, ok := fastKeyOf(s, i, litIdentityMap, litSegmentMembership)
 		if !ok {
 			return 0, false
 		}
@@ -310,7 +353,7 @@ func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, b
 	var id []byte
 	haveID := false
 	for {
-		which, _, j, ok := fastKeyOf(s, i, `"id":`)
+		which, _, j, ok := fastKeyOf(s, i, litID)
 		if !ok {
 			return 0, false
 		}
@@ -420,7 +463,7 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 	statusOK, timeOK := false, true
 	i, empty := fastOpen(s, i, '}')
 	for !empty {
-		which, _, j, ok := fastKeyOf(s, i, `"status":`, `"lastQualificationTime":`)
+		which, _, j, ok := fastKeyOf(s, i, litStatus, litLastQualification)
 		if !ok {
 			return 0, false
 		}
@@ -508,13 +551,13 @@ func timestampLen(s []byte, i int) int {
 // fastStatus reads the status string at j: realized and existing are
 // ADD, exited is REMOVE, anything else is not a status (statusOK false).
 func fastStatus(s []byte, j int) (op uint8, statusOK bool, end int, ok bool) {
-	for _, st := range [...]struct {
-		lit string
-		op  uint8
-	}{{`"realized"`, recAdd}, {`"exited"`, recRemove}, {`"existing"`, recAdd}} {
-		if len(s)-j >= len(st.lit) && string(s[j:j+len(st.lit)]) == st.lit {
-			return st.op, true, j + len(st.lit), true
-		}
+	switch {
+	case litRealized.at(s, j):
+		return recAdd, true, j + len(litRealized.s), true
+	case litExited.at(s, j):
+		return recRemove, true, j + len(litExited.s), true
+	case litExisting.at(s, j):
+		return recAdd, true, j + len(litExisting.s), true
 	}
 	v, end, ok := fastString(s, j)
 	if !ok {

@@ -55,6 +55,7 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], hexTable{}, false
 	var err error
 	if !m.mapSplit(body, receivedAt) {
+		m.hexes, m.hexed = hexTable{}, false
 		err = m.p.run(body, m.lim, receivedAt, true)
 	}
 	// Keep nothing of the body: the records hold only indexes and hashes,

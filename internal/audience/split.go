@@ -43,20 +43,35 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	q := m.q
 	q.reset(body, m.lim, p.received)
 	q.fastWrapper, q.deferPaths = p.fastWrapper, true
+	// Each half's hashes are hex-encoded by the goroutine that made them,
+	// while the other may still be parsing: the merge puts the second
+	// half's hashes after the first's, as the hex table wants them.
 	var qok bool
+	var qhex string
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		end, _, _, ok := q.fastProfiles(cut, 0, -1)
-		qok = ok && q.fastCloseBody(end)
+		if qok = ok && q.fastCloseBody(end); qok {
+			qhex = hexSums(q.sums)
+		}
 	})
 	end, idx, stopped, ok := p.fastProfiles(i, 0, cut)
+	var phex string
+	if ok && stopped {
+		phex = hexSums(p.sums)
+	}
 	wg.Wait()
 	q.s = nil
 	switch {
 	case !ok:
 		return false
 	case stopped && qok:
-		return p.merge(q, idx)
+		cut := int32(len(p.sums))
+		if !p.merge(q, idx) {
+			return false
+		}
+		m.hexes, m.hexed = hexTable{lo: phex, hi: qhex, cut: cut}, true
+		return true
 	case stopped:
 		// The second half is not of the fast path's shape, or the cut
 		// was wrong after all: go on alone from the cut.
