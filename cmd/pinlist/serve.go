@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"strings"
 
@@ -58,22 +57,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case *writeRate != -1:
 		return fmt.Errorf("%w: --write-rate %v: want a positive number, or 0 for no limit", errUsage, *writeRate)
 	}
-	logger, err := newLogger(stderr, env.LogLevel)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	cfg.Stdout, cfg.Logger = stdout, logger
+	cfg.Stdout, cfg.Logger = stdout, env.Logger(stderr)
 	return local.Run(ctx, cfg)
-}
-
-// newLogger is the JSON logger at the level PINLIST_LOG_LEVEL names (debug,
-// info, warn or error; default info).
-func newLogger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if level != "" {
-		if err := l.UnmarshalText([]byte(level)); err != nil {
-			return nil, fmt.Errorf("%s: want debug, info, warn or error, got %q", config.EnvLogLevel, level)
-		}
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }

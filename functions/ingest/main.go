@@ -32,6 +32,7 @@ func main() {
 		log.Error("ingest: bad configuration", "error", err.Error())
 		os.Exit(1)
 	}
+	log = cfg.Logger(os.Stdout) // at PINLIST_LOG_LEVEL from here on
 	aws, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		log.Error("ingest: load AWS configuration", "error", err.Error())

@@ -31,6 +31,7 @@ func main() {
 	if err != nil {
 		fail("bad configuration", err)
 	}
+	log = cfg.Logger(os.Stdout) // at PINLIST_LOG_LEVEL from here on
 	aws, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		fail("load AWS configuration", err)

@@ -5,6 +5,8 @@ package config
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -53,7 +55,7 @@ type Config struct {
 	AlertTopicARN        string
 	ConnectionName       string
 	MaxRecordsPerRequest int
-	LogLevel             string
+	LogLevel             slog.Level // PINLIST_LOG_LEVEL: debug, info (default), warn or error
 	Addr                 string
 	DataDir              string
 }
@@ -78,7 +80,6 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		IngestToken:         get(EnvIngestToken),
 		AlertTopicARN:       get(EnvAlertTopicARN),
 		ConnectionName:      get(EnvConnectionName),
-		LogLevel:            get(EnvLogLevel),
 		Addr:                get(EnvAddr),
 		DataDir:             get(EnvDataDir),
 	}
@@ -99,6 +100,12 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, fmt.Errorf("%s: want 1 to 18 digits", EnvAdAccountID)
 	}
 
+	if v := get(EnvLogLevel); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			return Config{}, fmt.Errorf("%s: want debug, info, warn or error, got %q", EnvLogLevel, v)
+		}
+	}
+
 	c.RefreshBefore = DefaultRefreshBefore
 	if v := get(EnvRefreshBefore); v != "" {
 		d, err := time.ParseDuration(v)
@@ -116,6 +123,11 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		c.MaxRecordsPerRequest = n
 	}
 	return c, nil
+}
+
+// Logger is the JSON logger every pinlist process uses, at LogLevel.
+func (c Config) Logger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: c.LogLevel}))
 }
 
 // Require fails naming the first of the given variables that is empty.

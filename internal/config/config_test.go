@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,7 @@ func TestLoadRejects(t *testing.T) {
 		"refresh before negative": {EnvRefreshBefore: "-1h"},
 		"max records zero":        {EnvMaxRecordsPerRequest: "0"},
 		"max records text":        {EnvMaxRecordsPerRequest: "many"},
+		"log level unknown":       {EnvLogLevel: "LOUD"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(lookupMap(env))
@@ -76,5 +79,22 @@ func TestRequire(t *testing.T) {
 	err := c.Require(EnvQueueURL, EnvTokenSecretID)
 	if err == nil || !strings.Contains(err.Error(), EnvTokenSecretID) {
 		t.Errorf("Require(token secret) = %v, want an error naming it", err)
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"": slog.LevelInfo, "DEBUG": slog.LevelDebug, "warn": slog.LevelWarn, "ERROR": slog.LevelError} {
+		c, err := Load(lookupMap(map[string]string{EnvLogLevel: in}))
+		if err != nil || c.LogLevel != want {
+			t.Errorf("%s=%q: level %v, err %v; want %v", EnvLogLevel, in, c.LogLevel, err, want)
+		}
+	}
+	c, _ := Load(lookupMap(map[string]string{EnvLogLevel: "WARN"}))
+	var buf bytes.Buffer
+	log := c.Logger(&buf)
+	log.Info("dropped")
+	log.Warn("kept")
+	if out := buf.String(); strings.Contains(out, "dropped") || !strings.Contains(out, `"msg":"kept"`) {
+		t.Errorf("logger at WARN wrote %q", out)
 	}
 }
