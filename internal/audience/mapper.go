@@ -34,10 +34,22 @@ type Mapper struct {
 	hexes   hexTable // the hex of every p.sums entry, built on demand
 	hexed   bool     // hexes is for the current body
 
+	// The parse goroutines' shares of p.recs (one, or two for a split
+	// body) with their record counts by audience and list type.
+	halves  []half
+	qCounts []int32
+
 	// Coalescing scratch.
 	items, sorted []coItem
-	group, ends   []int32
+	ends          []int32
 	scratch       []*coalesceScratch
+}
+
+// half is the records p.recs[previous half's end:end] and their counts
+// by audience and list type (as parser.audCounts).
+type half struct {
+	end    int
+	counts []int32
 }
 
 // NewMapper returns a Mapper for bodies within lim (zero fields: the
@@ -57,6 +69,7 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 	if !m.mapSplit(body, receivedAt) {
 		m.hexes, m.hexed = hexTable{}, false
 		err = m.p.run(body, m.lim, receivedAt, true)
+		m.halves = append(m.halves[:0], half{end: len(m.p.recs), counts: m.p.audCounts})
 	}
 	// Keep nothing of the body: the records hold only indexes and hashes,
 	// the report and the audiences their own strings.
@@ -181,6 +194,9 @@ func (m *Mapper) workers(n int) int {
 // parallel runs f(0) to f(n-1), f(0) on this goroutine and the others on
 // goroutines of their own, and returns when all have.
 func parallel(n int, f func(w int)) {
+	if n == 0 {
+		return
+	}
 	var wg sync.WaitGroup
 	for w := 1; w < n; w++ {
 		wg.Go(func() { f(w) })
@@ -226,13 +242,13 @@ func hexEncode32(dst *[64]byte, sum *[32]byte) {
 }
 
 // coItem is one record in the coalescing sort: its hash's first 8 bytes
-// (big-endian, so they order like the hash), its event time, its index and
-// its hash's index with the op in the low bit.
+// (big-endian, so they order like the hash) with its op in the lowest bit,
+// and its record and hash indexes. Ties of the prefix (rare) are broken by
+// the whole hash, then the record's event time and index.
 type coItem struct {
-	k     uint64
-	t     int64
-	i     int32  // index into parser.recs
-	sumOp uint32 // index into parser.sums << 1 | op
+	k   uint64
+	i   int32 // index into parser.recs
+	sum int32 // index into parser.sums
 }
 
 // winner is a record that survived coalescing, and its hash.
@@ -254,15 +270,12 @@ type run struct {
 // to the winning records, in Coalesce's output order (by audience, list
 // type, op and hash), and m.runs to their (audience, list type, op) groups.
 //
-// A counting sort (one pass to count, one to place) puts the records in
-// (audience, list type) order; each
-// group is then sorted by hash (a counting sort on the hash's top bits, then
-// insertion sorts of the few records that share them: SHA-256 bits are
-// uniform), event time and arrival, and the last record of each run of one
-// hash wins. With two workers, each classifies and places half of the
-// records (the first worker's records of a group before the second's, so
-// the order is the one-worker order), then each coalesces about half of
-// the records, whole groups at a time.
+// A counting sort puts the records in (audience, list type) order, each
+// parse goroutine's records by that goroutine's counts (see half), so one
+// pass places them; each group is then sorted by hash, event time and
+// arrival, and the last record of each run of one hash wins. With two
+// workers, each coalesces about half of the records, whole groups at a
+// time.
 func (m *Mapper) coalesce(workers int) {
 	recs, sums := m.p.recs, m.p.sums
 	n := len(recs)
@@ -273,47 +286,44 @@ func (m *Mapper) coalesce(workers int) {
 	audRank := ranks(m.p.auds, compareRef)
 	nl := int32(len(recLists))
 	groups := len(m.p.auds) * len(recLists)
-	group := resize(&m.group, n)
-	items := resize(&m.items, n)
-	sorted := resize(&m.sorted, n)
-	for len(m.scratch) < workers {
+	for len(m.scratch) < max(workers, len(m.halves)) {
 		m.scratch = append(m.scratch, &coalesceScratch{})
 	}
-	sc := m.scratch[:workers]
-	share := func(w int) (lo, hi int) { return n * w / workers, n * (w + 1) / workers }
+	sc := m.scratch
 
-	parallel(workers, func(w int) {
-		count := resizeClear(&sc[w].count, groups)
-		lo, hi := share(w)
-		for i := lo; i < hi; i++ {
-			g := audRank[recs[i].aud()]*nl + int32(recs[i].list())
-			group[i] = g
-			count[g]++
+	// Where each half's records of each group go; ends[g] is where group
+	// g ends.
+	for h, hf := range m.halves {
+		pos := resizeClear(&sc[h].count, groups)
+		for a, r := range audRank {
+			copy(pos[int(r)*3:int(r)*3+3], hf.counts[3*a:3*a+3])
 		}
-	})
-	// Each worker's count becomes where its next record of the group goes;
-	// ends[g] is where group g ends.
+	}
 	ends := resize(&m.ends, groups)
 	next := int32(0)
 	for g := range groups {
-		for w := range sc {
-			c := sc[w].count[g]
-			sc[w].count[g] = next
+		for h := range m.halves {
+			c := sc[h].count[g]
+			sc[h].count[g] = next
 			next += c
 		}
 		ends[g] = next
 	}
-	parallel(workers, func(w int) {
-		pos := sc[w].count
-		lo, hi := share(w)
-		for i := lo; i < hi; i++ {
+	items := resize(&m.items, n)
+	sorted := resize(&m.sorted, n)
+	parallel(len(m.halves), func(h int) {
+		pos := sc[h].count
+		lo := 0
+		if h > 0 {
+			lo = m.halves[h-1].end
+		}
+		for i := lo; i < m.halves[h].end; i++ {
 			r := &recs[i]
-			g := group[i]
+			g := audRank[r.aud()]*nl + int32(r.list())
 			sorted[pos[g]] = coItem{
-				k:     binary.BigEndian.Uint64(sums[r.sum][:8]),
-				t:     r.t,
-				i:     int32(i),
-				sumOp: uint32(r.sum)<<1 | uint32(r.op()),
+				k:   binary.BigEndian.Uint64(sums[r.sum][:8])&^1 | uint64(r.op()),
+				i:   int32(i),
+				sum: r.sum,
 			}
 			pos[g]++
 		}
@@ -331,7 +341,7 @@ func (m *Mapper) coalesce(workers int) {
 	parallel(workers, func(w int) {
 		sc[w].coalesceGroups(cuts[w], cuts[w+1], ends, sorted, items, recs, sums)
 	})
-	for _, c := range sc {
+	for _, c := range sc[:workers] {
 		base := int32(len(m.winners))
 		m.winners = append(m.winners, c.winners...)
 		for _, r := range c.runs {
@@ -374,11 +384,11 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 		if len(grp) == 0 {
 			continue
 		}
-		grp = c.sortByHash(grp, tmp, sums)
+		grp = c.sortByHash(grp, tmp, recs, sums)
 		// Keep the last of each run of one hash, at the front of grp.
 		kept := 0
 		for j := range grp {
-			if j+1 < len(grp) && grp[j+1].k == grp[j].k && sameSum(sums, grp[j+1].sumOp>>1, grp[j].sumOp>>1) {
+			if j+1 < len(grp) && grp[j+1].k|1 == grp[j].k|1 && sameSum(sums, grp[j+1].sum, grp[j].sum) {
 				continue
 			}
 			grp[kept] = grp[j]
@@ -386,11 +396,11 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 		}
 		// ADD winners, then REMOVE winners, each in hash order; written
 		// without a branch on the op, which is as good as random.
-		for op := uint32(recAdd); op <= uint32(recRemove); op++ {
+		for op := uint64(recAdd); op <= uint64(recRemove); op++ {
 			from := w
 			for _, it := range grp[:kept] {
-				winners[w] = winner{i: it.i, sum: int32(it.sumOp >> 1)}
-				w += int(it.sumOp&1 ^ op ^ 1)
+				winners[w] = winner{i: it.i, sum: it.sum}
+				w += int(it.k&1 ^ op ^ 1)
 			}
 			if w > from {
 				r := &recs[winners[from].i]
@@ -407,7 +417,7 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 // (SHA-256 bits are uniform); one insertion pass over the whole group then
 // orders the records that share a bucket, records of different buckets
 // being in order already.
-func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coItem {
+func (c *coalesceScratch) sortByHash(grp, tmp []coItem, recs []rec, sums [][32]byte) []coItem {
 	if len(grp) > 16 {
 		b := min(bits.Len(uint(len(grp)))-1, 16)
 		shift := uint(64 - b)
@@ -432,17 +442,17 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coIte
 			start := int32(0)
 			for _, end := range count[:len(count)-1] {
 				if end-start > 32 {
-					slices.SortFunc(grp[start:end], func(a, c coItem) int { return compareItems(&a, &c, sums) })
+					slices.SortFunc(grp[start:end], func(a, c coItem) int { return compareItems(&a, &c, recs, sums) })
 				}
 				start = end
 			}
 		}
 	}
 	less := func(a, c *coItem) bool {
-		if a.k != c.k { // nearly always: decided without a call
-			return a.k < c.k
+		if x, y := a.k|1, c.k|1; x != y { // nearly always: decided without a call
+			return x < y
 		}
-		return compareItems(a, c, sums) < 0
+		return compareItems(a, c, recs, sums) < 0
 	}
 	for j := 1; j < len(grp); j++ {
 		if !less(&grp[j], &grp[j-1]) {
@@ -459,29 +469,20 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, sums [][32]byte) []coIte
 }
 
 // compareItems orders items by hash, event time and arrival (index).
-func compareItems(a, c *coItem, sums [][32]byte) int {
-	if a.k != c.k {
-		if a.k < c.k {
-			return -1
-		}
-		return 1
+func compareItems(a, c *coItem, recs []rec, sums [][32]byte) int {
+	if x, y := a.k|1, c.k|1; x != y {
+		return cmp.Compare(x, y)
 	}
-	if x, y := a.sumOp>>1, c.sumOp>>1; x != y {
-		if d := compareSums(&sums[x], &sums[y]); d != 0 {
+	if a.sum != c.sum {
+		if d := compareSums(&sums[a.sum], &sums[c.sum]); d != 0 {
 			return d
 		}
 	}
-	if a.t != c.t {
-		if a.t < c.t {
-			return -1
-		}
-		return 1
-	}
-	return cmp.Compare(a.i, c.i)
+	return cmp.Or(cmp.Compare(recs[a.i].t, recs[c.i].t), cmp.Compare(a.i, c.i))
 }
 
 // sameSum reports whether hashes x and y are equal.
-func sameSum(sums [][32]byte, x, y uint32) bool {
+func sameSum(sums [][32]byte, x, y int32) bool {
 	return x == y || sums[x] == sums[y]
 }
 

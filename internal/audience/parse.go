@@ -146,7 +146,7 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 	p.recs = resetCap(p.recs, min(len(body)/60, lim.MaxChanges))
 	p.sums = resetCap(p.sums, len(body)/100)
 	clear(p.auds) // drop the last request's strings
-	p.auds = p.auds[:0]
+	p.auds, p.audCounts = p.auds[:0], p.audCounts[:0]
 	p.ids, p.mems, p.nAud = p.ids[:0], p.mems[:0], 0
 	if p.nss == nil {
 		p.nss = map[string]*namespaceEntry{}
@@ -190,6 +190,9 @@ type parser struct {
 	recs []rec
 	sums [][32]byte
 	auds []Ref
+	// audCounts counts the records of each audience and list type:
+	// audCounts[3*aud+list].
+	audCounts []int32
 
 	// The profile being read.
 	ids  []profileIdentity
@@ -441,8 +444,10 @@ func (p *parser) endProfile() error {
 	}
 	for _, m := range p.mems {
 		ao := packALO(m.aud, 0, m.op)
+		counts := p.audCounts[3*m.aud : 3*m.aud+3]
 		for _, id := range p.ids {
 			p.recs = append(p.recs, rec{t: m.t, sum: id.sum, alo: ao | uint32(id.list)<<1})
+			counts[id.list]++
 		}
 	}
 	return nil
@@ -654,6 +659,7 @@ func (p *parser) audience(ns *namespaceEntry, id []byte) audienceEntry {
 		if ref.Validate() == nil && len(p.auds) < maxAudiences {
 			e.idx = int32(len(p.auds))
 			p.auds = append(p.auds, ref)
+			p.audCounts = append(p.audCounts, 0, 0, 0)
 		}
 		ns.ids[ref.ID] = e
 	}

@@ -66,11 +66,12 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	case !ok:
 		return false
 	case stopped && qok:
-		cut := int32(len(p.sums))
-		if !p.merge(q, idx) {
+		cut, first := int32(len(p.sums)), len(p.recs)
+		if !p.merge(q, idx, &m.qCounts) {
 			return false
 		}
 		m.hexes, m.hexed = hexTable{lo: phex, hi: qhex, cut: cut}, true
+		m.halves = append(m.halves[:0], half{end: first, counts: p.audCounts}, half{end: len(p.recs), counts: m.qCounts})
 		return true
 	case stopped:
 		// The second half is not of the fast path's shape, or the cut
@@ -79,7 +80,11 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 			return false
 		}
 	}
-	return p.fastCloseBody(end)
+	if !p.fastCloseBody(end) {
+		return false
+	}
+	m.halves = append(m.halves[:0], half{end: len(p.recs), counts: p.audCounts})
+	return true
 }
 
 // splitCandidate returns the index of a '{' at or after from that looks
@@ -122,10 +127,12 @@ func lastNonSpace(s []byte, i int) int {
 // merge appends what q mapped (the profiles from index first on) to p, as
 // if p had mapped them itself: records after p's with their hashes and
 // audiences renumbered, counts added, failures after p's with their paths
-// completed (up to the cap). false means that the two together are over a
-// request limit (profiles or changes); the body must then be mapped again in
-// one pass, which fails where a single pass fails.
-func (p *parser) merge(q *parser, first int) bool {
+// completed (up to the cap). p.audCounts stays the count of p's own
+// records; *qCounts is set to q's, by p's audience numbers. false means
+// that the two together are over a request limit (profiles or changes);
+// the body must then be mapped again in one pass, which fails where a
+// single pass fails.
+func (p *parser) merge(q *parser, first int, qCounts *[]int32) bool {
 	if p.rep.Profiles+q.rep.Profiles > p.lim.MaxProfiles || len(p.recs)+len(q.recs) > p.lim.MaxChanges {
 		return false
 	}
@@ -155,6 +162,10 @@ func (p *parser) merge(q *parser, first int) bool {
 	remap := make([]int32, len(q.auds))
 	for k, ref := range q.auds {
 		remap[k] = p.audience(p.namespace([]byte(ref.Namespace)), []byte(ref.ID)).idx
+	}
+	counts := resizeClear(qCounts, len(p.audCounts))
+	for k, a := range remap {
+		copy(counts[3*a:3*a+3], q.audCounts[3*k:3*k+3])
 	}
 	p.recs = append(p.recs, q.recs...)
 	for k := len(p.recs) - len(q.recs); k < len(p.recs); k++ {
