@@ -121,6 +121,44 @@ func BenchmarkMapProfiles(b *testing.B) {
 	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
 }
 
+// BenchmarkMapAndPack is ingest's work with a Mapper: map the body, then
+// pack the changes into queue message bodies (Mapper.Map, Mapper.Pack).
+func BenchmarkMapAndPack(b *testing.B) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	m := NewMapper(Limits{})
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := m.Map(body, received); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.Pack(0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}
+
+// BenchmarkParseCoalescePack is ingest's work as ingest does it before
+// using a Mapper: ParseProfilesBytes, Coalesce, PackMessages.
+func BenchmarkParseCoalescePack(b *testing.B) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		changes, _, err := ParseProfilesBytes(body, Limits{}, received)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := PackMessages(Coalesce(changes), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}
+
 // BenchmarkMapProfilesFunc is the same work through the package functions
 // (a new Mapper per request, the body read from an io.Reader, the []Change
 // built): MapProfiles then GroupChunks.

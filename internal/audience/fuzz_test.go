@@ -34,7 +34,7 @@ const vocabulary = "unsupported_namespace opted_out invalid_email invalid_email_
 // every hash must be 64 lowercase hex; Seq must count from 1; MapProfiles
 // (the fast path) and a Mapper that splits every body between two
 // goroutines must equal Coalesce(ParseProfiles) (the exact path), error,
-// report and chunks included; and no identifier may appear in the report or
+// report, chunks and packed messages included; and no identifier may appear in the report or
 // the error.
 func FuzzParseProfiles(f *testing.F) {
 	files, _ := filepath.Glob("testdata/aep/*.json")
@@ -93,6 +93,11 @@ func FuzzParseProfiles(f *testing.F) {
 		}
 		if diff := cmp.Diff(chunkRows(GroupChunks(mapped, 2, 200)), chunkRows(m.Chunks(2, 200))); diff != "" {
 			t.Fatalf("split Mapper's chunks differ:\n%s", diff)
+		}
+		want, wantErr := PackMessages(mapped, 300)
+		got, gotErr := m.Pack(300)
+		if fmt.Sprint(wantErr) != fmt.Sprint(gotErr) || !samePacked(want, got) {
+			t.Fatalf("split Mapper's Pack differs: %v, %v\n%s", gotErr, wantErr, cmp.Diff(want, got))
 		}
 		if valid {
 			checkNoIdentifier(t, body, rep, err)

@@ -140,6 +140,42 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 	return chunks
 }
 
+// Pack returns the last Map's coalesced changes packed into queue message
+// bodies, exactly what PackMessages(m.Changes(), maxBytes) returns, without
+// building the changes, their hex strings, or checking hashes the Mapper
+// made itself. The bodies are new and the caller's.
+func (m *Mapper) Pack(maxBytes int) ([]Packed, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxMessageBytes
+	}
+	pk := packer{maxBytes: maxBytes}
+	start := 0
+	// The runs of one audience are adjacent: the changes are in
+	// audience order.
+	for k := 0; k < len(m.runs); {
+		aud := m.runs[k].aud
+		e := k + 1
+		for e < len(m.runs) && m.runs[e].aud == aud {
+			e++
+		}
+		first, end := start, int(m.runs[e-1].end)
+		err := pk.audience(m.p.auds[aud], end-first, func(b []byte, j int) ([]byte, error) {
+			w := m.winners[first+j]
+			r := &m.p.recs[w.i]
+			// The hash is encoded straight into the record: Pack needs no
+			// hex strings, and 32 bytes are fewer to fetch than 64.
+			var hx [64]byte
+			hexEncode32(&hx, &m.p.sums[w.sum])
+			return appendRecordJSON(b, recLists[r.list()], recOps[r.op()], hx[:], r.t), nil
+		}, func(j int) int { return first + j })
+		if err != nil {
+			return nil, err
+		}
+		start, k = end, e
+	}
+	return pk.out, nil
+}
+
 // hex hex-encodes every hash of the last Map once, into one string per
 // worker that all changes and chunks of that Map share.
 func (m *Mapper) hex() *hexTable {

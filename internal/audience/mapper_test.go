@@ -58,11 +58,35 @@ func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
 	if m.Len() != len(coalesced) {
 		t.Fatalf("Len %d, want %d", m.Len(), len(coalesced))
 	}
+	for _, maxBytes := range []int{0, 1000, 400, 150} {
+		want, wantErr := PackMessages(coalesced, maxBytes)
+		got, err := m.Pack(maxBytes)
+		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
+			t.Fatalf("Pack(%d) error %v, want %v", maxBytes, err, wantErr)
+		}
+		if !samePacked(want, got) {
+			t.Fatalf("Pack(%d) (-PackMessages +Mapper):\n%s", maxBytes, cmp.Diff(want, got))
+		}
+	}
 	for _, bound := range [][2]int{{0, 0}, {3, 0}, {5000, 200}, {2, 64}} {
 		if diff := cmp.Diff(chunkRows(GroupChunks(coalesced, bound[0], bound[1])), chunkRows(m.Chunks(bound[0], bound[1]))); diff != "" {
 			t.Fatalf("chunks of %d records, %d bytes (-GroupChunks +Mapper):\n%s", bound[0], bound[1], diff)
 		}
 	}
+}
+
+// samePacked reports whether two packings are equal (faster than cmp.Equal
+// on hundreds of bodies).
+func samePacked(a, b []Packed) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Audience != b[i].Audience || a[i].Records != b[i].Records || !bytes.Equal(a[i].Body, b[i].Body) {
+			return false
+		}
+	}
+	return true
 }
 
 // splitMapper is a Mapper that splits every body and shares out every

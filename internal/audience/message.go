@@ -88,46 +88,67 @@ func PackMessages(changes []Change, maxBytes int) ([]Packed, error) {
 		}
 		members[cur] = append(members[cur], int32(i))
 	}
-	var out []Packed
-	const suffix = "]}"
-	var rec []byte
+	pk := packer{maxBytes: maxBytes}
 	for k, a := range order {
-		ref, err := json.Marshal(a)
+		idx := members[k]
+		err := pk.audience(a, len(idx), func(b []byte, j int) ([]byte, error) {
+			return appendRecord(b, &changes[idx[j]])
+		}, func(j int) int { return int(idx[j]) })
 		if err != nil {
-			return nil, fmt.Errorf("encode audience: %w", err)
+			return nil, err
 		}
-		head := append(append([]byte(`{"v":1,"kind":"changes","audience":`), ref...), `,"records":[`...)
-		var body []byte
-		n := 0
-		flush := func() {
-			body = append(body, suffix...)
-			out = append(out, Packed{Audience: a, Body: body, Records: n})
-			body, n = nil, 0
-		}
-		for j, i := range members[k] {
-			rec, err = appendRecord(rec[:0], &changes[i])
-			if err != nil {
-				return nil, fmt.Errorf("pack change %d: %w", i, err)
-			}
-			if n > 0 && len(body)+1+len(rec)+len(suffix) > maxBytes {
-				flush()
-			}
-			if n == 0 {
-				if len(head)+len(rec)+len(suffix) > maxBytes {
-					return nil, fmt.Errorf("pack change %d: one record needs %d bytes, over the %d-byte message bound", i, len(head)+len(rec)+len(suffix), maxBytes)
-				}
-				// Room for the records left, at this one's size (+1 for commas).
-				left := len(members[k]) - j
-				body = append(make([]byte, 0, min(maxBytes, len(head)+len(suffix)+(len(rec)+1)*left)), head...)
-			} else {
-				body = append(body, ',')
-			}
-			body = append(body, rec...)
-			n++
-		}
-		flush()
 	}
-	return out, nil
+	return pk.out, nil
+}
+
+// packer builds the "changes" message bodies of one audience after another
+// into out, each at most maxBytes.
+type packer struct {
+	maxBytes int
+	out      []Packed
+	rec      []byte // one record's JSON
+}
+
+// audience packs the n records of audience a, in order: record appends the
+// JSON of record j to b, and change says which change record j is (for
+// error messages).
+func (pk *packer) audience(a Ref, n int, record func(b []byte, j int) ([]byte, error), change func(j int) int) error {
+	const suffix = "]}"
+	ref, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode audience: %w", err)
+	}
+	head := append(append([]byte(`{"v":1,"kind":"changes","audience":`), ref...), `,"records":[`...)
+	var body []byte
+	count := 0
+	flush := func() {
+		body = append(body, suffix...)
+		pk.out = append(pk.out, Packed{Audience: a, Body: body, Records: count})
+		body, count = nil, 0
+	}
+	for j := range n {
+		if pk.rec, err = record(pk.rec[:0], j); err != nil {
+			return fmt.Errorf("pack change %d: %w", change(j), err)
+		}
+		rec := pk.rec
+		if count > 0 && len(body)+1+len(rec)+len(suffix) > pk.maxBytes {
+			flush()
+		}
+		if count == 0 {
+			if len(head)+len(rec)+len(suffix) > pk.maxBytes {
+				return fmt.Errorf("pack change %d: one record needs %d bytes, over the %d-byte message bound", change(j), len(head)+len(rec)+len(suffix), pk.maxBytes)
+			}
+			// Room for the records left, at this one's size (+1 for commas).
+			left := n - j
+			body = append(make([]byte, 0, min(pk.maxBytes, len(head)+len(suffix)+(len(rec)+1)*left)), head...)
+		} else {
+			body = append(body, ',')
+		}
+		body = append(body, rec...)
+		count++
+	}
+	flush()
+	return nil
 }
 
 // appendRecord appends c's Record as JSON, the same bytes encoding/json would
@@ -139,15 +160,21 @@ func appendRecord(b []byte, c *Change) ([]byte, error) {
 	if c.EventTime.Before(minEventTime) || c.EventTime.After(maxEventTime) {
 		return b, errors.New("event time outside the range of Unix nanoseconds")
 	}
+	return appendRecordJSON(b, c.List, c.Op, c.Hash, c.EventTime.UnixNano()), nil
+}
+
+// appendRecordJSON appends a valid Record as JSON, the bytes encoding/json
+// would write for it.
+func appendRecordJSON[H string | []byte](b []byte, l ListType, op Op, hash H, t int64) []byte {
 	b = append(b, `{"l":"`...)
-	b = append(b, c.List...)
+	b = append(b, l...)
 	b = append(b, `","o":"`...)
-	b = append(b, c.Op...)
+	b = append(b, op...)
 	b = append(b, `","h":"`...)
-	b = append(b, c.Hash...)
+	b = append(b, hash...)
 	b = append(b, `","t":`...)
-	b = strconv.AppendInt(b, c.EventTime.UnixNano(), 10)
-	return append(b, '}'), nil
+	b = strconv.AppendInt(b, t, 10)
+	return append(b, '}')
 }
 
 func validRecord(l ListType, op Op, hash string) error {
