@@ -99,84 +99,71 @@ func genUUID(rng *rand.Rand, upper bool) string {
 	return s
 }
 
+// benchMapping runs mapOne on the generated body of benchProfiles profiles
+// once per iteration and reports identities a second. mapOne returns how
+// many identities it activated (all of them) and its output's length (not
+// zero).
+func benchMapping(b *testing.B, mapOne func(body []byte, received time.Time) (activated, out int, err error)) {
+	body, ids := genBody(benchProfiles, 1)
+	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		activated, out, err := mapOne(body, received)
+		if err != nil || activated != len(ids) || out == 0 {
+			b.Fatalf("activated %d of %d identities, %d out, err %v", activated, len(ids), out, err)
+		}
+	}
+	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+}
+
 // BenchmarkMapProfiles measures the whole mapping of one request as ingest
 // does it with a Mapper kept between requests: parse, normalise, hash,
 // coalesce (Mapper.Map) and group (Mapper.Chunks) 10,000 generated profiles
 // already in memory.
 func BenchmarkMapProfiles(b *testing.B) {
-	body, ids := genBody(benchProfiles, 1)
-	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
 	m := NewMapper(Limits{})
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
+	benchMapping(b, func(body []byte, received time.Time) (int, int, error) {
 		rep, err := m.Map(body, received)
-		if err != nil || rep.Activated != len(ids) {
-			b.Fatalf("Map: activated %d of %d, err %v", rep.Activated, len(ids), err)
-		}
-		if chunks := m.Chunks(0, 0); len(chunks) == 0 {
-			b.Fatal("no chunks")
-		}
-	}
-	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+		return rep.Activated, len(m.Chunks(0, 0)), err
+	})
 }
 
 // BenchmarkMapAndPack is ingest's work with a Mapper: map the body, then
 // pack the changes into queue message bodies (Mapper.Map, Mapper.Pack).
 func BenchmarkMapAndPack(b *testing.B) {
-	body, ids := genBody(benchProfiles, 1)
-	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
 	m := NewMapper(Limits{})
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := m.Map(body, received); err != nil {
-			b.Fatal(err)
+	benchMapping(b, func(body []byte, received time.Time) (int, int, error) {
+		rep, err := m.Map(body, received)
+		if err != nil {
+			return 0, 0, err
 		}
-		if _, err := m.Pack(0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+		packed, err := m.Pack(0)
+		return rep.Activated, len(packed), err
+	})
 }
 
 // BenchmarkParseCoalescePack is ingest's work as ingest does it before
 // using a Mapper: ParseProfilesBytes, Coalesce, PackMessages.
 func BenchmarkParseCoalescePack(b *testing.B) {
-	body, ids := genBody(benchProfiles, 1)
-	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		changes, _, err := ParseProfilesBytes(body, Limits{}, received)
+	benchMapping(b, func(body []byte, received time.Time) (int, int, error) {
+		changes, rep, err := ParseProfilesBytes(body, Limits{}, received)
 		if err != nil {
-			b.Fatal(err)
+			return 0, 0, err
 		}
-		if _, err := PackMessages(Coalesce(changes), 0); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+		packed, err := PackMessages(Coalesce(changes), 0)
+		return rep.Activated, len(packed), err
+	})
 }
 
-// BenchmarkMapProfilesFunc is the same work through the package functions
-// (a new Mapper per request, the body read from an io.Reader, the []Change
-// built): MapProfiles then GroupChunks.
+// BenchmarkMapProfilesFunc is the same work as BenchmarkMapProfiles
+// through the package functions (a new Mapper per request, the body read
+// from an io.Reader, the []Change built): MapProfiles then GroupChunks.
 func BenchmarkMapProfilesFunc(b *testing.B) {
-	body, ids := genBody(benchProfiles, 1)
-	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
+	benchMapping(b, func(body []byte, received time.Time) (int, int, error) {
 		changes, rep, err := MapProfiles(bytes.NewReader(body), Limits{}, received)
-		if err != nil || rep.Activated != len(ids) {
-			b.Fatalf("MapProfiles: activated %d of %d, err %v", rep.Activated, len(ids), err)
-		}
-		if chunks := GroupChunks(changes, 0, 0); len(chunks) == 0 {
-			b.Fatal("no chunks")
-		}
-	}
-	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+		return rep.Activated, len(GroupChunks(changes, 0, 0)), err
+	})
 }
 
 // BenchmarkSHA256Baseline hashes the same identifier strings and nothing
@@ -202,22 +189,13 @@ func BenchmarkSHA256Baseline(b *testing.B) {
 }
 
 // BenchmarkParseCoalesceGroup is the same work through the general path:
-// ParseProfiles (every change in arrival order), then Coalesce, then GroupChunks.
+// ParseProfiles (every change in arrival order, on the exact path), then
+// Coalesce, then GroupChunks.
 func BenchmarkParseCoalesceGroup(b *testing.B) {
-	body, ids := genBody(benchProfiles, 1)
-	received := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
+	benchMapping(b, func(body []byte, received time.Time) (int, int, error) {
 		changes, rep, err := ParseProfiles(bytes.NewReader(body), Limits{}, received)
-		if err != nil || rep.Activated != len(ids) {
-			b.Fatalf("ParseProfiles: activated %d of %d, err %v", rep.Activated, len(ids), err)
-		}
-		if chunks := GroupChunks(Coalesce(changes), 0, 0); len(chunks) == 0 {
-			b.Fatal("no chunks")
-		}
-	}
-	b.ReportMetric(float64(len(ids)*b.N)/b.Elapsed().Seconds(), "ids/s")
+		return rep.Activated, len(GroupChunks(Coalesce(changes), 0, 0)), err
+	})
 }
 
 // BenchmarkMapStages times each stage of BenchmarkMapProfiles on its own,
@@ -232,13 +210,13 @@ func BenchmarkMapStages(b *testing.B) {
 	if _, err := m.Map(body, received); err != nil {
 		b.Fatal(err)
 	}
-	var exact parser
+	var fast, exact parser
 	stages := []struct {
 		name string
 		run  func()
 	}{
 		{"read", func() { _, _ = readBody(bytes.NewReader(body), DefaultMaxBodyBytes) }},
-		{"parse", func() { _ = m.p.run(body, m.lim, received, true) }},
+		{"parse", func() { _ = fast.run(body, m.lim, received, true) }},
 		{"parse-exact", func() { _ = exact.run(body, m.lim, received, false) }},
 		{"coalesce", func() { m.coalesce(m.workers(len(m.p.recs))) }},
 		{"hex", func() { m.hexed = false; m.hex() }},

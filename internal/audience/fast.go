@@ -227,6 +227,17 @@ func fastOpen(s []byte, i int, closing byte) (next int, empty bool) {
 	return i, false
 }
 
+// fastOpenObject steps into the object at i; ok is false when the value
+// is not an object (a null or another type: the exact path decides what
+// that means).
+func fastOpenObject(s []byte, i int) (next int, empty, ok bool) {
+	if s[i] != '{' {
+		return 0, false, false
+	}
+	next, empty = fastOpen(s, i, '}')
+	return next, empty, true
+}
+
 // fastSkip skips a value the exact path skips too, with the exact path's
 // skipValue (so it is accepted exactly when that accepts it).
 func (p *parser) fastSkip(i int) (int, bool) {
@@ -295,12 +306,9 @@ func (p *parser) fastProfileObject(i int) (int, bool) {
 // fastIdentityMap reads {"<namespace>": [{"id": "..."}, ...], ...} at i.
 func (p *parser) fastIdentityMap(i int) (int, bool) {
 	s := p.s
-	if s[i] != '{' {
-		return 0, false
-	}
-	i, empty := fastOpen(s, i, '}')
-	if empty {
-		return i, true
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok || empty {
+		return i, ok
 	}
 	for {
 		// Namespace keys repeat from profile to profile: the last one seen
@@ -343,11 +351,8 @@ func (p *parser) fastIdentityMap(i int) (int, bool) {
 // fastIdentity reads one {"id": "..."} of a namespace pinlist maps, at i.
 func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, bool) {
 	s := p.s
-	if s[i] != '{' {
-		return 0, false
-	}
-	i, empty := fastOpen(s, i, '}')
-	if empty {
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok || empty { // not {"id": ...}
 		return 0, false
 	}
 	var id []byte
@@ -395,12 +400,9 @@ func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, b
 // fastSegmentMembership reads {"<audience ns>": {"<audience id>": {...}}} at i.
 func (p *parser) fastSegmentMembership(i int) (int, bool) {
 	s := p.s
-	if s[i] != '{' {
-		return 0, false
-	}
-	i, empty := fastOpen(s, i, '}')
-	if empty {
-		return i, true
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok || empty {
+		return i, ok
 	}
 	for {
 		nsKey, nsSpan, j, ok := fastKeyLike(s, i, p.lastNSKey)
@@ -455,13 +457,13 @@ func (p *parser) fastSegmentMembership(i int) (int, bool) {
 // fastMembership reads one {"status": ..., "lastQualificationTime": ...} at i.
 func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (int, bool) {
 	s := p.s
-	if s[i] != '{' {
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok {
 		return 0, false
 	}
 	var op uint8
 	t := p.received
 	statusOK, timeOK := false, true
-	i, empty := fastOpen(s, i, '}')
 	for !empty {
 		which, _, j, ok := fastKeyOf(s, i, litStatus, litLastQualification)
 		if !ok {

@@ -2,6 +2,7 @@ package audience
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -221,5 +222,34 @@ func TestMapperFastPathTaken(t *testing.T) {
 		if !p.fastDocument() {
 			t.Errorf("the fast path gave up on %.80s…", b)
 		}
+	}
+}
+
+// TestHexEncode32 holds the word-at-a-time hex encoder to encoding/hex.
+func TestHexEncode32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(19, 20))
+	sums := [][32]byte{{}, {0: 0xff, 31: 0x0a}}
+	for range 200 {
+		var s [32]byte
+		for i := range s {
+			s[i] = byte(rng.Uint32())
+		}
+		sums = append(sums, s)
+	}
+	for _, s := range sums {
+		var got [64]byte
+		hexEncode32(&got, &s)
+		if want := hex.EncodeToString(s[:]); string(got[:]) != want {
+			t.Fatalf("hexEncode32(%x) = %s", s, got)
+		}
+	}
+	if got, want := hexSums(sums), func() string {
+		var b strings.Builder
+		for _, s := range sums {
+			b.WriteString(hex.EncodeToString(s[:]))
+		}
+		return b.String()
+	}(); got != want {
+		t.Fatal("hexSums differs from encoding/hex")
 	}
 }
