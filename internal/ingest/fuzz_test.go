@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pinlist/pinlist/internal/loadgen"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -22,6 +23,14 @@ func FuzzHandleAPIGateway(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
+		f.Add("POST", PathProfiles, "application/json", true, string(b), false, false)
+	}
+	// The bad-input corpus (testdata/bad, issue 8) seeds it too.
+	bad, err := loadgen.BadCorpus("../../testdata/bad")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range bad {
 		f.Add("POST", PathProfiles, "application/json", true, string(b), false, false)
 	}
 	f.Add("POST", PathProfiles, "application/json", true, mixedBody, false, false)
