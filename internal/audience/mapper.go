@@ -14,8 +14,9 @@ import (
 // them as hex.
 //
 // A Mapper maps one body at a time (it is not safe for concurrent use); a
-// server keeps one per worker or a sync.Pool of them. The zero value is not
-// ready: use NewMapper.
+// server keeps one per worker or a sync.Pool of them. Between bodies it
+// holds hashes and audience names, never a plain identifier. The zero
+// value is not ready: use NewMapper.
 type Mapper struct {
 	lim Limits
 	p   parser
@@ -68,8 +69,13 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 		m.halves = append(m.halves[:0], half{end: len(m.p.recs), counts: m.p.audCounts})
 	}
 	// Keep nothing of the body: the records hold only indexes and hashes,
-	// the report and the audiences their own strings.
+	// the report and the audiences their own strings; no plain identifier
+	// stays in a scratch buffer.
 	m.p.s = nil
+	m.p.wipe()
+	if m.q != nil {
+		m.q.wipe()
+	}
 	if err != nil {
 		m.p.recs = m.p.recs[:0]
 		return Report{}, err

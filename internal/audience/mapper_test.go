@@ -203,6 +203,36 @@ func TestMapperOneIdentifierManyTimes(t *testing.T) {
 	checkMapper(t, splitMapper(Limits{}), body, Limits{})
 }
 
+// TestMapperKeepsNoPlainIdentifier maps bodies whose identifiers go
+// through every scratch buffer (escapes, emails to normalise, on both
+// halves of a split) and checks that none is left in the Mapper after.
+func TestMapperKeepsNoPlainIdentifier(t *testing.T) {
+	const secret = "Secret.Person@Example.com"
+	ps := make([]string, 200)
+	for i := range ps {
+		ps[i] = profile([]string{"email= " + secret}, []string{"a1=realized@"})
+	}
+	for _, body := range []string{
+		"[" + strings.Join(ps, ",") + "]",
+		`[{"identityMap":{"email":[{"id":"Secret.Person\u0040Example.com"}]},"segmentMembership":{"ups":{"a1":{"status":"realized"}}}}]`,
+	} {
+		m := splitMapper(Limits{})
+		if _, err := m.Map([]byte(body), recv); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []*parser{&m.p, m.q} {
+			if p == nil {
+				continue
+			}
+			for _, buf := range [][]byte{p.strbuf[:cap(p.strbuf)], p.idbuf[:cap(p.idbuf)], p.h.norm[:cap(p.h.norm)]} {
+				if bytes.Contains(bytes.ToLower(buf), []byte("secret.person")) {
+					t.Fatalf("a scratch buffer still holds the identifier after Map")
+				}
+			}
+		}
+	}
+}
+
 func countFailures(r Report) int {
 	n := 0
 	for _, v := range r.Failed {

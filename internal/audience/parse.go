@@ -161,6 +161,15 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 	p.deferPaths, p.deferred = false, p.deferred[:0]
 }
 
+// wipe zeroes the scratch buffers that can hold a plain identifier (an
+// unescaped string, a normalised email), so that a parser kept between
+// requests keeps none of the last one.
+func (p *parser) wipe() {
+	clear(p.strbuf[:cap(p.strbuf)])
+	clear(p.idbuf[:cap(p.idbuf)])
+	clear(p.h.norm[:cap(p.h.norm)])
+}
+
 // resetCap empties s and makes room for at least n elements.
 func resetCap[T any](s []T, n int) []T {
 	if cap(s) < n {
