@@ -21,6 +21,12 @@ const (
 	DefaultLocalVisibilityTimeout = 30 * time.Second
 	DefaultLocalMaxReceive        = 5
 
+	// MaxLocalBatch is the most messages one ReceiveGroupBatch delivers. It
+	// is above SQS's MaxBatch on purpose: the local runner is not bound by
+	// the Lambda event source, and a larger batch of one audience coalesces
+	// into fewer Pinterest calls. Sends stay at MaxBatch per call.
+	MaxLocalBatch = 1000
+
 	localDedupWindow = 5 * time.Minute // SQS FIFO deduplication interval
 	localMaxBody     = 1 << 20         // SQS maximum message size
 	localMaxID       = 128             // SQS limit for MessageGroupId and MessageDeduplicationId
@@ -60,6 +66,16 @@ type LocalOptions struct {
 	// MaxReceive is how many times a message is delivered; the next receive
 	// moves it to the dead letters instead. Default 5.
 	MaxReceive int
+	// BatchSize is a full batch: how many messages the consumer receives at
+	// a time. A group with BatchSize messages waiting is not held back by
+	// BatchWindow. Default MaxBatch; at most MaxLocalBatch.
+	BatchSize int
+	// BatchWindow holds a free group back until its head message (the
+	// oldest waiting, in send order) is BatchWindow old, or BatchSize of its
+	// messages wait, so that one batch collects what arrives meanwhile. Zero
+	// delivers a free group at once, as SQS FIFO does. A message released
+	// by the consumer keeps its send time, so a retry is not held again.
+	BatchWindow time.Duration
 	// Consumer marks the instance that receives: OpenLocal takes the file's
 	// consumer lock (ErrLocalConsumerLocked if another instance holds it) and
 	// returns every message a previous, now dead, consumer left in flight.
@@ -77,17 +93,25 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, error) {
 	if opts.Path == "" || strings.ContainsRune(opts.Path, '?') {
 		return nil, fmt.Errorf("open local queue: path %q is empty or contains '?'", opts.Path)
 	}
-	if opts.VisibilityTimeout < 0 || opts.MaxReceive < 0 {
-		return nil, fmt.Errorf("open local queue: negative visibility timeout %v or max receive %d",
-			opts.VisibilityTimeout, opts.MaxReceive)
+	if opts.VisibilityTimeout < 0 || opts.MaxReceive < 0 || opts.BatchWindow < 0 {
+		return nil, fmt.Errorf("open local queue: negative visibility timeout %v, max receive %d or batch window %v",
+			opts.VisibilityTimeout, opts.MaxReceive, opts.BatchWindow)
+	}
+	if opts.BatchSize < 0 || opts.BatchSize > MaxLocalBatch {
+		return nil, fmt.Errorf("open local queue: batch size %d: want 1 to %d", opts.BatchSize, MaxLocalBatch)
 	}
 	l := &Local{
 		path:       opts.Path,
 		consumer:   opts.Consumer,
 		vt:         opts.VisibilityTimeout,
 		maxReceive: opts.MaxReceive,
+		batchSize:  opts.BatchSize,
+		window:     opts.BatchWindow,
 		now:        opts.Now,
 		unlock:     func() error { return nil },
+	}
+	if l.batchSize == 0 {
+		l.batchSize = MaxBatch
 	}
 	if l.vt == 0 {
 		l.vt = DefaultLocalVisibilityTimeout
@@ -203,6 +227,8 @@ func (l *Local) close() error {
 // sent in the last five minutes is accepted and dropped, as SQS does; an
 // empty DedupID is never deduplicated. Messages get increasing sequence
 // numbers in the order given, which is their delivery order within a group.
+// With a BatchWindow, a group that now has a full batch waiting becomes
+// ready at once.
 func (l *Local) SendBatch(ctx context.Context, msgs []Outgoing) ([]int, error) {
 	if len(msgs) > MaxBatch {
 		return nil, fmt.Errorf("send %d messages to local queue: at most %d per batch", len(msgs), MaxBatch)
@@ -222,6 +248,7 @@ func (l *Local) SendBatch(ctx context.Context, msgs []Outgoing) ([]int, error) {
 			return err
 		}
 		sent := 0
+		touched := map[string]bool{}
 		for _, m := range msgs {
 			if m.DedupID != "" {
 				fresh, err := rememberLocalDedup(ctx, tx, m.DedupID, now)
@@ -235,7 +262,17 @@ func (l *Local) SendBatch(ctx context.Context, msgs []Outgoing) ([]int, error) {
 			if err := insertLocalMessage(ctx, tx, m.GroupID, m.Body, seq+int64(sent), now); err != nil {
 				return err
 			}
+			touched[m.GroupID] = true
 			sent++
+		}
+		if l.window > 0 {
+			// The new rows were listed ready now; put each group's ready
+			// time where the window (or a full batch) puts it.
+			for g := range touched {
+				if _, err := l.settleGroup(ctx, tx, g, now); err != nil {
+					return err
+				}
+			}
 		}
 		return setLocalSeq(ctx, tx, seq+int64(sent))
 	})

@@ -27,9 +27,22 @@ import (
 //   - Deduplication: a DedupID sent within the last five minutes is accepted
 //     and not enqueued again, also after the first copy was deleted (moto
 //     gets this wrong; SQS does not).
-//   - Limits: at most MaxBatch messages per send and receive, group and dedup
+//   - Limits: at most MaxBatch messages per send, group and dedup
 //     ids of up to 128 letters, digits or punctuation, bodies of up to 1 MiB
 //     of the characters SQS accepts. A SendBatch is one transaction.
+//
+// # Departures from SQS, for the local runner
+//
+//   - A receive takes up to MaxLocalBatch messages of a group, not 10: the
+//     Lambda event source's limit does not bind the local runner, and a
+//     larger batch of one audience coalesces into fewer Pinterest calls.
+//   - LocalOptions.BatchWindow holds a free group back until its head
+//     message is that old or LocalOptions.BatchSize messages wait, so a
+//     batch collects what arrives in the meantime (SQS FIFO event sources
+//     have no batching window). The group's ready time in
+//     pinlist_queue_groups includes the window; ReceiveGroupBatch checks it
+//     against the messages before delivering, as it checks the lock. Zero
+//     keeps SQS's behaviour.
 //
 // # Storage: goqite's table, one goqite queue per group
 //
@@ -101,6 +114,8 @@ type Local struct {
 	consumer   bool
 	vt         time.Duration
 	maxReceive int
+	batchSize  int
+	window     time.Duration
 	now        func() time.Time
 
 	closeOnce sync.Once

@@ -26,18 +26,20 @@ type Batch struct {
 	Messages []Received
 }
 
-// ReceiveGroupBatch delivers up to max (1 to MaxBatch) messages of one group
-// that has nothing in flight, oldest first, and hides them for the visibility
-// timeout; the group stays locked until every one of them is deleted,
-// released without delay, or timed out. Among the groups that can be served
-// it picks the one that has waited longest. A message already delivered
+// ReceiveGroupBatch delivers up to max (1 to MaxLocalBatch) messages of one
+// group that has nothing in flight, oldest first, and hides them for the
+// visibility timeout; the group stays locked until every one of them is
+// deleted, released without delay, or timed out. With a BatchWindow, a free
+// group is served only once its head message is BatchWindow old or
+// BatchSize of its messages wait. Among the groups that can be served it
+// picks the one that has waited longest. A message already delivered
 // MaxReceive times is moved to the dead letters instead.
 func (l *Local) ReceiveGroupBatch(ctx context.Context, max int) (Batch, error) {
 	if !l.consumer {
 		return Batch{}, fmt.Errorf("receive from local queue: %w", ErrLocalNotConsumer)
 	}
-	if max < 1 || max > MaxBatch {
-		return Batch{}, fmt.Errorf("receive %d messages from local queue: want 1 to %d", max, MaxBatch)
+	if max < 1 || max > MaxLocalBatch {
+		return Batch{}, fmt.Errorf("receive %d messages from local queue: want 1 to %d", max, MaxLocalBatch)
 	}
 	now := l.now()
 	var b Batch
@@ -72,17 +74,18 @@ func (l *Local) ReceiveGroupBatch(ctx context.Context, max int) (Batch, error) {
 }
 
 // takeGroup delivers up to max messages from the head of group, or nothing
-// when the group turns out locked or empty (then its row is corrected).
+// when the group turns out locked, held by the batch window, or empty (then
+// its row is corrected).
 func (l *Local) takeGroup(ctx context.Context, tx *sql.Tx, group string, max int, now time.Time) ([]Received, error) {
 	queue := localLivePrefix + group
 	stamp := localStamp(now)
-	latest, err := localGroupLatest(ctx, tx, group)
+	ready, err := l.groupReadyAt(ctx, tx, group, now)
 	if err != nil {
 		return nil, err
 	}
-	if !latest.Valid || latest.String > stamp {
-		// Empty, or a message is hidden (the row's ready time was stale).
-		_, err := settleLocalGroup(ctx, tx, group, now)
+	if !ready.Valid || ready.String > stamp {
+		// The row's ready time was stale: correct it.
+		_, err := l.settleGroup(ctx, tx, group, now)
 		return nil, err
 	}
 	var out []Received
@@ -112,7 +115,7 @@ func (l *Local) takeGroup(ctx context.Context, tx *sql.Tx, group string, max int
 	}
 	if len(out) == 0 {
 		// Everything left was dead-lettered: the group is empty.
-		_, err := settleLocalGroup(ctx, tx, group, now)
+		_, err := l.settleGroup(ctx, tx, group, now)
 		return nil, err
 	}
 	until := localStamp(now.Add(l.vt))
@@ -162,32 +165,65 @@ func readLocalGroup(ctx context.Context, tx *sql.Tx, queue string, after int64, 
 	return page, rows.Err()
 }
 
-// settleLocalGroup brings a group's row in line with its messages and reports
-// whether the group is locked (a message is hidden). An empty group loses its
-// row; a free one may be received from now on; a locked one from when its
-// last hidden message shows again.
-func settleLocalGroup(ctx context.Context, tx *sql.Tx, group string, now time.Time) (locked bool, err error) {
-	latest, err := localGroupLatest(ctx, tx, group)
+// settleGroup brings a group's row in line with its messages and reports
+// whether the group can be served now. An empty group loses its row; any
+// other gets the time groupReadyAt gives.
+func (l *Local) settleGroup(ctx context.Context, tx *sql.Tx, group string, now time.Time) (ready bool, err error) {
+	at, err := l.groupReadyAt(ctx, tx, group, now)
 	if err != nil {
 		return false, err
 	}
-	if !latest.Valid {
+	if !at.Valid {
 		if _, err := tx.ExecContext(ctx, `delete from pinlist_queue_groups where name = ?`, group); err != nil {
 			return false, fmt.Errorf("drop empty group %s: %w", group, err)
 		}
 		return false, nil
 	}
-	ready := localStamp(now)
-	locked = latest.String > ready
-	if locked {
-		ready = latest.String
-	}
 	if _, err := tx.ExecContext(ctx, `
 		insert into pinlist_queue_groups (name, ready_at) values (?, ?)
-		on conflict (name) do update set ready_at = excluded.ready_at`, group, ready); err != nil {
+		on conflict (name) do update set ready_at = excluded.ready_at`, group, at.String); err != nil {
 		return false, fmt.Errorf("update group %s: %w", group, err)
 	}
-	return locked, nil
+	return at.String <= localStamp(now), nil
+}
+
+// groupReadyAt is when group can next be served, from its messages: NULL
+// when it has none; when its last hidden message shows again while it is
+// locked; now when it is free and there is no batch window or a full batch
+// waits; else when its head message (the next to deliver) is BatchWindow
+// old. Each query is answered from an index.
+func (l *Local) groupReadyAt(ctx context.Context, tx *sql.Tx, group string, now time.Time) (sql.NullString, error) {
+	stamp := localStamp(now)
+	latest, err := localGroupLatest(ctx, tx, group)
+	if err != nil || !latest.Valid || latest.String > stamp {
+		return latest, err
+	}
+	ready := sql.NullString{String: stamp, Valid: true}
+	if l.window <= 0 {
+		return ready, nil
+	}
+	queue := localLivePrefix + group
+	var waiting int
+	if err := tx.QueryRowContext(ctx, `select count(*) from (select 1 from goqite where queue = ? limit ?)`,
+		queue, l.batchSize).Scan(&waiting); err != nil {
+		return latest, fmt.Errorf("count messages of group %s: %w", group, err)
+	}
+	if waiting >= l.batchSize {
+		return ready, nil
+	}
+	var head string
+	if err := tx.QueryRowContext(ctx, `select created from goqite where queue = ? order by priority desc limit 1`,
+		queue).Scan(&head); err != nil {
+		return latest, fmt.Errorf("read head of group %s: %w", group, err)
+	}
+	sent, err := parseLocalStamp(head)
+	if err != nil {
+		return latest, fmt.Errorf("read head of group %s: %w", group, err)
+	}
+	if due := localStamp(sent.Add(l.window)); due > stamp {
+		ready.String = due
+	}
+	return ready, nil
 }
 
 // localGroupLatest returns the latest visibility time of a group's live
@@ -262,7 +298,7 @@ func (l *Local) settle(ctx context.Context, what string, receipts []string, stmt
 			groups[strings.TrimPrefix(queue, localLivePrefix)] = true
 		}
 		for g := range groups {
-			if _, err := settleLocalGroup(ctx, tx, g, now); err != nil {
+			if _, err := l.settleGroup(ctx, tx, g, now); err != nil {
 				return err
 			}
 		}

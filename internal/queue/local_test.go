@@ -684,7 +684,7 @@ func TestLocalRefusesNewerSchema(t *testing.T) {
 
 func TestLocalReceiveLimits(t *testing.T) {
 	l, _ := openTestLocal(t, LocalOptions{})
-	for _, max := range []int{0, MaxBatch + 1} {
+	for _, max := range []int{0, MaxLocalBatch + 1} {
 		if _, err := l.ReceiveGroupBatch(context.Background(), max); err == nil {
 			t.Errorf("ReceiveGroupBatch(%d): no error", max)
 		}
