@@ -27,6 +27,15 @@ const (
 	// into fewer Pinterest calls. Sends stay at MaxBatch per call.
 	MaxLocalBatch = 1000
 
+	// DefaultLocalBatchBytes bounds the bodies of one receive: the payload
+	// limit of a synchronous Lambda invocation (6 MB), so a local batch is
+	// never one a Lambda could not take, and a worker holds a bounded amount
+	// however large the messages are (up to 1 MiB each).
+	DefaultLocalBatchBytes = 6 << 20
+
+	// localReadPage is how many rows a receive reads at a time.
+	localReadPage = 16
+
 	localDedupWindow = 5 * time.Minute // SQS FIFO deduplication interval
 	localMaxBody     = 1 << 20         // SQS maximum message size
 	localMaxID       = 128             // SQS limit for MessageGroupId and MessageDeduplicationId
@@ -70,6 +79,9 @@ type LocalOptions struct {
 	// a time. A group with BatchSize messages waiting is not held back by
 	// BatchWindow. Default MaxBatch; at most MaxLocalBatch.
 	BatchSize int
+	// BatchBytes bounds the bodies of one receive (a first message larger
+	// than that is delivered alone). Default DefaultLocalBatchBytes.
+	BatchBytes int
 	// BatchWindow holds a free group back until its head message (the
 	// oldest waiting, in send order) is BatchWindow old, or BatchSize of its
 	// messages wait, so that one batch collects what arrives meanwhile. Zero
@@ -97,8 +109,9 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, error) {
 		return nil, fmt.Errorf("open local queue: negative visibility timeout %v, max receive %d or batch window %v",
 			opts.VisibilityTimeout, opts.MaxReceive, opts.BatchWindow)
 	}
-	if opts.BatchSize < 0 || opts.BatchSize > MaxLocalBatch {
-		return nil, fmt.Errorf("open local queue: batch size %d: want 1 to %d", opts.BatchSize, MaxLocalBatch)
+	if opts.BatchSize < 0 || opts.BatchSize > MaxLocalBatch || opts.BatchBytes < 0 {
+		return nil, fmt.Errorf("open local queue: batch size %d: want 1 to %d, batch bytes %d: want at least 1",
+			opts.BatchSize, MaxLocalBatch, opts.BatchBytes)
 	}
 	l := &Local{
 		path:       opts.Path,
@@ -106,12 +119,16 @@ func OpenLocal(ctx context.Context, opts LocalOptions) (*Local, error) {
 		vt:         opts.VisibilityTimeout,
 		maxReceive: opts.MaxReceive,
 		batchSize:  opts.BatchSize,
+		batchBytes: opts.BatchBytes,
 		window:     opts.BatchWindow,
 		now:        opts.Now,
 		unlock:     func() error { return nil },
 	}
 	if l.batchSize == 0 {
 		l.batchSize = MaxBatch
+	}
+	if l.batchBytes == 0 {
+		l.batchBytes = DefaultLocalBatchBytes
 	}
 	if l.vt == 0 {
 		l.vt = DefaultLocalVisibilityTimeout

@@ -36,6 +36,8 @@ import (
 //   - A receive takes up to MaxLocalBatch messages of a group, not 10: the
 //     Lambda event source's limit does not bind the local runner, and a
 //     larger batch of one audience coalesces into fewer Pinterest calls.
+//     LocalOptions.BatchBytes bounds its bodies (default 6 MiB, Lambda's
+//     payload limit).
 //   - LocalOptions.BatchWindow holds a free group back until its head
 //     message is that old or LocalOptions.BatchSize messages wait, so a
 //     batch collects what arrives in the meantime (SQS FIFO event sources
@@ -115,6 +117,7 @@ type Local struct {
 	vt         time.Duration
 	maxReceive int
 	batchSize  int
+	batchBytes int
 	window     time.Duration
 	now        func() time.Time
 

@@ -27,7 +27,8 @@ type Batch struct {
 }
 
 // ReceiveGroupBatch delivers up to max (1 to MaxLocalBatch) messages of one
-// group that has nothing in flight, oldest first, and hides them for the
+// group that has nothing in flight, oldest first, of at most
+// LocalOptions.BatchBytes together (but at least one), and hides them for the
 // visibility timeout; the group stays locked until every one of them is
 // deleted, released without delay, or timed out. With a BatchWindow, a free
 // group is served only once its head message is BatchWindow old or
@@ -90,8 +91,10 @@ func (l *Local) takeGroup(ctx context.Context, tx *sql.Tx, group string, max int
 	}
 	var out []Received
 	after := int64(1) // priorities are -seq <= -1: continue below the last one seen
-	for len(out) < max {
-		page, err := readLocalGroup(ctx, tx, queue, after, max-len(out))
+	size, full := 0, false
+	for len(out) < max && !full {
+		// Small pages: a page's bodies are all in memory at once.
+		page, err := readLocalGroup(ctx, tx, queue, after, min(max-len(out), localReadPage))
 		if err != nil {
 			return nil, fmt.Errorf("read group %s: %w", group, err)
 		}
@@ -107,6 +110,11 @@ func (l *Local) takeGroup(ctx context.Context, tx *sql.Tx, group string, max int
 				}
 				continue
 			}
+			if len(out) > 0 && size+len(m.body) > l.batchBytes {
+				full = true
+				break
+			}
+			size += len(m.body)
 			out = append(out, Received{
 				ID: m.id, Receipt: localReceipt(m.id, m.received+1), GroupID: group,
 				Body: m.body, ReceiveCount: m.received + 1, SentAt: m.created,

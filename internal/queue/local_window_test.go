@@ -201,6 +201,7 @@ func TestLocalBatchOptionLimits(t *testing.T) {
 		{"negative window", LocalOptions{BatchWindow: -time.Second}, "batch window"},
 		{"negative size", LocalOptions{BatchSize: -1}, "batch size"},
 		{"size above the local limit", LocalOptions{BatchSize: MaxLocalBatch + 1}, "batch size"},
+		{"negative bytes", LocalOptions{BatchBytes: -1}, "batch bytes"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,5 +215,26 @@ func TestLocalBatchOptionLimits(t *testing.T) {
 				t.Errorf("OpenLocal: err = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLocalBatchBytes: a receive stops before the bodies exceed BatchBytes,
+// but always delivers at least one message.
+func TestLocalBatchBytes(t *testing.T) {
+	l, _ := openTestLocal(t, LocalOptions{BatchSize: 100, BatchBytes: 20})
+	send(t, l, msgs("a", 0, 4)...) // bodies of 6 bytes: three fit
+	send(t, l, Outgoing{GroupID: "a", Body: []byte(strings.Repeat("x", 25))})
+	send(t, l, msgs("a", 4, 1)...)
+	var sizes []int
+	for {
+		b := receive(t, l, 100)
+		if len(b.Messages) == 0 {
+			break
+		}
+		sizes = append(sizes, len(b.Messages))
+		deleteAll(t, l, b)
+	}
+	if diff := cmp.Diff([]int{3, 1, 1, 1}, sizes); diff != "" {
+		t.Errorf("batch sizes (-want +got):\n%s", diff)
 	}
 }
