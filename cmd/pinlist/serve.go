@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/local"
+	"github.com/pinlist/pinlist/internal/queue"
 )
 
 func init() {
@@ -40,6 +42,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.AdAccountID, "ad-account", cfg.AdAccountID, "ad account ID ($"+config.EnvAdAccountID+"; default: the token file's, or the simulator's)")
 	fs.IntVar(&cfg.Workers, "workers", local.DefaultWorkers, "audiences uploaded in parallel")
 	writeRate := fs.Float64("write-rate", -1, "Pinterest write calls per second, 0 for no limit (default: no limit with the built-in simulator, 5 with --pinterest-url)")
+	fs.IntVar(&cfg.BatchSize, "batch-size", local.DefaultBatchSize, "most messages of one audience per upload batch (1 to "+strconv.Itoa(queue.MaxLocalBatch)+"; SQS FIFO's limit of 10 binds only AWS)")
+	fs.DurationVar(&cfg.BatchWindow, "batch-window", local.DefaultBatchWindow, "hold an audience's messages until the oldest is this old or a full batch waits, for fewer Pinterest calls; 0 for none")
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", local.DefaultProgressEvery, "how often the progress line is printed while work flows")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -47,6 +51,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 0 {
 		fs.Usage()
 		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	if cfg.BatchSize < 1 || cfg.BatchSize > queue.MaxLocalBatch {
+		return fmt.Errorf("%w: --batch-size %d: want 1 to %d", errUsage, cfg.BatchSize, queue.MaxLocalBatch)
+	}
+	switch {
+	case cfg.BatchWindow < 0:
+		return fmt.Errorf("%w: --batch-window %v: want 0 or more", errUsage, cfg.BatchWindow)
+	case cfg.BatchWindow == 0:
+		cfg.BatchWindow = local.NoBatchWindow
 	}
 	cfg.PinterestURL = strings.TrimRight(strings.TrimSpace(cfg.PinterestURL), "/")
 	switch {

@@ -99,6 +99,9 @@ func TestServeAndStatusFlags(t *testing.T) {
 	}{
 		{"serve negative write rate", []string{"serve", "--write-rate", "-2"}},
 		{"serve extra argument", []string{"serve", "now"}},
+		{"serve batch size zero", []string{"serve", "--batch-size", "0"}},
+		{"serve batch size above the local limit", []string{"serve", "--batch-size", "1001"}},
+		{"serve negative batch window", []string{"serve", "--batch-window", "-1s"}},
 		{"status extra argument", []string{"status", "now"}},
 		{"status warn days zero", []string{"status", "--warn-days", "0"}},
 		{"status DLQ without queue", []string{"status", "--dlq-url", "http://127.0.0.1:1/123456789012/d.fifo"}},

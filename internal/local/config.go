@@ -24,10 +24,16 @@ const (
 	DefaultRetryBase     = 2 * time.Second
 	DefaultRetryMax      = time.Minute
 	DefaultPollInterval  = 250 * time.Millisecond
+	DefaultBatchSize     = 100
+	DefaultBatchWindow   = time.Second
 	DefaultProgressEvery = 5 * time.Second
 	DefaultRefreshEvery  = time.Hour
 	DefaultMaintainEvery = time.Minute
 	DefaultShutdownGrace = 10 * time.Second
+
+	// NoBatchWindow as Config.BatchWindow delivers an audience's messages
+	// as soon as no batch of it is in flight, as SQS FIFO does.
+	NoBatchWindow time.Duration = -1
 
 	// SimClientID and SimClientSecret are the OAuth app the built-in
 	// simulator accepts; the provisioned token file names it, so the
@@ -84,6 +90,17 @@ type Config struct {
 	// RetryMax.
 	RetryBase time.Duration
 	RetryMax  time.Duration
+	// BatchSize is the most messages of one audience an upload batch takes
+	// (1 to queue.MaxLocalBatch; default DefaultBatchSize). Each batch makes
+	// at least one ADD and, with exits, one REMOVE call per list it touches,
+	// so larger batches make fewer Pinterest calls. SQS FIFO's limit of 10
+	// binds only the AWS deployment.
+	BatchSize int
+	// BatchWindow holds an audience's messages until the oldest is this old
+	// or BatchSize of them wait, so one batch collects what arrives
+	// meanwhile: default DefaultBatchWindow, NoBatchWindow for none. It adds
+	// up to the window to every change's freshness.
+	BatchWindow time.Duration
 	// PollInterval is how often an idle worker looks at the queue (a send
 	// wakes one at once).
 	PollInterval time.Duration
@@ -153,6 +170,18 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WriteRate < 0 {
 		return Config{}, fmt.Errorf("write rate %v: must not be negative", c.WriteRate)
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.BatchSize > queue.MaxLocalBatch {
+		return Config{}, fmt.Errorf("batch size %d: at most %d", c.BatchSize, queue.MaxLocalBatch)
+	}
+	switch {
+	case c.BatchWindow == 0:
+		c.BatchWindow = DefaultBatchWindow
+	case c.BatchWindow < 0:
+		c.BatchWindow = NoBatchWindow
 	}
 	if c.VisibilityTimeout <= 0 {
 		c.VisibilityTimeout = queue.DefaultLocalVisibilityTimeout

@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/queue"
 )
 
 func TestConfigFrom(t *testing.T) {
@@ -58,10 +59,17 @@ func TestConfigDefaults(t *testing.T) {
 	if c.RetryMax < c.RetryBase || c.Stdout == nil || c.Logger == nil {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.BatchSize != 100 || c.BatchWindow != time.Second {
+		t.Errorf("batch defaults: size %d, window %v; want 100, 1s", c.BatchSize, c.BatchWindow)
+	}
+	if c, err := (Config{BatchWindow: -time.Minute}).withDefaults(); err != nil || c.BatchWindow != NoBatchWindow {
+		t.Errorf("a negative window: %v, %v; want NoBatchWindow", c.BatchWindow, err)
+	}
 	for name, bad := range map[string]Config{
 		"address without port": {Addr: "localhost"},
 		"negative write rate":  {WriteRate: rate.Limit(-1)},
 		"simulator address":    {SimAddr: "8081"},
+		"batch size":           {BatchSize: queue.MaxLocalBatch + 1},
 	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%s: no error", name)

@@ -9,13 +9,20 @@
 //
 //   - The ingest HTTP server on Config.Addr (POST /v1/profiles, POST
 //     /v1/audiences, GET /healthz), the ingest handler unchanged.
-//   - Config.Workers upload workers. Each takes one batch of up to ten
-//     messages of one audience (queue.Local.ReceiveGroupBatch: a group is
-//     never in two workers at once, so several audiences run in parallel and
-//     each one in order), turns it into the events.SQSEvent the Lambda event
-//     source would deliver, and calls upload.Handler.HandleSQS. What succeeded
-//     is deleted; what is reported in BatchItemFailures is released for
+//   - Config.Workers upload workers. Each takes one batch of up to
+//     Config.BatchSize (default 100) messages of one audience
+//     (queue.Local.ReceiveGroupBatch: a group is never in two workers at
+//     once, so several audiences run in parallel and each one in order),
+//     turns it into the events.SQSEvent the Lambda event source would
+//     deliver, and calls upload.Handler.HandleSQS. What succeeded is
+//     deleted; what is reported in BatchItemFailures is released for
 //     redelivery.
+//   - A batching window (Config.BatchWindow, default 1 s): an audience's
+//     messages wait until the oldest is that old or a full batch waits.
+//     Every batch makes at least one ADD and, with exits, one REMOVE call
+//     per list it touches, so fewer, larger batches make fewer Pinterest
+//     calls; the window is what it costs in freshness. Production (SQS FIFO
+//     and the Lambda event source) has batches of at most 10 and no window.
 //   - The token refresher at start and every Config.RefreshEvery.
 //   - Queue housekeeping (queue.Local.Maintain) every Config.MaintainEvery.
 //   - A one-line progress summary on stdout every Config.ProgressEvery while

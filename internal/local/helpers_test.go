@@ -63,6 +63,7 @@ func testConfig(t *testing.T) (Config, *syncBuffer, *syncBuffer) {
 		SimAddr:       "127.0.0.1:0",
 		DataDir:       filepath.Join(t.TempDir(), "data"), // created by Start
 		PollInterval:  20 * time.Millisecond,
+		BatchWindow:   50 * time.Millisecond, // the window's path, without a second's wait per step
 		ProgressEvery: 50 * time.Millisecond,
 		RetryBase:     20 * time.Millisecond,
 		RetryMax:      200 * time.Millisecond,

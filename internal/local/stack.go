@@ -116,6 +116,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		Path:              QueuePath(cfg.DataDir),
 		VisibilityTimeout: cfg.VisibilityTimeout,
 		MaxReceive:        cfg.MaxReceive,
+		BatchSize:         cfg.BatchSize,
+		BatchWindow:       max(cfg.BatchWindow, 0),
 		Consumer:          true,
 	})
 	if errors.Is(err, queue.ErrLocalConsumerLocked) {
@@ -148,6 +150,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		count:        s.count,
 		wake:         make(chan struct{}, 1),
 		poll:         cfg.PollInterval,
+		batchSize:    cfg.BatchSize,
 		batchTimeout: cfg.VisibilityTimeout - cfg.VisibilityTimeout/10,
 		retryBase:    cfg.RetryBase,
 		retryMax:     cfg.RetryMax,
@@ -483,6 +486,11 @@ func (s *Stack) PrintBanner() {
 	fmt.Fprintf(w, "  ad account:    %s\n", s.adAccount)
 	fmt.Fprintf(w, "  data dir:      %s  (queue, token file)\n", dataDir)
 	fmt.Fprintf(w, "  workers:       %d audiences in parallel\n", s.cfg.Workers)
+	if s.cfg.BatchWindow > 0 {
+		fmt.Fprintf(w, "  batches:       up to %d messages of an audience, held up to %v to fill\n", s.cfg.BatchSize, s.cfg.BatchWindow)
+	} else {
+		fmt.Fprintf(w, "  batches:       up to %d messages of an audience, no batching window\n", s.cfg.BatchSize)
+	}
 	fmt.Fprintf(w, "  try:           curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' --data-binary @examples/profiles.json %s%s\n",
 		tokenRef, s.ingestURL, ingest.PathProfiles)
 	fmt.Fprintln(w, "  status:        pinlist status")

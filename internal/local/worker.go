@@ -52,6 +52,7 @@ type workers struct {
 	count        *counters
 	wake         chan struct{} // a send happened: an idle worker looks now
 	poll         time.Duration
+	batchSize    int // messages per receive: queue.Local's BatchSize
 	batchTimeout time.Duration
 	retryBase    time.Duration
 	retryMax     time.Duration
@@ -66,7 +67,7 @@ func (w *workers) run(recv, work context.Context) {
 	defer timer.Stop()
 	<-timer.C
 	for recv.Err() == nil {
-		b, err := w.q.ReceiveGroupBatch(recv, queue.MaxBatch)
+		b, err := w.q.ReceiveGroupBatch(recv, w.batchSize)
 		if err != nil && recv.Err() == nil {
 			w.log.LogAttrs(recv, slog.LevelError, "receive from the local queue", slog.String("error", err.Error()))
 		}

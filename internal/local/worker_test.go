@@ -108,7 +108,7 @@ func testBatch(g string, n, receiveCount, records int) queue.Batch {
 func newTestWorkers(q batchQueue, h batchHandler) *workers {
 	return &workers{
 		q: q, h: h, count: &counters{}, wake: make(chan struct{}, 1),
-		poll: time.Millisecond, batchTimeout: time.Minute,
+		poll: time.Millisecond, batchSize: DefaultBatchSize, batchTimeout: time.Minute,
 		retryBase: time.Second, retryMax: 8 * time.Second,
 		log: slog.New(slog.DiscardHandler),
 	}
