@@ -350,37 +350,8 @@ func (p *parser) fastIdentityMap(i int) (int, bool) {
 
 // fastIdentity reads one {"id": "..."} of a namespace pinlist maps, at i.
 func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, bool) {
-	s := p.s
-	i, empty, ok := fastOpenObject(s, i)
-	if !ok || empty { // not {"id": ...}
-		return 0, false
-	}
-	var id []byte
-	haveID := false
-	for {
-		which, _, j, ok := fastKeyOf(s, i, litID)
-		if !ok {
-			return 0, false
-		}
-		if which == 0 {
-			if s[j] != '"' {
-				return 0, false
-			}
-			if id, j, ok = fastString(s, j); !ok {
-				return 0, false
-			}
-			haveID = true
-		} else if j, ok = p.fastSkip(j); !ok {
-			return 0, false
-		}
-		var done bool
-		if i, done, ok = fastNext(s, j, '}'); !ok {
-			return 0, false
-		} else if done {
-			break
-		}
-	}
-	if !haveID {
+	id, i, ok := p.fastIdentityEntry(i)
+	if !ok {
 		return 0, false
 	}
 	switch sum := p.newSum(); p.h.hashIdentity(ns, id, sum) {
@@ -395,6 +366,46 @@ func (p *parser) fastIdentity(i int, ns namespace, nsSpan span, idx int) (int, b
 	}
 	p.sums = p.sums[:len(p.sums)-1]
 	return i, true
+}
+
+// fastIdentityEntry reads {"id": "<string>", ...} at i: the identifier
+// (the last "id", as encoding/json keeps it) and the index after the
+// entry. The compact form {"id":"..."} is matched as a whole first.
+func (p *parser) fastIdentityEntry(i int) (id []byte, end int, ok bool) {
+	s := p.s
+	if len(s)-i >= len(cID) && string(s[i:i+len(cID)]) == cID {
+		if id, end, ok = fastString(s, i+len(cID)-1); ok && end < len(s) && s[end] == '}' {
+			return id, end + 1, true
+		}
+	}
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok || empty { // not {"id": ...}
+		return nil, 0, false
+	}
+	haveID := false
+	for {
+		which, _, j, ok := fastKeyOf(s, i, litID)
+		if !ok {
+			return nil, 0, false
+		}
+		if which == 0 {
+			if s[j] != '"' {
+				return nil, 0, false
+			}
+			if id, j, ok = fastString(s, j); !ok {
+				return nil, 0, false
+			}
+			haveID = true
+		} else if j, ok = p.fastSkip(j); !ok {
+			return nil, 0, false
+		}
+		var done bool
+		if i, done, ok = fastNext(s, j, '}'); !ok {
+			return nil, 0, false
+		} else if done {
+			return id, i, haveID
+		}
+	}
 }
 
 // fastSegmentMembership reads {"<audience ns>": {"<audience id>": {...}}} at i.
@@ -456,58 +467,10 @@ func (p *parser) fastSegmentMembership(i int) (int, bool) {
 
 // fastMembership reads one {"status": ..., "lastQualificationTime": ...} at i.
 func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (int, bool) {
-	s := p.s
-	i, empty, ok := fastOpenObject(s, i)
+	op, t, end, ok := p.compactMembership(i)
+	statusOK, timeOK := ok, ok
 	if !ok {
-		return 0, false
-	}
-	var op uint8
-	t := p.received
-	statusOK, timeOK := false, true
-	for !empty {
-		which, _, j, ok := fastKeyOf(s, i, litStatus, litLastQualification)
-		if !ok {
-			return 0, false
-		}
-		switch which {
-		case 0:
-			if s[j] != '"' {
-				return 0, false
-			}
-			if op, statusOK, j, ok = fastStatus(s, j); !ok {
-				return 0, false
-			}
-		case 1:
-			var v []byte
-			switch s[j] {
-			case '"':
-				// A valid timestamp is found where its shape says it ends
-				// (and holds no quote, so that is the string's end too);
-				// anything else is scanned as a string first.
-				if n := timestampLen(s, j+1); n > 0 && j+1+n < len(s) && s[j+1+n] == '"' {
-					if t, timeOK = parseTimestamp(s[j+1 : j+1+n]); timeOK {
-						j += n + 2
-						break
-					}
-				}
-				if v, j, ok = fastString(s, j); !ok {
-					return 0, false
-				}
-				t, timeOK = parseTimestamp(v)
-			case 'n':
-				if j, ok = p.fastSkip(j); !ok {
-					return 0, false
-				}
-				t, timeOK = p.received, true
-			default:
-				return 0, false
-			}
-		default:
-			if j, ok = p.fastSkip(j); !ok {
-				return 0, false
-			}
-		}
-		if i, empty, ok = fastNext(s, j, '}'); !ok {
+		if op, t, statusOK, timeOK, end, ok = p.looseMembership(i); !ok {
 			return 0, false
 		}
 	}
@@ -521,7 +484,129 @@ func (p *parser) fastMembership(i int, aud audienceEntry, nsSpan, idSpan span) (
 	default:
 		p.mems = append(p.mems, profileMembership{aud: aud.idx, op: op, t: t})
 	}
-	return i, true
+	return end, true
+}
+
+// The compact forms json.Marshal and most clients write, compared as
+// constants of at most 16 bytes (which Go compares inline, without a call).
+const (
+	cID          = `{"id":"`
+	cStatus      = `{"status":"`
+	cStatusAfter = `,"status":"`
+	cTimeA       = `{"lastQualific` // cTimeA+cTimeB: {"lastQualificationTime":"
+	cTimeB       = `ationTime":"`
+	cTimeAfterA  = `,"lastQualific` // cTimeAfterA+cTimeB: ,"lastQualificationTime":"
+)
+
+// compactMembership reads a membership written exactly as
+// {"status":"<realized|existing|exited>","lastQualificationTime":"<time>"}
+// (either member first) with a valid time; ok is false for anything else,
+// which looseMembership then reads. It has no side effects.
+func (p *parser) compactMembership(i int) (op uint8, t int64, end int, ok bool) {
+	s := p.s
+	var statusOK bool
+	switch {
+	case len(s)-i >= len(cStatus) && string(s[i:i+len(cStatus)]) == cStatus:
+		if op, statusOK, end, ok = fastStatus(s, i+len(cStatus)-1); !ok || !statusOK {
+			return 0, 0, 0, false
+		}
+		if len(s)-end < len(cTimeAfterA)+len(cTimeB) || string(s[end:end+len(cTimeAfterA)]) != cTimeAfterA ||
+			string(s[end+len(cTimeAfterA):end+len(cTimeAfterA)+len(cTimeB)]) != cTimeB {
+			return 0, 0, 0, false
+		}
+		if t, end, ok = compactTime(s, end+len(cTimeAfterA)+len(cTimeB)-1); !ok {
+			return 0, 0, 0, false
+		}
+	case len(s)-i >= len(cTimeA)+len(cTimeB) && string(s[i:i+len(cTimeA)]) == cTimeA &&
+		string(s[i+len(cTimeA):i+len(cTimeA)+len(cTimeB)]) == cTimeB:
+		if t, end, ok = compactTime(s, i+len(cTimeA)+len(cTimeB)-1); !ok {
+			return 0, 0, 0, false
+		}
+		if len(s)-end < len(cStatusAfter) || string(s[end:end+len(cStatusAfter)]) != cStatusAfter {
+			return 0, 0, 0, false
+		}
+		if op, statusOK, end, ok = fastStatus(s, end+len(cStatusAfter)-1); !ok || !statusOK {
+			return 0, 0, 0, false
+		}
+	default:
+		return 0, 0, 0, false
+	}
+	if end >= len(s) || s[end] != '}' {
+		return 0, 0, 0, false
+	}
+	return op, t, end + 1, true
+}
+
+// compactTime reads a valid timestamp string whose opening quote is at j.
+func compactTime(s []byte, j int) (t int64, end int, ok bool) {
+	n := timestampLen(s, j+1)
+	if n == 0 || j+1+n >= len(s) || s[j+1+n] != '"' {
+		return 0, 0, false
+	}
+	if t, ok = parseTimestamp(s[j+1 : j+1+n]); !ok {
+		return 0, 0, false
+	}
+	return t, j + n + 2, true
+}
+
+// looseMembership reads a membership object at i in any form the fast
+// path takes: members in any order, white space, other members skipped, a
+// null or malformed time or an unknown status (reported, not read).
+func (p *parser) looseMembership(i int) (op uint8, t int64, statusOK, timeOK bool, end int, ok bool) {
+	s := p.s
+	i, empty, ok := fastOpenObject(s, i)
+	if !ok {
+		return 0, 0, false, false, 0, false
+	}
+	t = p.received
+	statusOK, timeOK = false, true
+	for !empty {
+		which, _, j, ok := fastKeyOf(s, i, litStatus, litLastQualification)
+		if !ok {
+			return 0, 0, false, false, 0, false
+		}
+		switch which {
+		case 0:
+			if s[j] != '"' {
+				return 0, 0, false, false, 0, false
+			}
+			if op, statusOK, j, ok = fastStatus(s, j); !ok {
+				return 0, 0, false, false, 0, false
+			}
+		case 1:
+			var v []byte
+			switch s[j] {
+			case '"':
+				// A valid timestamp is found where its shape says it ends
+				// (and holds no quote, so that is the string's end too);
+				// anything else is scanned as a string first.
+				var jt int
+				if t, jt, ok = compactTime(s, j); ok {
+					timeOK, j = true, jt
+					break
+				}
+				if v, j, ok = fastString(s, j); !ok {
+					return 0, 0, false, false, 0, false
+				}
+				t, timeOK = parseTimestamp(v)
+			case 'n':
+				if j, ok = p.fastSkip(j); !ok {
+					return 0, 0, false, false, 0, false
+				}
+				t, timeOK = p.received, true
+			default:
+				return 0, 0, false, false, 0, false
+			}
+		default:
+			if j, ok = p.fastSkip(j); !ok {
+				return 0, 0, false, false, 0, false
+			}
+		}
+		if i, empty, ok = fastNext(s, j, '}'); !ok {
+			return 0, 0, false, false, 0, false
+		}
+	}
+	return op, t, statusOK, timeOK, i, true
 }
 
 // timestampLen is how long the timestamp starting at s[i] is, judged by
