@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"encoding/binary"
 	"math"
 	"time"
 )
@@ -17,55 +18,64 @@ var (
 // "2021-06-30T18:40:07.591378Z", "2018-04-26T15:52:25+00:00"). Field ranges
 // are checked (no 24:00, no leap second, no 30 February) and the instant must
 // fit in Unix nanoseconds (years 1678–2262). It returns Unix nanoseconds.
+//
+// The fixed 19 bytes are checked as two 8-byte words and three bytes; the
+// zone is read from the end (its last byte and length tell its form), which
+// leaves the fraction between them. FuzzParseTimestamp holds it to a
+// field-by-field reference.
 func parseTimestamp(b []byte) (int64, bool) {
-	if len(b) < len("2006-01-02T15:04:05Z") || b[4] != '-' || b[7] != '-' || b[10] != 'T' || b[13] != ':' || b[16] != ':' {
+	if len(b) < len("2006-01-02T15:04:05Z") {
 		return 0, false
 	}
-	cent, ok1 := num2(b[0], b[1])
-	yy, ok2 := num2(b[2], b[3])
-	month, ok3 := num2(b[5], b[6])
-	day, ok4 := num2(b[8], b[9])
-	hour, ok5 := num2(b[11], b[12])
-	minute, ok6 := num2(b[14], b[15])
-	sec, ok7 := num2(b[17], b[18])
-	year := cent*100 + yy
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7) ||
-		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 59 {
+	w0 := binary.LittleEndian.Uint64(b)     // YYYY-MM-
+	w1 := binary.LittleEndian.Uint64(b[8:]) // DDThh:mm
+	if !tsWord0.matches(w0) || !tsWord1.matches(w1) || b[16] != ':' || b[17]-'0' > 9 || b[18]-'0' > 9 {
+		return 0, false
+	}
+	year := digitAt(w0, 0)*1000 + digitAt(w0, 1)*100 + digitAt(w0, 2)*10 + digitAt(w0, 3)
+	month := digitAt(w0, 5)*10 + digitAt(w0, 6)
+	day := digitAt(w1, 0)*10 + digitAt(w1, 1)
+	hour := digitAt(w1, 3)*10 + digitAt(w1, 4)
+	minute := digitAt(w1, 6)*10 + digitAt(w1, 7)
+	sec := int(b[17]-'0')*10 + int(b[18]-'0')
+	if month < 1 || month > 12 || day < 1 || day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return 0, false
 	}
 	rest := b[19:]
-	nsec := 0
-	if len(rest) > 0 && rest[0] == '.' {
-		n := 1
-		for n < len(rest) && '0' <= rest[n] && rest[n] <= '9' {
-			n++
-		}
-		frac := n - 1
-		if frac < 1 || frac > 9 {
-			return 0, false
-		}
-		nsec, _ = digits(rest[1:n])
-		for ; frac < 9; frac++ {
-			nsec *= 10
-		}
-		rest = rest[n:]
+	n := len(rest)
+	zone := 5 // ±hhmm
+	switch {
+	case rest[n-1] == 'Z':
+		zone = 1
+	case n >= 6 && rest[n-3] == ':':
+		zone = 6 // ±hh:mm
+	case n < 5:
+		return 0, false
 	}
 	offset := 0
-	switch {
-	case len(rest) == 1 && rest[0] == 'Z':
-	case (len(rest) == 5 || len(rest) == 6 && rest[3] == ':') && (rest[0] == '+' || rest[0] == '-'):
-		oh, okh := num2(rest[1], rest[2])
-		om, okm := num2(rest[len(rest)-2], rest[len(rest)-1])
-		if !okh || !okm || oh > 23 || om > 59 {
+	if zone > 1 {
+		z := rest[n-zone:]
+		oh, okh := num2(z[1], z[2])
+		om, okm := num2(z[zone-2], z[zone-1])
+		if z[0] != '+' && z[0] != '-' || !okh || !okm || oh > 23 || om > 59 {
 			return 0, false
 		}
 		offset = (oh*60 + om) * 60
-		if rest[0] == '-' {
+		if z[0] == '-' {
 			offset = -offset
 		}
-	default:
-		return 0, false
+	}
+	nsec := 0
+	if frac := rest[:n-zone]; len(frac) > 0 {
+		// A dot and 1–9 digits, scaled to nanoseconds.
+		if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+			return 0, false
+		}
+		v, ok := digits(frac[1:])
+		if !ok {
+			return 0, false
+		}
+		nsec = v * pow10[10-len(frac)]
 	}
 	secs := daysFromCivil(year, month, day)*86400 + int64(hour*3600+minute*60+sec-offset)
 	// Stay inside int64 nanoseconds: the bounds are whole seconds inside
@@ -75,6 +85,48 @@ func parseTimestamp(b []byte) (int64, bool) {
 	}
 	return secs*1_000_000_000 + int64(nsec), true
 }
+
+// pow10[k] is 10 to the k.
+var pow10 = [...]int{1, 10, 100, 1_000, 10_000, 100_000, 1_000_000, 10_000_000, 100_000_000}
+
+// wordShape checks eight bytes at once: digits where digit has 0xff, and
+// the bytes of sep where sepMask has 0xff.
+type wordShape struct {
+	digit, sepMask, sep uint64
+}
+
+// The two words at the start of a timestamp.
+var (
+	tsWord0 = shapeOf("DDDD-DD-")
+	tsWord1 = shapeOf("DDTDD:DD")
+)
+
+// shapeOf is the wordShape of an 8-byte pattern: D stands for a digit,
+// anything else for itself.
+func shapeOf(pattern string) wordShape {
+	var w wordShape
+	for k := 0; k < 8; k++ {
+		if pattern[k] == 'D' {
+			w.digit |= 0xff << (8 * k)
+		} else {
+			w.sepMask |= 0xff << (8 * k)
+			w.sep |= uint64(pattern[k]) << (8 * k)
+		}
+	}
+	return w
+}
+
+// matches reports whether the little-endian word x has the shape. A digit
+// byte has high nibble 3 and a low nibble that does not carry when 6 is
+// added; a byte large enough to carry into the next fails its own check.
+func (w wordShape) matches(x uint64) bool {
+	const high, six, zeros = 0xf0f0f0f0f0f0f0f0, 0x0606060606060606, 0x3030303030303030
+	return x&w.sepMask == w.sep && x&high&w.digit == zeros&w.digit && (x+six)&high&w.digit == zeros&w.digit
+}
+
+// digitAt is the value of the ASCII digit in byte k of the little-endian
+// word x.
+func digitAt(x uint64, k uint) int { return int(x >> (8 * k) & 15) }
 
 // daysFromCivil is the number of days from 1970-01-01 to the given date of
 // the proleptic Gregorian calendar (Howard Hinnant's algorithm).
