@@ -273,9 +273,10 @@ func ms(d time.Duration) string {
 func callsExplanation(r *LoadResult) string {
 	var b strings.Builder
 	b.WriteString("Why more list writes than the lower bound: ingest turns each request into one queue message per\n")
-	b.WriteString("audience it touches, and the upload step applies at most 10 messages of an audience at a time (the\n")
-	b.WriteString("SQS FIFO batch size, which the local queue keeps); each such batch makes its own ADD and REMOVE call\n")
-	b.WriteString("for every list it touches. So list writes follow the number of messages, not of records:")
+	b.WriteString("audience it touches, and the upload step applies one batch of an audience's messages at a time (in\n")
+	b.WriteString("AWS at most 10, the SQS FIFO batch size; `pinlist serve` takes up to --batch-size, waiting up to\n")
+	b.WriteString("--batch-window for them); each batch makes its own ADD and REMOVE call for every list it touches.\n")
+	b.WriteString("So list writes follow the number of batches, not of records:")
 	for _, p := range []PhaseResult{r.Fixed, r.Saturation} {
 		if p.Messages == 0 {
 			continue
