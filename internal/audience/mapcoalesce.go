@@ -75,7 +75,6 @@ func (m *Mapper) coalesce(workers int) {
 		}
 		ends[g] = next
 	}
-	items := resize(&m.items, n)
 	sorted := resize(&m.sorted, n)
 	parallel(len(m.halves), func(h int) {
 		pos := sc[h].count
@@ -94,8 +93,7 @@ func (m *Mapper) coalesce(workers int) {
 			pos[g]++
 		}
 	})
-	// Whole groups to each worker, cut near the middle record; items is
-	// their scratch space.
+	// Whole groups to each worker, cut near the middle record.
 	cuts := make([]int, workers+1)
 	cuts[workers] = groups
 	for w, g := 1, 0; w < workers; w++ {
@@ -105,7 +103,7 @@ func (m *Mapper) coalesce(workers int) {
 		cuts[w] = g
 	}
 	parallel(workers, func(w int) {
-		sc[w].coalesceGroups(cuts[w], cuts[w+1], ends, sorted, items, recs, sums)
+		sc[w].coalesceGroups(cuts[w], cuts[w+1], ends, sorted, recs, sums)
 	})
 	for _, c := range sc[:workers] {
 		base := int32(len(m.winners))
@@ -121,14 +119,14 @@ func (m *Mapper) coalesce(workers int) {
 type coalesceScratch struct {
 	count       []int32 // per group: records, then where the next goes
 	bucketCount []int32
+	tmp         []coItem // sortByHash's scratch
 	winners     []winner
 	runs        []run
 }
 
 // coalesceGroups coalesces groups [from, to) of sorted (group g ends at
-// ends[g]) into c.winners and c.runs, using the same stretch of scratch as
-// scratch space.
-func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scratch []coItem, recs []rec, sums [][32]byte) {
+// ends[g]) into c.winners and c.runs.
+func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted []coItem, recs []rec, sums [][32]byte) {
 	lo := int32(0)
 	if from > 0 {
 		lo = ends[from-1]
@@ -145,7 +143,9 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted, scr
 	for g := from; g < to; g++ {
 		hi := ends[g]
 		grp := sorted[lo:hi]
-		tmp := scratch[lo:hi]
+		// A group's scratch is the worker's own, sized to the largest
+		// group so far: it stays in cache from one group to the next.
+		tmp := resize(&c.tmp, len(grp))
 		lo = hi
 		if len(grp) == 0 {
 			continue

@@ -38,9 +38,9 @@ type Mapper struct {
 	qCounts []int32
 
 	// Coalescing scratch.
-	items, sorted []coItem
-	ends          []int32
-	scratch       []*coalesceScratch
+	sorted  []coItem
+	ends    []int32
+	scratch []*coalesceScratch
 }
 
 // half is the records p.recs[previous half's end:end] and their counts
@@ -113,11 +113,16 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 		maxRecords = DefaultMaxRecords
 	}
 	hexes := m.hex()
-	// One backing array for every chunk's hashes, as GroupChunks does.
+	// One backing array for every chunk's hashes, as GroupChunks does,
+	// filled in halves.
 	all := make([]string, len(m.winners))
-	for j, w := range m.winners {
-		all[j] = hexes.of(w.sum)
-	}
+	workers := m.workers(len(all))
+	parallel(workers, func(w int) {
+		lo, hi := len(all)*w/workers, len(all)*(w+1)/workers
+		for j := lo; j < hi; j++ {
+			all[j] = hexes.of(m.winners[j].sum)
+		}
+	})
 	const hashLen = 64
 	perChunk := maxRecords
 	if maxBytes > 0 {
