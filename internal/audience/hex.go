@@ -9,7 +9,7 @@ import (
 // worker that all changes and chunks of that Map share.
 func (m *Mapper) hex() *hexTable {
 	if !m.hexed {
-		sums := m.p.sums
+		sums := m.p.sums // not split: m.p's are all of them
 		cut := len(sums)
 		if m.workers(len(sums)) == 2 {
 			cut = len(sums) / 2

@@ -43,8 +43,7 @@ type run struct {
 // workers, each coalesces about half of the records, whole groups at a
 // time.
 func (m *Mapper) coalesce(workers int) {
-	recs, sums := m.p.recs, m.p.sums
-	n := len(recs)
+	n := m.records()
 	m.winners, m.runs = m.winners[:0], m.runs[:0]
 	if n == 0 {
 		return
@@ -52,23 +51,32 @@ func (m *Mapper) coalesce(workers int) {
 	audRank := ranks(m.p.auds, compareRef)
 	nl := int32(len(recLists))
 	groups := len(m.p.auds) * len(recLists)
-	for len(m.scratch) < max(workers, len(m.halves)) {
+	for len(m.scratch) < max(workers, len(m.parts)) {
 		m.scratch = append(m.scratch, &coalesceScratch{})
 	}
 	sc := m.scratch
 
-	// Where each half's records of each group go; ends[g] is where group
-	// g ends.
-	for h, hf := range m.halves {
+	// Where each part's records of each group go; ends[g] is where group
+	// g ends. A part's audiences are ranked through its own numbering.
+	for h := range m.parts {
+		pt := &m.parts[h]
 		pos := resizeClear(&sc[h].count, groups)
+		rank := sc[h].rank[:0]
+		if pt.aud == nil {
+			rank = append(rank, audRank...)
+		}
+		for _, a := range pt.aud {
+			rank = append(rank, audRank[a])
+		}
+		sc[h].rank = rank
 		for a, r := range audRank {
-			copy(pos[int(r)*3:int(r)*3+3], hf.counts[3*a:3*a+3])
+			copy(pos[int(r)*3:int(r)*3+3], pt.counts[3*a:3*a+3])
 		}
 	}
 	ends := resize(&m.ends, groups)
 	next := int32(0)
 	for g := range groups {
-		for h := range m.halves {
+		for h := range m.parts {
 			c := sc[h].count[g]
 			sc[h].count[g] = next
 			next += c
@@ -76,23 +84,25 @@ func (m *Mapper) coalesce(workers int) {
 		ends[g] = next
 	}
 	sorted := resize(&m.sorted, n)
-	parallel(len(m.halves), func(h int) {
-		pos := sc[h].count
-		lo := 0
-		if h > 0 {
-			lo = m.halves[h-1].end
-		}
-		for i := lo; i < m.halves[h].end; i++ {
-			r := &recs[i]
-			g := audRank[r.aud()]*nl + int32(r.list())
+	parallel(len(m.parts), func(h int) {
+		pt := &m.parts[h]
+		pos, rank := sc[h].count, sc[h].rank
+		for i := range pt.recs {
+			r := &pt.recs[i]
+			g := rank[r.aud()]*nl + int32(r.list())
 			sorted[pos[g]] = coItem{
-				k:   binary.BigEndian.Uint64(sums[r.sum][:8])&^1 | uint64(r.op()),
-				i:   int32(i),
-				sum: r.sum,
+				k:   binary.BigEndian.Uint64(pt.sums[r.sum][:8])&^1 | uint64(r.op()),
+				i:   pt.recBase + int32(i),
+				sum: pt.sumBase + r.sum,
 			}
 			pos[g]++
 		}
 	})
+	// Group g is audience order[g/3]'s list type g%3.
+	order := resize(&m.order, len(audRank))
+	for a, r := range audRank {
+		order[r] = int32(a)
+	}
 	// Whole groups to each worker, cut near the middle record.
 	cuts := make([]int, workers+1)
 	cuts[workers] = groups
@@ -103,7 +113,7 @@ func (m *Mapper) coalesce(workers int) {
 		cuts[w] = g
 	}
 	parallel(workers, func(w int) {
-		sc[w].coalesceGroups(cuts[w], cuts[w+1], ends, sorted, recs, sums)
+		sc[w].coalesceGroups(m, cuts[w], cuts[w+1], ends, sorted, order)
 	})
 	for _, c := range sc[:workers] {
 		base := int32(len(m.winners))
@@ -117,7 +127,8 @@ func (m *Mapper) coalesce(workers int) {
 
 // coalesceScratch is one coalescing worker's memory.
 type coalesceScratch struct {
-	count       []int32 // per group: records, then where the next goes
+	count       []int32 // per group: a part's records, then where its next goes
+	rank        []int32 // a part's audience indexes' ranks
 	bucketCount []int32
 	tmp         []coItem // sortByHash's scratch
 	winners     []winner
@@ -126,7 +137,7 @@ type coalesceScratch struct {
 
 // coalesceGroups coalesces groups [from, to) of sorted (group g ends at
 // ends[g]) into c.winners and c.runs.
-func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted []coItem, recs []rec, sums [][32]byte) {
+func (c *coalesceScratch) coalesceGroups(m *Mapper, from, to int, ends []int32, sorted []coItem, order []int32) {
 	lo := int32(0)
 	if from > 0 {
 		lo = ends[from-1]
@@ -150,11 +161,11 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted []co
 		if len(grp) == 0 {
 			continue
 		}
-		grp = c.sortByHash(grp, tmp, recs, sums)
+		grp = c.sortByHash(grp, tmp, m)
 		// Keep the last of each run of one hash, at the front of grp.
 		kept := 0
 		for j := range grp {
-			if j+1 < len(grp) && grp[j+1].k|1 == grp[j].k|1 && sameSum(sums, grp[j+1].sum, grp[j].sum) {
+			if j+1 < len(grp) && grp[j+1].k|1 == grp[j].k|1 && m.sameSum(grp[j+1].sum, grp[j].sum) {
 				continue
 			}
 			grp[kept] = grp[j]
@@ -169,8 +180,7 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted []co
 				w += int(it.k&1 ^ op ^ 1)
 			}
 			if w > from {
-				r := &recs[winners[from].i]
-				c.runs = append(c.runs, run{end: int32(w), aud: r.aud(), list: r.list(), op: uint8(op)})
+				c.runs = append(c.runs, run{end: int32(w), aud: order[g/3], list: uint8(g % 3), op: uint8(op)})
 			}
 		}
 	}
@@ -183,7 +193,7 @@ func (c *coalesceScratch) coalesceGroups(from, to int, ends []int32, sorted []co
 // (SHA-256 bits are uniform); one insertion pass over the whole group then
 // orders the records that share a bucket, records of different buckets
 // being in order already.
-func (c *coalesceScratch) sortByHash(grp, tmp []coItem, recs []rec, sums [][32]byte) []coItem {
+func (c *coalesceScratch) sortByHash(grp, tmp []coItem, m *Mapper) []coItem {
 	if len(grp) > 16 {
 		b := min(bits.Len(uint(len(grp)))-1, 16)
 		shift := uint(64 - b)
@@ -208,7 +218,7 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, recs []rec, sums [][32]b
 			start := int32(0)
 			for _, end := range count[:len(count)-1] {
 				if end-start > 32 {
-					slices.SortFunc(grp[start:end], func(a, c coItem) int { return compareItems(&a, &c, recs, sums) })
+					slices.SortFunc(grp[start:end], func(a, c coItem) int { return m.compareItems(&a, &c) })
 				}
 				start = end
 			}
@@ -218,7 +228,7 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, recs []rec, sums [][32]b
 		if x, y := a.k|1, c.k|1; x != y { // nearly always: decided without a call
 			return x < y
 		}
-		return compareItems(a, c, recs, sums) < 0
+		return m.compareItems(a, c) < 0
 	}
 	for j := 1; j < len(grp); j++ {
 		if !less(&grp[j], &grp[j-1]) {
@@ -235,21 +245,21 @@ func (c *coalesceScratch) sortByHash(grp, tmp []coItem, recs []rec, sums [][32]b
 }
 
 // compareItems orders items by hash, event time and arrival (index).
-func compareItems(a, c *coItem, recs []rec, sums [][32]byte) int {
+func (m *Mapper) compareItems(a, c *coItem) int {
 	if x, y := a.k|1, c.k|1; x != y {
 		return cmp.Compare(x, y)
 	}
 	if a.sum != c.sum {
-		if d := compareSums(&sums[a.sum], &sums[c.sum]); d != 0 {
+		if d := compareSums(m.sum(a.sum), m.sum(c.sum)); d != 0 {
 			return d
 		}
 	}
-	return cmp.Or(cmp.Compare(recs[a.i].t, recs[c.i].t), cmp.Compare(a.i, c.i))
+	return cmp.Or(cmp.Compare(m.rec(a.i).t, m.rec(c.i).t), cmp.Compare(a.i, c.i))
 }
 
 // sameSum reports whether hashes x and y are equal.
-func sameSum(sums [][32]byte, x, y int32) bool {
-	return x == y || sums[x] == sums[y]
+func (m *Mapper) sameSum(x, y int32) bool {
+	return x == y || *m.sum(x) == *m.sum(y)
 }
 
 // resize makes *s n long, reusing its array when it is large enough; the

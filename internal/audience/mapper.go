@@ -32,22 +32,59 @@ type Mapper struct {
 	hexes   hexTable // the hex of every p.sums entry, built on demand
 	hexed   bool     // hexes is for the current body
 
-	// The parse goroutines' shares of p.recs (one, or two for a split
-	// body) with their record counts by audience and list type.
-	halves  []half
+	// The body's records and hashes where the parse goroutines left them:
+	// parts[0] is m.p's, parts[1] m.q's when the body was split.
+	parts []part
+	qAud  []int32 // m.q's audience indexes as m.p's
+	// Record counts by m.p's audience index and list type: m.q's.
 	qCounts []int32
 
 	// Coalescing scratch.
-	sorted  []coItem
-	ends    []int32
-	scratch []*coalesceScratch
+	sorted      []coItem
+	ends, order []int32
+	scratch     []*coalesceScratch
 }
 
-// half is the records p.recs[previous half's end:end] and their counts
-// by audience and list type (as parser.audCounts).
-type half struct {
-	end    int
-	counts []int32
+// part is one parse goroutine's share of a body: its records and hashes,
+// numbered for the whole body from recBase and sumBase (a record's index
+// is its arrival order), its audience indexes as m.p's (aud; nil when they
+// are m.p's own), and its record counts by m.p's audience index and list
+// type (counts[3*aud+list]).
+type part struct {
+	recs             []rec
+	sums             [][32]byte
+	recBase, sumBase int32
+	aud              []int32
+	counts           []int32
+}
+
+// onePart makes parts the whole of m.p's records and hashes.
+func (m *Mapper) onePart() {
+	m.parts = append(m.parts[:0], part{recs: m.p.recs, sums: m.p.sums, counts: m.p.audCounts})
+}
+
+// records is how many records the last Map made, before coalescing.
+func (m *Mapper) records() int {
+	last := &m.parts[len(m.parts)-1]
+	return int(last.recBase) + len(last.recs)
+}
+
+// rec is record i of the whole body.
+func (m *Mapper) rec(i int32) *rec {
+	for k := len(m.parts) - 1; ; k-- {
+		if pt := &m.parts[k]; i >= pt.recBase || k == 0 {
+			return &pt.recs[i-pt.recBase]
+		}
+	}
+}
+
+// sum is hash s of the whole body.
+func (m *Mapper) sum(s int32) *[32]byte {
+	for k := len(m.parts) - 1; ; k-- {
+		if pt := &m.parts[k]; s >= pt.sumBase || k == 0 {
+			return &pt.sums[s-pt.sumBase]
+		}
+	}
 }
 
 // NewMapper returns a Mapper for bodies within lim (zero fields: the
@@ -66,7 +103,7 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 	var err error
 	if !m.mapSplit(body, receivedAt) {
 		err = m.p.run(body, m.lim, receivedAt, true)
-		m.halves = append(m.halves[:0], half{end: len(m.p.recs), counts: m.p.audCounts})
+		m.onePart()
 	}
 	// Keep nothing of the body: the records hold only indexes and hashes,
 	// the report and the audiences their own strings; no plain identifier
@@ -77,10 +114,10 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 		m.q.wipe()
 	}
 	if err != nil {
-		m.p.recs = m.p.recs[:0]
+		m.parts = m.parts[:0]
 		return Report{}, err
 	}
-	m.coalesce(m.workers(len(m.p.recs)))
+	m.coalesce(m.workers(m.records()))
 	return m.p.rep, nil
 }
 
@@ -96,8 +133,21 @@ func (m *Mapper) Changes() []Change {
 	}
 	hexes := m.hex()
 	out := make([]Change, len(m.winners))
-	for j, w := range m.winners {
-		m.p.change(&out[j], w.i, hexes)
+	start := 0
+	for _, r := range m.runs {
+		ref, list, op := m.p.auds[r.aud], recLists[r.list], recOps[r.op]
+		for j := start; j < int(r.end); j++ {
+			w := m.winners[j]
+			out[j] = Change{
+				Audience:  ref,
+				List:      list,
+				Op:        op,
+				Hash:      hexes.of(w.sum),
+				EventTime: time.Unix(0, m.rec(w.i).t).UTC(),
+				Seq:       uint64(w.i) + 1,
+			}
+		}
+		start = int(r.end)
 	}
 	return out
 }
@@ -168,11 +218,11 @@ func (m *Mapper) Pack(maxBytes int) ([]Packed, error) {
 		first, end := start, int(m.runs[e-1].end)
 		err := pk.audience(m.p.auds[aud], end-first, func(b []byte, j int) ([]byte, error) {
 			w := m.winners[first+j]
-			r := &m.p.recs[w.i]
+			r := m.rec(w.i)
 			// The hash is encoded straight into the record: Pack needs no
 			// hex strings, and 32 bytes are fewer to fetch than 64.
 			var hx [64]byte
-			hexEncode32(&hx, &m.p.sums[w.sum])
+			hexEncode32(&hx, m.sum(w.sum))
 			return appendRecordJSON(b, recLists[r.list()], recOps[r.op()], hx[:], r.t), nil
 		}, func(j int) int { return first + j })
 		if err != nil {

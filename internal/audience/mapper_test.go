@@ -154,8 +154,8 @@ func TestMapperSplitsLargeBodies(t *testing.T) {
 	}
 	m := NewMapper(Limits{})
 	checkMapper(t, m, body, Limits{})
-	if len(m.q.recs) == 0 || len(m.p.recs) == len(m.q.recs) {
-		t.Fatalf("the body was not split: %d records, %d of them in the second half", len(m.p.recs), len(m.q.recs))
+	if len(m.parts) != 2 || len(m.parts[0].recs) == 0 || len(m.parts[1].recs) == 0 {
+		t.Fatalf("the body was not mapped in two halves: %d parts", len(m.parts))
 	}
 	rep, err := m.Map(body, recv)
 	if err != nil || len(rep.Failures) != DefaultMaxFailures || !rep.FailuresTruncated {
@@ -176,8 +176,8 @@ func TestMapperSplitsLargeBodies(t *testing.T) {
 		lim  Limits
 	}{
 		{"profiles over the limit only in total", Limits{MaxProfiles: 3000}},
-		{"changes over the limit only in total", Limits{MaxChanges: len(m.p.recs) - 1}},
-		{"changes at the limit", Limits{MaxChanges: len(m.p.recs)}},
+		{"changes over the limit only in total", Limits{MaxChanges: m.records() - 1}},
+		{"changes at the limit", Limits{MaxChanges: m.records()}},
 		{"failure cap in the second half", Limits{MaxFailures: countFailures(m.p.rep) - 1}},
 		{"failure cap not reached", Limits{MaxFailures: countFailures(m.p.rep)}},
 	}

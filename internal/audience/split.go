@@ -44,8 +44,8 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	q.reset(body, m.lim, p.received)
 	q.fastWrapper, q.deferPaths = p.fastWrapper, true
 	// Each half's hashes are hex-encoded by the goroutine that made them,
-	// while the other may still be parsing: the merge puts the second
-	// half's hashes after the first's, as the hex table wants them.
+	// while the other may still be parsing; the second half's hashes are
+	// numbered after the first's, as the hex table wants them.
 	var qok bool
 	var qhex string
 	var wg sync.WaitGroup
@@ -66,12 +66,13 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	case !ok:
 		return false
 	case stopped && qok:
-		cut, first := int32(len(p.sums)), len(p.recs)
-		if !p.merge(q, idx, &m.qCounts) {
+		if !p.merge(q, idx, &m.qAud, &m.qCounts) {
 			return false
 		}
-		m.hexes, m.hexed = hexTable{lo: phex, hi: qhex, cut: cut}, true
-		m.halves = append(m.halves[:0], half{end: first, counts: p.audCounts}, half{end: len(p.recs), counts: m.qCounts})
+		m.onePart()
+		m.parts = append(m.parts, part{recs: q.recs, sums: q.sums, recBase: int32(len(p.recs)), sumBase: int32(len(p.sums)),
+			aud: m.qAud, counts: m.qCounts})
+		m.hexes, m.hexed = hexTable{lo: phex, hi: qhex, cut: int32(len(p.sums))}, true
 		return true
 	case stopped:
 		// The second half is not of the fast path's shape, or the cut
@@ -83,7 +84,7 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	if !p.fastCloseBody(end) {
 		return false
 	}
-	m.halves = append(m.halves[:0], half{end: len(p.recs), counts: p.audCounts})
+	m.onePart()
 	return true
 }
 
@@ -124,15 +125,15 @@ func lastNonSpace(s []byte, i int) int {
 	return i
 }
 
-// merge appends what q mapped (the profiles from index first on) to p, as
-// if p had mapped them itself: records after p's with their hashes and
-// audiences renumbered, counts added, failures after p's with their paths
-// completed (up to the cap). p.audCounts stays the count of p's own
-// records; *qCounts is set to q's, by p's audience numbers. false means
-// that the two together are over a request limit (profiles or changes);
-// the body must then be mapped again in one pass, which fails where a
-// single pass fails.
-func (p *parser) merge(q *parser, first int, qCounts *[]int32) bool {
+// merge adds what q mapped (the profiles from index first on) to p's
+// report as if p had mapped them itself: counts added, failures after p's
+// with their paths completed (up to the cap), q's audiences interned in p
+// (*qAud is q's audience indexes as p's) and *qCounts set to q's record
+// counts by p's audience indexes. q's records and hashes stay where they
+// are (see part). false means that the two together are over a request
+// limit (profiles or changes); the body must then be mapped again in one
+// pass, which fails where a single pass fails.
+func (p *parser) merge(q *parser, first int, qAud, qCounts *[]int32) bool {
 	if p.rep.Profiles+q.rep.Profiles > p.lim.MaxProfiles || len(p.recs)+len(q.recs) > p.lim.MaxChanges {
 		return false
 	}
@@ -157,21 +158,13 @@ func (p *parser) merge(q *parser, first int, qCounts *[]int32) bool {
 	// One pass sets it at the first failure past the cap.
 	p.rep.FailuresTruncated = failed > p.lim.MaxFailures
 
-	base := int32(len(p.sums))
-	p.sums = append(p.sums, q.sums...)
-	remap := make([]int32, len(q.auds))
+	remap := resize(qAud, len(q.auds))
 	for k, ref := range q.auds {
 		remap[k] = p.audience(p.namespace([]byte(ref.Namespace)), []byte(ref.ID)).idx
 	}
 	counts := resizeClear(qCounts, len(p.audCounts))
 	for k, a := range remap {
 		copy(counts[3*a:3*a+3], q.audCounts[3*k:3*k+3])
-	}
-	p.recs = append(p.recs, q.recs...)
-	for k := len(p.recs) - len(q.recs); k < len(p.recs); k++ {
-		r := &p.recs[k]
-		r.sum += base
-		r.alo = uint32(remap[r.aud()])<<3 | r.alo&7
 	}
 	return true
 }
