@@ -17,9 +17,9 @@ func (m *Mapper) hex() *hexTable {
 		m.hexes.cut = int32(cut)
 		parallel(m.workers(len(sums)), func(w int) {
 			if w == 0 {
-				m.hexes.lo = hexSums(sums[:cut])
+				m.hexes.half[0] = hexSums(sums[:cut])
 			} else {
-				m.hexes.hi = hexSums(sums[cut:])
+				m.hexes.half[1] = hexSums(sums[cut:])
 			}
 		})
 		m.hexed = true
@@ -27,20 +27,22 @@ func (m *Mapper) hex() *hexTable {
 	return &m.hexes
 }
 
-// hexTable is the hex of a run of hashes: hashes [0, cut) in lo, the rest
-// in hi.
+// hexTable is the hex of a run of hashes: hashes [0, cut) in half[0], the
+// rest in half[1].
 type hexTable struct {
-	lo, hi string
-	cut    int32
+	half [2]string
+	cut  int32
 }
 
-// of is the hex of hash sum.
+// of is the hex of hash sum. Which half holds it is as good as random, so
+// it is chosen without a branch.
 func (h *hexTable) of(sum int32) string {
-	if sum < h.cut {
-		return h.lo[64*int(sum) : 64*int(sum)+64]
+	k := int32(0)
+	if sum >= h.cut {
+		k = 1
 	}
-	off := 64 * int(sum-h.cut)
-	return h.hi[off : off+64]
+	off := 64 * int(sum-k*h.cut)
+	return h.half[k][off : off+64]
 }
 
 // hexSums encodes sums as one string of 64 lowercase hex digits each,

@@ -147,44 +147,56 @@ func (h *hasher) hashIdentity(ns namespace, id []byte, dst *[32]byte) outcome {
 // (surrounding ASCII space allowed; braces, URN prefixes and the 32-digit form
 // without dashes are rejected) and writes it to u in lower or upper case.
 // allZero reports the all-zero ID that means the user opted out of tracking.
+//
+// It works on the 36 bytes as four 8-byte words and one 4-byte word: a byte
+// is a hex digit when it falls in 0–9, or in a–f with the 0x20 bit set
+// (which lowercases A–F and leaves digits and '-' alone). FuzzNormalizeUUID
+// holds it to the byte-at-a-time reference.
 func normalizeUUID(u *[36]byte, id []byte, upper bool) (allZero, ok bool) {
 	id = trimASCIISpace(id)
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+	if len(id) != 36 {
 		return false, false
 	}
-	digits := &lowerDigits
-	if upper {
-		digits = &upperDigits
-	}
 	in := (*[36]byte)(id)
-	*u = *in // the dashes
-	// Without a branch per digit: a non-digit has hexValue 0xff, which
-	// shows in acc; valid digits OR to 0 only when all are 0.
-	var acc byte
-	for _, i := range uuidDigits {
-		v := hexValue[in[i]]
-		acc |= v
-		u[i] = digits[v&15]
-	}
-	return acc == 0, acc <= 15
-}
-
-var (
-	lowerDigits = [16]byte([]byte("0123456789abcdef"))
-	upperDigits = [16]byte([]byte("0123456789ABCDEF"))
-)
-
-// uuidDigits are the positions of the hex digits in a canonical UUID.
-var uuidDigits = func() (t [32]uint8) {
-	n := 0
-	for i := range 36 {
-		if i != 8 && i != 13 && i != 18 && i != 23 {
-			t[n] = uint8(i)
-			n++
+	var bad, nonZero uint64
+	for k := 0; k < 36; k += 8 {
+		// The last word holds bytes 32–35 only.
+		x, dash, valid := uint64(binary.LittleEndian.Uint32(in[32:])), uint64(0), uint64(0xffffffff)
+		if k < 32 {
+			x, dash, valid = binary.LittleEndian.Uint64(in[k:]), uuidDashes[k/8], ^uint64(0)
+		}
+		lower := x | 0x2020202020202020
+		// Digits are tested as they are: 0x10–0x19 would pass as digits
+		// with the 0x20 bit set.
+		hexd := byteInRange(x, '0', '9') | byteInRange(lower, 'a', 'f')
+		// Digits where dash is 0, dashes where it is 0xff; no high bit.
+		bad |= ((hexd^0x8080808080808080)&^dash&0x8080808080808080 | (x^0x2d2d2d2d2d2d2d2d)&dash | x&0x8080808080808080) & valid
+		nonZero |= (x ^ 0x3030303030303030) &^ dash & valid
+		out := lower
+		if upper {
+			// Letters (a–f) have the 0x40 bit; clear their 0x20 bit.
+			out = lower &^ (lower & 0x4040404040404040 >> 1)
+		}
+		if k < 32 {
+			binary.LittleEndian.PutUint64(u[k:], out)
+		} else {
+			binary.LittleEndian.PutUint32(u[32:], uint32(out))
 		}
 	}
-	return t
-}()
+	return bad == 0 && nonZero == 0, bad == 0
+}
+
+// uuidDashes marks (0xff) the dash bytes of the first four 8-byte words of
+// a canonical UUID: positions 8, 13, 18 and 23.
+var uuidDashes = [4]uint64{0, 0xff | 0xff<<40, 0xff<<16 | 0xff<<56, 0}
+
+// byteInRange sets the high bit of each byte of x that lies in [lo, hi];
+// every byte of x must be below 0x80 for the result to be exact (callers
+// reject high bytes on their own).
+func byteInRange(x uint64, lo, hi byte) uint64 {
+	const ones = 0x0101010101010101
+	return (x + ones*uint64(0x80-lo)) &^ (x + ones*uint64(0x7f-hi)) & 0x8080808080808080
+}
 
 // hexValue maps a hex digit to its value and every other byte to 0xff.
 var hexValue = func() (t [256]byte) {

@@ -199,3 +199,67 @@ func TestParseTimestampAgreesWithTimeParse(t *testing.T) {
 		}
 	}
 }
+
+// normalizeUUIDReference is normalizeUUID a byte at a time, as it was
+// first written: the reference FuzzNormalizeUUID holds it to. It checks
+// that id is a UUID in its canonical 8-4-4-4-12 form
+// (surrounding ASCII space allowed; braces, URN prefixes and the 32-digit form
+// without dashes are rejected) and writes it to u in lower or upper case.
+// allZero reports the all-zero ID that means the user opted out of tracking.
+func normalizeUUIDReference(u *[36]byte, id []byte, upper bool) (allZero, ok bool) {
+	id = trimASCIISpace(id)
+	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
+		return false, false
+	}
+	digits := &lowerDigits
+	if upper {
+		digits = &upperDigits
+	}
+	in := (*[36]byte)(id)
+	*u = *in // the dashes
+	// Without a branch per digit: a non-digit has hexValue 0xff, which
+	// shows in acc; valid digits OR to 0 only when all are 0.
+	var acc byte
+	for _, i := range uuidDigits {
+		v := hexValue[in[i]]
+		acc |= v
+		u[i] = digits[v&15]
+	}
+	return acc == 0, acc <= 15
+}
+
+var (
+	lowerDigits = [16]byte([]byte("0123456789abcdef"))
+	upperDigits = [16]byte([]byte("0123456789ABCDEF"))
+)
+
+// uuidDigits are the positions of the hex digits in a canonical UUID.
+var uuidDigits = func() (t [32]uint8) {
+	n := 0
+	for i := range 36 {
+		if i != 8 && i != 13 && i != 18 && i != 23 {
+			t[n] = uint8(i)
+			n++
+		}
+	}
+	return t
+}()
+
+// FuzzNormalizeUUID holds normalizeUUID (a word at a time) to
+// normalizeUUIDReference (a byte at a time): the same verdict, the same
+// opt-out, and when valid the same normal form, in both cases.
+func FuzzNormalizeUUID(f *testing.F) {
+	for _, s := range []string{gaid, idfa, " " + gaid + "\n", "{" + gaid + "}", "00000000-0000-0000-0000-000000000000",
+		strings.ToUpper(gaid), "aebe52e703ee455ab3c4e57283966239", "aebe52e7-03ee-455a-b3c4-e5728396623g", "aebe52e7-03ee-455a-b3c4-e57283966\xff39"} {
+		f.Add(s, false)
+		f.Add(s, true)
+	}
+	f.Fuzz(func(t *testing.T, id string, upper bool) {
+		var got, want [36]byte
+		zero, ok := normalizeUUID(&got, []byte(id), upper)
+		wantZero, wantOK := normalizeUUIDReference(&want, []byte(id), upper)
+		if ok != wantOK || ok && (zero != wantZero || got != want) {
+			t.Fatalf("normalizeUUID(%q, %v) = %q, %v, %v; reference %q, %v, %v", id, upper, got, zero, ok, want, wantZero, wantOK)
+		}
+	})
+}

@@ -71,7 +71,7 @@ func ParseProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change
 	if len(p.recs) == 0 {
 		return nil, p.rep, nil
 	}
-	hexes := &hexTable{lo: hexSums(p.sums), cut: int32(len(p.sums))}
+	hexes := &hexTable{half: [2]string{hexSums(p.sums)}, cut: int32(len(p.sums))}
 	out := make([]Change, len(p.recs))
 	for i := range p.recs {
 		p.change(&out[i], int32(i), hexes)

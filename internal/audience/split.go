@@ -72,7 +72,7 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 		m.onePart()
 		m.parts = append(m.parts, part{recs: q.recs, sums: q.sums, recBase: int32(len(p.recs)), sumBase: int32(len(p.sums)),
 			aud: m.qAud, counts: m.qCounts})
-		m.hexes, m.hexed = hexTable{lo: phex, hi: qhex, cut: int32(len(p.sums))}, true
+		m.hexes, m.hexed = hexTable{half: [2]string{phex, qhex}, cut: int32(len(p.sums))}, true
 		return true
 	case stopped:
 		// The second half is not of the fast path's shape, or the cut
