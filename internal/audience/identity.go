@@ -103,6 +103,10 @@ const (
 // that mapping one identifier allocates nothing.
 type hasher struct {
 	norm []byte
+
+	// normBuf is norm's usual backing array: inside the parser, so that
+	// the parsers of a split body never write to one cache line.
+	normBuf [320]byte
 }
 
 // hashIdentity normalises id for namespace ns and, when it is valid, writes
