@@ -67,16 +67,21 @@ func hexInto(dst []byte, sums [][32]byte) {
 	}
 }
 
-// hexEncode32 writes sum as 64 lowercase hex digits, four bytes at a time:
-// the eight nibbles are spread to a byte each (most significant first), then
-// each becomes '0'+v, plus 39 more when v ≥ 10 (to reach 'a'); v+6 carries
-// into bit 4 exactly then. No byte overflows into the next.
+// hexEncode32 writes sum as 64 lowercase hex digits: each byte's two
+// digits come from a 256-entry table, four bytes' worth stored at once.
 func hexEncode32(dst *[64]byte, sum *[32]byte) {
 	for k := 0; k < 32; k += 4 {
-		x := uint64(binary.BigEndian.Uint32(sum[k:]))
-		x = (x | x<<16) & 0x0000ffff0000ffff
-		x = (x | x<<8) & 0x00ff00ff00ff00ff
-		x = (x | x<<4) & 0x0f0f0f0f0f0f0f0f
-		binary.BigEndian.PutUint64(dst[2*k:], x+0x3030303030303030+((x+0x0606060606060606)>>4&0x0101010101010101)*39)
+		v := uint64(hexPairs[sum[k]]) | uint64(hexPairs[sum[k+1]])<<16 |
+			uint64(hexPairs[sum[k+2]])<<32 | uint64(hexPairs[sum[k+3]])<<48
+		binary.LittleEndian.PutUint64(dst[2*k:], v)
 	}
 }
+
+// hexPairs holds each byte's two hex digits, the first in the low byte.
+var hexPairs = func() (t [256]uint16) {
+	const digits = "0123456789abcdef"
+	for b := range t {
+		t[b] = uint16(digits[b>>4]) | uint16(digits[b&15])<<8
+	}
+	return t
+}()
