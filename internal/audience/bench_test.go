@@ -218,7 +218,7 @@ func BenchmarkMapStages(b *testing.B) {
 		{"read", func() { _, _ = readBody(bytes.NewReader(body), DefaultMaxBodyBytes) }},
 		{"parse", func() { _ = fast.run(body, m.lim, received, true) }},
 		{"parse-exact", func() { _ = exact.run(body, m.lim, received, false) }},
-		{"coalesce", func() { m.coalesce(m.workers(m.records())) }},
+		{"coalesce", func() { pr := startPair(); m.coalesce(pr); pr.close() }},
 		{"hex", func() { m.hexed = false; m.hex() }},
 		{"chunks", func() { m.Chunks(0, 0) }},
 		{"changes", func() { m.Changes() }},

@@ -5,24 +5,13 @@ import (
 	"strings"
 )
 
-// hex hex-encodes every hash of the last Map once, into one string per
-// worker that all changes and chunks of that Map share.
+// hex hex-encodes every hash of the last Map once, into strings that all
+// changes and chunks of that Map share.
 func (m *Mapper) hex() *hexTable {
 	if !m.hexed {
-		sums := m.p.sums // not split: m.p's are all of them
-		cut := len(sums)
-		if m.workers(len(sums)) == 2 {
-			cut = len(sums) / 2
-		}
-		m.hexes.cut = int32(cut)
-		parallel(m.workers(len(sums)), func(w int) {
-			if w == 0 {
-				m.hexes.half[0] = hexSums(sums[:cut])
-			} else {
-				m.hexes.half[1] = hexSums(sums[cut:])
-			}
-		})
-		m.hexed = true
+		// Not a split body (that has its hex from the parse): m.p's
+		// hashes are all of them.
+		m.hexes, m.hexed = hexTable{half: [2]string{hexSums(m.p.sums)}, cut: int32(len(m.p.sums))}, true
 	}
 	return &m.hexes
 }

@@ -42,7 +42,8 @@ type run struct {
 // arrival, and the last record of each run of one hash wins. With two
 // workers, each coalesces about half of the records, whole groups at a
 // time.
-func (m *Mapper) coalesce(workers int) {
+func (m *Mapper) coalesce(pr *pair) {
+	workers := pr.workers()
 	n := m.records()
 	m.winners, m.runs = m.winners[:0], m.runs[:0]
 	if n == 0 {
@@ -51,7 +52,7 @@ func (m *Mapper) coalesce(workers int) {
 	audRank := ranks(m.p.auds, compareRef)
 	nl := int32(len(recLists))
 	groups := len(m.p.auds) * len(recLists)
-	for len(m.scratch) < max(workers, len(m.parts)) {
+	for len(m.scratch) < 2 {
 		m.scratch = append(m.scratch, &coalesceScratch{})
 	}
 	sc := m.scratch
@@ -84,7 +85,7 @@ func (m *Mapper) coalesce(workers int) {
 		ends[g] = next
 	}
 	sorted := resize(&m.sorted, n)
-	parallel(len(m.parts), func(h int) {
+	place := func(h int) {
 		pt := &m.parts[h]
 		pos, rank := sc[h].count, sc[h].rank
 		for i := range pt.recs {
@@ -97,7 +98,16 @@ func (m *Mapper) coalesce(workers int) {
 			}
 			pos[g]++
 		}
-	})
+	}
+	// Each part's records by the goroutine that parsed them, if there
+	// were two.
+	if len(m.parts) == 2 && pr != nil {
+		pr.run(place)
+	} else {
+		for h := range m.parts {
+			place(h)
+		}
+	}
 	// Group g is audience order[g/3]'s list type g%3.
 	order := resize(&m.order, len(audRank))
 	for a, r := range audRank {
@@ -112,7 +122,7 @@ func (m *Mapper) coalesce(workers int) {
 		}
 		cuts[w] = g
 	}
-	parallel(workers, func(w int) {
+	pr.run(func(w int) {
 		sc[w].coalesceGroups(m, cuts[w], cuts[w+1], ends, sorted, order)
 	})
 	for _, c := range sc[:workers] {

@@ -2,7 +2,6 @@ package audience
 
 import (
 	"runtime"
-	"sync"
 	"time"
 )
 
@@ -100,8 +99,15 @@ func NewMapper(lim Limits) *Mapper {
 // keep body once it returns.
 func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 	m.winners, m.runs, m.hexes, m.hexed = m.winners[:0], m.runs[:0], hexTable{}, false
+	// A large body is mapped on two goroutines; the helper is started
+	// first, so that it is awake by the time its half is handed to it.
+	var pr *pair
+	if len(body) >= m.minSplit && runtime.GOMAXPROCS(0) >= 2 {
+		pr = startPair()
+		defer pr.close()
+	}
 	var err error
-	if !m.mapSplit(body, receivedAt) {
+	if !m.mapSplit(body, receivedAt, pr) {
 		err = m.p.run(body, m.lim, receivedAt, true)
 		m.onePart()
 	}
@@ -117,7 +123,10 @@ func (m *Mapper) Map(body []byte, receivedAt time.Time) (Report, error) {
 		m.parts = m.parts[:0]
 		return Report{}, err
 	}
-	m.coalesce(m.workers(m.records()))
+	if m.records() < m.minParallel {
+		pr = nil // not worth sharing out
+	}
+	m.coalesce(pr)
 	return m.p.rep, nil
 }
 
@@ -163,16 +172,11 @@ func (m *Mapper) Chunks(maxRecords, maxBytes int) []Chunk {
 		maxRecords = DefaultMaxRecords
 	}
 	hexes := m.hex()
-	// One backing array for every chunk's hashes, as GroupChunks does,
-	// filled in halves.
+	// One backing array for every chunk's hashes, as GroupChunks does.
 	all := make([]string, len(m.winners))
-	workers := m.workers(len(all))
-	parallel(workers, func(w int) {
-		lo, hi := len(all)*w/workers, len(all)*(w+1)/workers
-		for j := lo; j < hi; j++ {
-			all[j] = hexes.of(m.winners[j].sum)
-		}
-	})
+	for j, w := range m.winners {
+		all[j] = hexes.of(w.sum)
+	}
 	const hashLen = 64
 	perChunk := maxRecords
 	if maxBytes > 0 {
@@ -233,29 +237,6 @@ func (m *Mapper) Pack(maxBytes int) ([]Packed, error) {
 	return pk.out, nil
 }
 
-// minParallelItems is the least number of records or hashes that a Mapper
-// shares out between two goroutines.
+// minParallelItems is the least number of records that a Mapper shares
+// out between two goroutines.
 const minParallelItems = 4096
-
-// workers is how many goroutines share out n records or hashes: two when
-// there are enough of them and Go may run two at once.
-func (m *Mapper) workers(n int) int {
-	if n < m.minParallel || runtime.GOMAXPROCS(0) < 2 {
-		return 1
-	}
-	return 2
-}
-
-// parallel runs f(0) to f(n-1), f(0) on this goroutine and the others on
-// goroutines of their own, and returns when all have.
-func parallel(n int, f func(w int)) {
-	if n == 0 {
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 1; w < n; w++ {
-		wg.Go(func() { f(w) })
-	}
-	f(0)
-	wg.Wait()
-}

@@ -2,9 +2,7 @@ package audience
 
 import (
 	"bytes"
-	"runtime"
 	"strconv"
-	"sync"
 	"time"
 )
 
@@ -19,12 +17,12 @@ const minSplitBody = 128 << 10
 // holds only if the first goroutine, reading the body from its start, meets
 // a profile starting exactly there; then m.q is merged into m.p, which ends
 // as a single pass over the body would leave it. Otherwise m.q is dropped
-// and the first goroutine goes on alone. false means that the body was not
-// mapped (too small, one CPU, or not of the fast path's shape): p must be
-// reset and the body mapped the usual way.
-func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
-	if len(body) < m.minSplit || int64(len(body)) > m.lim.MaxBodyBytes || runtime.GOMAXPROCS(0) < 2 ||
-		receivedAt.Before(minEventTime) || receivedAt.After(maxEventTime) {
+// and the first goroutine goes on alone. The halves run on the goroutines
+// of pr. false means that the body was not mapped (no pr: too small or one
+// CPU; or not of the fast path's shape): p must be reset and the body
+// mapped the usual way.
+func (m *Mapper) mapSplit(body []byte, receivedAt time.Time, pr *pair) bool {
+	if pr == nil || int64(len(body)) > m.lim.MaxBodyBytes || receivedAt.Before(minEventTime) || receivedAt.After(maxEventTime) {
 		return false
 	}
 	p := &m.p
@@ -46,21 +44,24 @@ func (m *Mapper) mapSplit(body []byte, receivedAt time.Time) bool {
 	// Each half's hashes are hex-encoded by the goroutine that made them,
 	// while the other may still be parsing; the second half's hashes are
 	// numbered after the first's, as the hex table wants them.
-	var qok bool
-	var qhex string
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		end, _, _, ok := q.fastProfiles(cut, 0, -1)
-		if qok = ok && q.fastCloseBody(end); qok {
-			qhex = hexSums(q.sums)
+	var (
+		qok        bool
+		end, idx   int
+		stopped    bool
+		phex, qhex string
+	)
+	pr.run(func(w int) {
+		if w == 1 {
+			end, _, _, ok := q.fastProfiles(cut, 0, -1)
+			if qok = ok && q.fastCloseBody(end); qok {
+				qhex = hexSums(q.sums)
+			}
+			return
+		}
+		if end, idx, stopped, ok = p.fastProfiles(i, 0, cut); ok && stopped {
+			phex = hexSums(p.sums)
 		}
 	})
-	end, idx, stopped, ok := p.fastProfiles(i, 0, cut)
-	var phex string
-	if ok && stopped {
-		phex = hexSums(p.sums)
-	}
-	wg.Wait()
 	q.s = nil
 	switch {
 	case !ok:
