@@ -9,9 +9,13 @@ import (
 // changes and chunks of that Map share.
 func (m *Mapper) hex() *hexTable {
 	if !m.hexed {
-		// Not a split body (that has its hex from the parse): m.p's
-		// hashes are all of them.
-		m.hexes, m.hexed = hexTable{half: [2]string{hexSums(m.p.sums)}, cut: int32(len(m.p.sums))}, true
+		// A split body has its hex from the parse already; this is for
+		// the others (and holds for both).
+		h := hexTable{cut: int32(len(m.parts[0].sums))}
+		for k, pt := range m.parts {
+			h.half[k] = hexSums(pt.sums)
+		}
+		m.hexes, m.hexed = h, true
 	}
 	return &m.hexes
 }
