@@ -13,6 +13,8 @@ import (
 	"unicode"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/pinlist/pinlist/internal/loadgen"
 )
 
 // vocabulary is every fixed text a report or error can hold besides keys and
@@ -49,6 +51,14 @@ func FuzzParseProfiles(f *testing.F) {
 		[]string{idA + "=realized@2024-05-06T07:08:09.123+0200", idB + "=exited@", "c=existing@2024-05-06T07:08:09Z", "d=gone@x"})))
 	f.Add([]byte(`{"profiles":[{"identityMap":{"\u0045mail":[{"id":"a\u0040b.co"},7,null]},"segmentMembership":{"ups":{"x":{"status":"realized"}}}}]}`))
 	f.Add([]byte(`[{"attributes":{"a":[1,{"b":"c\"]}"}]},"identityMap":{"phone":[{"id":"+1"}]}}]`))
+	// The bad-input corpus (testdata/bad, issue 8).
+	bad, err := loadgen.BadCorpus("../../testdata/bad")
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, b := range bad {
+		f.Add(b)
+	}
 	// Bodies of the fast path's shape, for mutations to start from.
 	gen, _ := genBody(3, 2)
 	f.Add(gen)
