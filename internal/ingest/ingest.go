@@ -11,6 +11,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
@@ -96,6 +97,10 @@ type Handler struct {
 	now             func() time.Time
 	sleep           func(ctx context.Context, d time.Duration) error
 	newRequestID    func() string
+	// mappers holds reusable *audience.Mapper: one maps a request body with
+	// its buffers kept between requests (a Mapper is not safe for concurrent
+	// use, so each request takes its own).
+	mappers sync.Pool
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -123,6 +128,7 @@ func New(opts Options) (*Handler, error) {
 		newRequestID:    opts.NewRequestID,
 	}
 	h.limits.MaxBodyBytes = h.maxBodyBytes
+	h.mappers.New = func() any { return audience.NewMapper(h.limits) }
 	if h.logger == nil {
 		h.logger = slog.New(slog.DiscardHandler)
 	}

@@ -25,13 +25,17 @@ type profilesResponse struct {
 // attributes for the request log line (counts only, never identifiers).
 func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, log *slog.Logger) []any {
 	ctx := r.Context()
-	changes, report, err := audience.ParseProfilesBytes(body, h.limits, h.now())
+	m := h.mappers.Get().(*audience.Mapper)
+	defer h.mappers.Put(m)
+	// Map parses, normalises, hashes and coalesces in one pass; Pack gives
+	// the same bodies as audience.PackMessages, so the same dedup IDs.
+	report, err := m.Map(body, h.now())
 	if err != nil {
 		h.writeRequestError(w, r, err, log)
 		return nil
 	}
-	changes = audience.Coalesce(changes)
-	packed, err := audience.PackMessages(changes, h.maxMessageBytes)
+	changes := m.Len()
+	packed, err := m.Pack(h.maxMessageBytes)
 	if err != nil {
 		log.ErrorContext(ctx, "pack messages", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, codeInternal, "the changes could not be packed into messages", "")
@@ -47,7 +51,7 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, 
 		"identitiesActivated", report.Activated,
 		"identitiesFailed", sum(report.Failed),
 		"identitiesExcluded", sum(report.Excluded),
-		"changes", len(changes),
+		"changes", changes,
 		"messages", len(msgs),
 		"sendAttempts", res.attempts,
 		"messagesRetried", res.retried,
@@ -57,7 +61,7 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, 
 		writeUnavailable(w, h.retryAfter, fmt.Sprintf("%d of %d messages could not be enqueued; retry the request", len(res.unsent), len(msgs)))
 		return attrs
 	}
-	writeJSON(w, http.StatusAccepted, profilesResponse{Report: report, ChangesEnqueued: len(changes), Messages: len(msgs)})
+	writeJSON(w, http.StatusAccepted, profilesResponse{Report: report, ChangesEnqueued: changes, Messages: len(msgs)})
 	return attrs
 }
 
