@@ -14,25 +14,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pinlist/pinlist/internal/fake"
 )
 
-// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is output a test reads while it is being written.
+type syncBuffer = fake.Buffer
 
 // runningSim is `pinlist sim` running in-process on a free port.
 type runningSim struct {

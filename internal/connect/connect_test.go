@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/awstest"
+	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/token"
 )
@@ -41,23 +41,8 @@ const (
 // now is the clock of the simulator and of Run, so expiries are exact.
 var now = time.Date(2026, 11, 27, 9, 30, 0, 0, time.UTC)
 
-// syncBuffer is Run's output, safe to read while Run writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is output a test reads while it is being written.
+type syncBuffer = fake.Buffer
 
 // page is what the test's browser got back at the end of the redirects.
 type page struct {

@@ -15,34 +15,18 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
+	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 )
 
-// syncBuffer is a bytes.Buffer that the stack's goroutines and the test can
-// share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is output a test reads while it is being written.
+type syncBuffer = fake.Buffer
 
 // testStack is a Stack started in-process on free ports, with its captured
 // stdout and logs.
