@@ -100,23 +100,8 @@ func (f *fakeTokens) count() int {
 	return f.fetches
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// fakeClock is a clock the test moves by hand.
+type fakeClock = fake.Clock
 
 // syncBuffer is output a test reads while it is being written.
 type syncBuffer = fake.Buffer
@@ -136,7 +121,7 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 	hs := &harness{
 		sender: &fakeSender{},
 		tokens: &fakeTokens{token: testToken},
-		clock:  &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)},
+		clock:  fake.NewClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)),
 		logs:   &syncBuffer{},
 	}
 	var mu sync.Mutex

@@ -20,6 +20,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/awstest"
+	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -228,7 +229,7 @@ func TestSecretRotation(t *testing.T) {
 	moto := startMoto(t)
 	queueURL, _ := moto.CreateFIFOQueueWithDLQ(t, "ingest-rotation", 3, 30*time.Second)
 	secretID := moto.CreateSecret(t, "ingest-token-rotation", "first-token")
-	clock := &fakeClock{t: time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)}
+	clock := fake.NewClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	h, err := New(Options{
 		Sender:       queue.NewSQS(moto.SQS(), queueURL),
 		Token:        NewSecretToken(moto.SecretsManager(), secretID),

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 
+	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 )
 
@@ -30,23 +31,8 @@ const (
 	testRedirectURL  = "http://127.0.0.1:1/oauth/callback"
 )
 
-// fakeClock is a settable clock shared by the simulator and the OAuth flow.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// fakeClock is a clock the test moves by hand.
+type fakeClock = fake.Clock
 
 // sleepRecorder stands in for time.Sleep: it records every wait and returns
 // at once (or with ctx.Err() when ctx has ended).
@@ -79,7 +65,7 @@ type simEnv struct {
 
 func newSimEnv(t testing.TB) *simEnv {
 	t.Helper()
-	clk := &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := fake.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	sim, err := pinterestsim.New(pinterestsim.Options{
 		AdAccounts: []string{testAdAccount},
 		Clients:    map[string]string{testClientID: testClientSecret},

@@ -7,11 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
+
+	"github.com/pinlist/pinlist/internal/fake"
 )
 
 const (
@@ -20,27 +21,8 @@ const (
 	testSecret = "test-app-secret"
 )
 
-// fakeClock is an injectable clock that tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// fakeClock is a clock the test moves by hand.
+type fakeClock = fake.Clock
 
 // fixture is a simulator behind an httptest server, with a read+write token.
 type fixture struct {
@@ -53,7 +35,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, mutate ...func(*Options)) *fixture {
 	t.Helper()
-	clock := newFakeClock()
+	clock := fake.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	opts := Options{
 		AdAccounts: []string{testAd},
 		Clients:    map[string]string{testClient: testSecret},

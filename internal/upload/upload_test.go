@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/upload"
@@ -589,30 +589,15 @@ func TestTokenTroubleFailsTheWholeBatch(t *testing.T) {
 	}
 }
 
-// fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
+// fakeClock is a clock the test moves by hand.
+type fakeClock = fake.Clock
 
 func TestStopsStartingCallsNearTheDeadline(t *testing.T) {
-	clock := &fakeClock{now: time.Now()}
+	clock := fake.NewClock(time.Now())
 	// Every Pinterest call takes 3 s on the fake clock.
 	slow := func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			clock.advance(3 * time.Second)
+			clock.Advance(3 * time.Second)
 			next.ServeHTTP(w, r)
 		})
 	}
