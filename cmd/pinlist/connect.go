@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -37,15 +36,11 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	fs := flag.NewFlagSet("pinlist connect", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist connect [flags]")
-		fmt.Fprintln(stderr, "Connects pinlist to a Pinterest ad account: runs Pinterest's OAuth flow in your browser, checks")
-		fmt.Fprintln(stderr, "the token against the ad account and writes it to the store. See docs/CONNECT.md.")
-		fmt.Fprintln(stderr, "The app secret comes from $"+envClientSecret+", the stored token (reconnecting), or a prompt.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("connect", stderr,
+		"Connects pinlist to a Pinterest ad account: runs Pinterest's OAuth flow in your browser, checks",
+		"the token against the ad account and writes it to the store. See docs/CONNECT.md.",
+		"The app secret comes from $"+envClientSecret+", the stored token (reconnecting), or a prompt.",
+	)
 	clientID := fs.String("client-id", "", "the Pinterest app's ID ($"+envClientID+"; default: the stored token's)")
 	clientSecret := fs.String("client-secret", "", "the app's secret; prefer $"+envClientSecret+" or the prompt, since a flag shows in the process list")
 	adAccount := fs.String("ad-account", env.AdAccountID, "ad account ID, digits ($"+config.EnvAdAccountID+"; default: the stored token's)")
@@ -56,12 +51,8 @@ func runConnect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	timeout := fs.Duration("timeout", connect.DefaultTimeout, "how long to wait for the approval in the browser")
 	store := fs.String("store", connect.KindFile+":"+local.TokenPath(env.DataDir), "where to write the token: file:PATH or secretsmanager:NAME_OR_ARN")
 	noBrowser := fs.Bool("no-browser", false, "only print the authorisation URL; do not try to open a browser")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	if *timeout <= 0 {
 		return fmt.Errorf("%w: --timeout %s: want a positive duration such as 5m", errUsage, *timeout)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,16 +24,12 @@ func init() {
 const loadReadyTimeout = 60 * time.Second
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pinlist load", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist load [flags]")
-		fmt.Fprintln(stderr, "Posts generated AEP profiles to a running pinlist serve that uploads to a separate pinlist sim,")
-		fmt.Fprintln(stderr, "and measures throughput end to end, ingest latency, freshness, Pinterest calls against their")
-		fmt.Fprintln(stderr, "lower bound and the server's peak memory; checks the simulator's final lists against an")
-		fmt.Fprintln(stderr, "independent oracle. With --provision-token it only writes a token file for the simulator.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("load", stderr,
+		"Posts generated AEP profiles to a running pinlist serve that uploads to a separate pinlist sim,",
+		"and measures throughput end to end, ingest latency, freshness, Pinterest calls against their",
+		"lower bound and the server's peak memory; checks the simulator's final lists against an",
+		"independent oracle. With --provision-token it only writes a token file for the simulator.",
+	)
 	defAdAccount := cmpOr(os.Getenv(config.EnvAdAccountID), defaultAdAccount)
 	defMaxRecords := config.DefaultMaxRecordsPerRequest
 	if v, err := strconv.Atoi(os.Getenv(config.EnvMaxRecordsPerRequest)); err == nil && v > 0 {
@@ -59,12 +54,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	provision := fs.String("provision-token", "", "write a token file for the simulator at --sim-url to this path and exit")
 	clientID := fs.String("client-id", defaultClientID, "with --provision-token: the simulator's OAuth client ID")
 	clientSecret := fs.String("client-secret", defaultClientSecret, "with --provision-token: that client's secret")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	sim := loadgen.NewSim(*simURL, *adAccount)
 	readyCtx, cancel := context.WithTimeout(ctx, loadReadyTimeout)

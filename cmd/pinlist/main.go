@@ -36,6 +36,35 @@ func register(c command) {
 	commands[c.name] = c
 }
 
+// newFlagSet is a subcommand's flag set: parse errors go to stderr, and the
+// usage text is "Usage: pinlist NAME [flags]", the about lines, then the
+// flags.
+func newFlagSet(name string, stderr io.Writer, about ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet("pinlist "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: pinlist "+name+" [flags]")
+		for _, line := range about {
+			fmt.Fprintln(stderr, line)
+		}
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args into fs and refuses positional arguments, which no
+// subcommand takes.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
+
 // errUsage is a command line that cannot be run; usage has been printed.
 var errUsage = errors.New("usage")
 

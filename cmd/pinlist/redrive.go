@@ -27,25 +27,17 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	fs := flag.NewFlagSet("pinlist redrive", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist redrive [flags]")
-		fmt.Fprintln(stderr, "Moves dead letters back to the queue for another try, once their cause is fixed, and says how")
-		fmt.Fprintln(stderr, "many moved. In AWS (--queue-url or $"+config.EnvQueueURL+") from the SQS dead-letter queue; locally")
-		fmt.Fprintln(stderr, "from the dead letters in the data directory. Safe to interrupt and run again.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("redrive", stderr,
+		"Moves dead letters back to the queue for another try, once their cause is fixed, and says how",
+		"many moved. In AWS (--queue-url or $"+config.EnvQueueURL+") from the SQS dead-letter queue; locally",
+		"from the dead letters in the data directory. Safe to interrupt and run again.",
+	)
 	queueURL := fs.String("queue-url", "", "the SQS FIFO queue to move dead letters back to ($"+config.EnvQueueURL+")")
 	dlqURL := fs.String("dlq-url", "", "its dead-letter queue (default: from the queue's redrive policy)")
 	dataDir := fs.String("data-dir", "", "the local stack's data directory, when no queue URL is given ($"+config.EnvDataDir+", else "+config.DefaultDataDir+")")
 	maxMoved := fs.Int("max", 0, "move at most this many dead letters, oldest first (0: all)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

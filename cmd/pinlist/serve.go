@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -26,15 +25,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	cfg := local.ConfigFrom(env)
-	fs := flag.NewFlagSet("pinlist serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist serve [flags]")
-		fmt.Fprintln(stderr, "Runs the connector as one local process: the ingest routes, a durable queue in the data directory,")
-		fmt.Fprintln(stderr, "upload workers, the token refresh, and (unless --pinterest-url) a Pinterest simulator.")
-		fmt.Fprintln(stderr, "Flags override the environment (PINLIST_ADDR, PINLIST_DATA_DIR, PINTEREST_API_BASE_URL, ...).")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("serve", stderr,
+		"Runs the connector as one local process: the ingest routes, a durable queue in the data directory,",
+		"upload workers, the token refresh, and (unless --pinterest-url) a Pinterest simulator.",
+		"Flags override the environment (PINLIST_ADDR, PINLIST_DATA_DIR, PINTEREST_API_BASE_URL, ...).",
+	)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "address of the ingest routes ($"+config.EnvAddr+")")
 	fs.StringVar(&cfg.SimAddr, "sim-addr", local.DefaultSimAddr, "address of the built-in Pinterest simulator (without --pinterest-url)")
 	fs.StringVar(&cfg.PinterestURL, "pinterest-url", cfg.PinterestURL, "Pinterest API v5 base URL, e.g. a `pinlist sim` at http://127.0.0.1:8081/v5 ($"+config.EnvAPIBaseURL+"); empty: the built-in simulator")
@@ -45,12 +40,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&cfg.BatchSize, "batch-size", local.DefaultBatchSize, "most messages of one audience per upload batch (1 to "+strconv.Itoa(queue.MaxLocalBatch)+"; SQS FIFO's limit of 10 binds only AWS)")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", local.DefaultBatchWindow, "hold an audience's messages until the oldest is this old or a full batch waits, for fewer Pinterest calls; 0 for none")
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", local.DefaultProgressEvery, "how often the progress line is printed while work flows")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	if cfg.BatchSize < 1 || cfg.BatchSize > queue.MaxLocalBatch {
 		return fmt.Errorf("%w: --batch-size %d: want 1 to %d", errUsage, cfg.BatchSize, queue.MaxLocalBatch)

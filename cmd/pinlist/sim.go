@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -49,13 +48,9 @@ func (l *listFlag) Set(v string) error {
 }
 
 func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pinlist sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist sim [flags]")
-		fmt.Fprintln(stderr, "Serves a local, in-memory Pinterest API v5 (customer lists, audiences, OAuth) with an inspection API under /_sim/.")
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("sim", stderr,
+		"Serves a local, in-memory Pinterest API v5 (customer lists, audiences, OAuth) with an inspection API under /_sim/.",
+	)
 	addr := fs.String("addr", defaultSimAddr, "address to listen on")
 	var adAccounts listFlag
 	fs.Var(&adAccounts, "ad-account", "ad account ID that exists; repeat or comma-separate for several (default $PINTEREST_AD_ACCOUNT_ID, else "+defaultAdAccount+")")
@@ -64,12 +59,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	clientSecret := fs.String("client-secret", defaultClientSecret, "client secret of that OAuth app")
 	maxRecords := fs.Int("max-records", pinterestsim.DefaultMaxRecordsPerRequest, "most records accepted in one create or update request")
 	seed := fs.Uint64("seed", 0, "seed of the fault-injection random source (0: random)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	if len(adAccounts) == 0 {
 		if env := os.Getenv("PINTEREST_AD_ACCOUNT_ID"); env != "" {

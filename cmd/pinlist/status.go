@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -31,24 +30,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	fs := flag.NewFlagSet("pinlist status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: pinlist status [flags]")
-		fmt.Fprintln(stderr, "Shows the stored Pinterest connection (token expiry dates and days left, last refresh), the queue")
-		fmt.Fprintln(stderr, "and the customer lists pinlist manages, and warns when something needs a person.")
-		fmt.Fprintln(stderr, "Locally it reads the token file and the queue in the data directory (beside a running pinlist")
-		fmt.Fprintln(stderr, "serve). For AWS give the secret (--store secretsmanager:...) and the queue (--queue-url): it shows")
-		fmt.Fprintln(stderr, "the queue's and the dead-letter queue's depth, and the age of the oldest message from CloudWatch")
-		fmt.Fprintln(stderr, "(this needs cloudwatch:GetMetricData besides sqs:GetQueueAttributes, sqs:GetQueueUrl and")
-		fmt.Fprintln(stderr, "secretsmanager:GetSecretValue).")
-		fmt.Fprintln(stderr)
-		fmt.Fprintln(stderr, "Exit status: 0 healthy; 3 needs attention (the connection expires within --warn-days or has")
-		fmt.Fprintln(stderr, "expired, dead letters are waiting, or the token or queue could not be read), for scripts and")
-		fmt.Fprintln(stderr, "cron to alert on; 2 usage error; 1 other error.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	fs := newFlagSet("status", stderr,
+		"Shows the stored Pinterest connection (token expiry dates and days left, last refresh), the queue",
+		"and the customer lists pinlist manages, and warns when something needs a person.",
+		"Locally it reads the token file and the queue in the data directory (beside a running pinlist",
+		"serve). For AWS give the secret (--store secretsmanager:...) and the queue (--queue-url): it shows",
+		"the queue's and the dead-letter queue's depth, and the age of the oldest message from CloudWatch",
+		"(this needs cloudwatch:GetMetricData besides sqs:GetQueueAttributes, sqs:GetQueueUrl and",
+		"secretsmanager:GetSecretValue).",
+		"",
+		"Exit status: 0 healthy; 3 needs attention (the connection expires within --warn-days or has",
+		"expired, dead letters are waiting, or the token or queue could not be read), for scripts and",
+		"cron to alert on; 2 usage error; 1 other error.",
+		"",
+	)
 	dataDir := fs.String("data-dir", env.DataDir, "data directory of pinlist serve ($"+config.EnvDataDir+")")
 	store := fs.String("store", "", "the token store: file:PATH or secretsmanager:NAME_OR_ARN (default: secretsmanager:$"+config.EnvTokenSecretID+" when set, else the token file in --data-dir)")
 	queueURL := fs.String("queue-url", env.QueueURL, "the SQS FIFO queue of the AWS deployment ($"+config.EnvQueueURL+"); empty: the local queue in --data-dir")
@@ -59,12 +54,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	adAccount := fs.String("ad-account", env.AdAccountID, "ad account ID ($"+config.EnvAdAccountID+"; default: the stored token's)")
 	noLists := fs.Bool("no-lists", false, "do not read the customer lists from Pinterest")
 	asJSON := fs.Bool("json", false, "print JSON, for scripts")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
 	}
 	switch {
 	case *warnDays < 1:
