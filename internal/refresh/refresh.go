@@ -301,10 +301,10 @@ func (r *Refresher) result(t token.Token, now time.Time) Result {
 	res := Result{
 		AccessTokenExpiresAt:  t.AccessTokenExpiresAt,
 		RefreshTokenExpiresAt: t.RefreshTokenExpiresAt,
-		DaysToAccessExpiry:    days(t.AccessTokenExpiresAt.Sub(now)),
+		DaysToAccessExpiry:    t.DaysToAccessTokenExpiry(now),
 	}
 	if !t.RefreshTokenExpiresAt.IsZero() {
-		res.DaysToRefreshExpiry = days(t.RefreshTokenExpiresAt.Sub(now))
+		res.DaysToRefreshExpiry = t.DaysToRefreshTokenExpiry(now)
 	}
 	return res
 }
@@ -327,10 +327,6 @@ func (r *Refresher) emit(res Result, failed bool) {
 	if err := r.o.Metrics.Write(r.o.Connection, m); err != nil {
 		r.o.Logger.Warn("could not write the refresh metrics", "error", err.Error())
 	}
-}
-
-func days(d time.Duration) float64 {
-	return float64(d) / float64(24*time.Hour)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
