@@ -1,0 +1,92 @@
+// Package ledger is pinlist's membership ledger: per (audience, list type,
+// SHA-256 identifier) the desired state (in or out), the precedence of the
+// change that set it (audience.Change.Precedence) and what Pinterest was last
+// sent. It orders changes across requests, drops changes that flip nothing,
+// keeps every flip pending until Pinterest has it (so calls can be filled
+// per list across requests) and knows every list's exact size. The rules live
+// here, once; the SQLite (local) and DynamoDB (AWS) stores both run them and
+// are tested against the same table.
+package ledger
+
+import (
+	"context"
+
+	"github.com/pinlist/pinlist/internal/audience"
+)
+
+// State is a row's membership state.
+type State uint8
+
+const (
+	// Unknown: the ledger has never been told (a row that does not exist) or
+	// never sent anything. A list may hold people from before the ledger, so
+	// an unknown row is not "out": its first exit is sent.
+	Unknown State = iota
+	In
+	Out
+)
+
+// List names one Pinterest customer list: an audience and a list type.
+type List struct {
+	Audience audience.Ref
+	Type     audience.ListType
+}
+
+// Key is the list's stable string key ("ns:id/TYPE").
+func (l List) Key() string { return l.Audience.Key() + "/" + string(l.Type) }
+
+// Row is one ledger row.
+type Row struct {
+	List List
+	Hash string
+	// Want is the desired state (In or Out); Precedence is that of the
+	// change that set it (audience.Precedence).
+	Want       State
+	Precedence string
+	// Sent is what Pinterest was last sent successfully for this row
+	// (Unknown when nothing was). The row is pending while Want != Sent.
+	Sent State
+}
+
+// Result counts what Apply did with its changes.
+type Result struct {
+	// Flipped changes set a new desired state that differs from what
+	// Pinterest was last sent: they become pending.
+	Flipped int
+	// NoOps were newer than the row but left its state as it was (their
+	// precedence was still recorded).
+	NoOps int
+	// Stale were not newer than the row: dropped.
+	Stale int
+}
+
+// Pending is one row waiting for Pinterest: its hash, the op that brings
+// Pinterest to the desired state, and the precedence it was read with
+// (MarkSent clears it only if the row did not change since).
+type Pending struct {
+	Hash       string
+	Op         audience.Op
+	Precedence string
+}
+
+// Store is a ledger backend. Implementations are safe for concurrent use
+// and idempotent under retries: applying the same changes twice, or marking
+// the same rows sent twice, ends in the same rows and counts.
+type Store interface {
+	// Apply records changes (any order, duplicates allowed) under the
+	// rules: a change applies only if its precedence is greater than the
+	// row's; an applied change that leaves Want equal to Sent is not
+	// pending; member counts change only on In<->not-In transitions of Want.
+	Apply(ctx context.Context, changes []audience.Change) (Result, error)
+	// PendingLists lists the lists with pending rows.
+	PendingLists(ctx context.Context) ([]List, error)
+	// Pending returns up to limit pending rows of list for op (oldest
+	// precedence first is not required; any order is fine).
+	Pending(ctx context.Context, list List, op audience.Op, limit int) ([]Pending, error)
+	// MarkSent records that Pinterest now has rows in the state their op
+	// brings them to; a row whose precedence changed since it was read
+	// stays pending (its newer state is sent next time).
+	MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error
+	// Members counts the rows whose Want is In, per list.
+	Members(ctx context.Context) (map[List]int64, error)
+}
