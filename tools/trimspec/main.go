@@ -7,6 +7,11 @@
 // that its grant_type discriminator is enforced (see patchTokenRequest). The
 // output is deterministic, so a test can check that the committed copy is
 // current. Run it through `go generate ./internal/pinterestsim`.
+//
+// Its source is the copy of Pinterest's description vendored unmodified in
+// third_party/pinterest-api-v5 (openapi.json and its LICENSE); it writes
+// internal/pinterestsim/openapi (openapi.json and LICENSE.openapi). Both are
+// the defaults, found from the enclosing module's root, so it needs no flags.
 package main
 
 import (
@@ -36,10 +41,19 @@ var operations = []string{
 	"oauth/token",
 }
 
-// The file names inside the source and destination folders.
+// The file names inside the source and destination folders: the description
+// keeps its name; the licence is LICENSE in the vendored folder and
+// LICENSE.openapi beside the trimmed copy (which the simulator embeds).
 const (
-	specFile    = "openapi.json"
-	licenseFile = "LICENSE.openapi"
+	specFile       = "openapi.json"
+	srcLicenseFile = "LICENSE"
+	licenseFile    = "LICENSE.openapi"
+)
+
+// The default folders, relative to the module root.
+const (
+	defaultSrc = "third_party/pinterest-api-v5"
+	defaultDst = "internal/pinterestsim/openapi"
 )
 
 func main() {
@@ -52,13 +66,31 @@ func main() {
 func run(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("trimspec", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	src := fs.String("src", "", "folder holding Pinterest's "+specFile+" and "+licenseFile)
-	dst := fs.String("dst", "", "folder to write the trimmed "+specFile+" and "+licenseFile+" into")
+	src := fs.String("src", "", "folder holding Pinterest's "+specFile+" and its "+srcLicenseFile+
+		" (default: <module root>/"+defaultSrc+")")
+	dst := fs.String("dst", "", "folder to write the trimmed "+specFile+" and "+licenseFile+
+		" into (default: <module root>/"+defaultDst+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q: trimspec takes only -src and -dst", fs.Args())
+	}
 	if *src == "" || *dst == "" {
-		return errors.New("both -src and -dst are required")
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("find the working directory for the default folders: %w", err)
+		}
+		root, err := moduleRoot(wd)
+		if err != nil {
+			return fmt.Errorf("find the default folders (or pass -src and -dst): %w", err)
+		}
+		if *src == "" {
+			*src = filepath.Join(root, defaultSrc)
+		}
+		if *dst == "" {
+			*dst = filepath.Join(root, defaultDst)
+		}
 	}
 	files, err := Generate(*src)
 	if err != nil {
@@ -76,6 +108,27 @@ func run(args []string, stderr io.Writer) error {
 	return nil
 }
 
+// moduleRoot returns the nearest directory at or above dir that holds a
+// go.mod.
+func moduleRoot(dir string) (string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("make %s absolute: %w", dir, err)
+	}
+	for start := dir; ; {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return "", fmt.Errorf("look for go.mod in %s: %w", dir, err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod at or above %s", start)
+		}
+		dir = parent
+	}
+}
+
 // Generate reads the source description and licence in srcDir and returns the
 // files to commit, by file name.
 func Generate(srcDir string) (map[string][]byte, error) {
@@ -83,7 +136,7 @@ func Generate(srcDir string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read source description: %w", err)
 	}
-	license, err := os.ReadFile(filepath.Join(srcDir, licenseFile))
+	license, err := os.ReadFile(filepath.Join(srcDir, srcLicenseFile))
 	if err != nil {
 		return nil, fmt.Errorf("read source licence: %w", err)
 	}

@@ -2,23 +2,25 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
-// sourceDir is Pinterest's description as laid beside the repository (it is
-// always there for developers and CI: ../shared next to the clone).
-const sourceDir = "../../../shared/pinterest"
+// sourceDir is Pinterest's description as vendored in the repository.
+const sourceDir = "../../" + defaultSrc
 
 // committedDir is where go generate writes the trimmed copy.
-const committedDir = "../../internal/pinterestsim/openapi"
+const committedDir = "../../" + defaultDst
 
 func TestCommittedSpecIsCurrent(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(sourceDir, specFile)); err != nil {
-		t.Fatalf("the source description must be beside the repository at %s (shared/pinterest next to the clone): %v", sourceDir, err)
+		t.Fatalf("the vendored source description is missing at %s: %v", sourceDir, err)
 	}
 	want, err := Generate(sourceDir)
 	if err != nil {
@@ -125,9 +127,119 @@ func TestSplitRef(t *testing.T) {
 	}
 }
 
-func TestRunRequiresFlags(t *testing.T) {
+// TestVendoredSource pins what third_party/pinterest-api-v5 holds: version
+// 5.23.0 of the description, unmodified (its SHA-256 is the upstream file's,
+// pinterest/api-description v5/openapi.json at tag v5.23.0), and the MIT
+// licence it names.
+func TestVendoredSource(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(sourceDir, specFile))
+	if err != nil {
+		t.Fatalf("read vendored description: %v", err)
+	}
+	const upstreamSHA256 = "537bde5a50b181d653840bed4fb4735d753b5be4ce98bc8192de258cee67b142"
+	if got := fmt.Sprintf("%x", sha256.Sum256(raw)); got != upstreamSHA256 {
+		t.Errorf("vendored %s has SHA-256 %s, want %s (upstream v5.23.0, unmodified); if you updated it, update this test, third_party/pinterest-api-v5/README.md and run go generate ./internal/pinterestsim", specFile, got, upstreamSHA256)
+	}
+	var doc struct {
+		Info struct {
+			Version string
+			License struct{ Name string }
+		}
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatalf("decode vendored description: %v", err)
+	}
+	if doc.Info.Version != "5.23.0" || doc.Info.License.Name != "MIT" {
+		t.Errorf("vendored description: version %q licence %q, want 5.23.0 and MIT", doc.Info.Version, doc.Info.License.Name)
+	}
+	license, err := os.ReadFile(filepath.Join(sourceDir, srcLicenseFile))
+	if err != nil {
+		t.Fatalf("read vendored licence: %v", err)
+	}
+	for _, want := range []string{"Copyright © 2021 Pinterest, Inc.", "Permission is hereby granted, free of charge"} {
+		if !strings.Contains(string(license), want) {
+			t.Errorf("vendored %s lacks %q", srcLicenseFile, want)
+		}
+	}
+}
+
+// TestRunWritesWhatIsCommitted runs the command as go generate does, into a
+// temporary folder, and compares with the committed copy.
+func TestRunWritesWhatIsCommitted(t *testing.T) {
+	dst := t.TempDir()
 	var stderr bytes.Buffer
-	if err := run(nil, &stderr); err == nil {
-		t.Error("run without -src/-dst succeeded; want an error")
+	if err := run([]string{"-src", sourceDir, "-dst", dst}, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	for _, name := range []string{specFile, licenseFile} {
+		got, err := os.ReadFile(filepath.Join(dst, name))
+		if err != nil {
+			t.Fatalf("read written %s: %v", name, err)
+		}
+		want, err := os.ReadFile(filepath.Join(committedDir, name))
+		if err != nil {
+			t.Fatalf("read committed %s: %v", name, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("run wrote a %s that differs from %s/%s", name, committedDir, name)
+		}
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "unknown flag", args: []string{"-nope"}, want: "flag provided but not defined"},
+		{name: "stray argument", args: []string{"-src", sourceDir, "-dst", "x", "extra"}, want: "unexpected arguments"},
+		{name: "missing source", args: []string{"-src", "no-such-dir", "-dst", "x"}, want: "read source description"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			err := run(tt.args, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) = %v, want an error containing %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestModuleRoot(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	outside := t.TempDir()
+	tests := []struct {
+		name, dir, want string
+		wantErr         bool
+	}{
+		{name: "from this package", dir: ".", want: root},
+		{name: "from the simulator (go generate's directory)", dir: "../../internal/pinterestsim", want: root},
+		{name: "from the root", dir: root, want: root},
+		{name: "outside any module", dir: outside, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := moduleRoot(tt.dir)
+			if tt.wantErr {
+				if err == nil {
+					t.Errorf("moduleRoot(%s) = %s, want an error", tt.dir, got)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Errorf("moduleRoot(%s) = %s, %v; want %s", tt.dir, got, err, tt.want)
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(root, defaultSrc, specFile)); err != nil {
+		t.Errorf("default -src does not hold %s: %v", specFile, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, defaultDst, specFile)); err != nil {
+		t.Errorf("default -dst does not hold %s: %v", specFile, err)
 	}
 }
