@@ -1,5 +1,6 @@
-# pinlist — see README.md. Every target runs on a machine with Go; `test` also
-# needs moto_server and cfn-lint (pip install "moto[server]" cfn-lint).
+# pinlist — see README.md. Every target runs on a machine with Go; `test` and
+# `lint` also need moto_server and cfn-lint, which check-tools installs into a
+# cache when they are not on PATH (that needs python3 with venv, and PyPI).
 SHELL := /bin/bash
 GO ?= go
 PKGS := ./...
@@ -11,13 +12,43 @@ TEST_TIMEOUT ?= 15m
 
 ## test: the whole suite, race detector on (needs moto_server and cfn-lint).
 test: check-tools cfn-lint
-	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	$(PY_TOOLS_PATH)$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
-## check-tools: fail loudly when a tool the suite needs is missing.
+## check-tools: fail loudly when go is missing. When moto_server or cfn-lint is
+## not on PATH, or python3 cannot import aws-sam-translator (cfn-lint brings it;
+## infra/samtransform.py needs it), install moto[server] and cfn-lint once into
+## a virtual environment in PY_TOOLS_VENV, which recipes then put first on PATH
+## (PY_TOOLS_PATH; awstest finds moto_server there through PATH). Tools already
+## on PATH are used as they are and nothing is installed. When python3, its
+## venv module or the pip install fails, it says what is missing and how to
+## install it, and fails. Tested by infra/maketools_test.go.
+PY_TOOLS_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/pinlist/venv
+PY_TOOLS_PACKAGES := 'moto[server]' cfn-lint
+# The tools missing from PATH, computed once, when the first recipe asks.
+PY_TOOLS_MISSING = $(eval PY_TOOLS_MISSING := $(shell for t in moto_server cfn-lint; do command -v $$t >/dev/null 2>&1 || printf '%s ' $$t; done; \
+	python3 -c 'import samtranslator' >/dev/null 2>&1 || printf '%s' aws-sam-translator))$(PY_TOOLS_MISSING)
+PY_TOOLS_PATH = $(if $(strip $(PY_TOOLS_MISSING)),PATH="$(PY_TOOLS_VENV)/bin:$$PATH"; )
+PY_TOOLS_BY_HAND = or install them yourself: pip install $(PY_TOOLS_PACKAGES)
+
 check-tools:
 	@command -v $(GO) >/dev/null || { echo "missing: go (https://go.dev/dl/)" >&2; exit 1; }
-	@command -v moto_server >/dev/null || { echo 'missing: moto_server — install with: pip install "moto[server]"' >&2; exit 1; }
-	@command -v cfn-lint >/dev/null || { echo 'missing: cfn-lint — install with: pip install cfn-lint' >&2; exit 1; }
+	@set -uo pipefail; missing='$(strip $(PY_TOOLS_MISSING))'; venv='$(PY_TOOLS_VENV)'; \
+	[ -n "$$missing" ] || exit 0; \
+	have() { "$$venv/bin/python3" -c 'import samtranslator' >/dev/null 2>&1 && [ -x "$$venv/bin/moto_server" ] && [ -x "$$venv/bin/cfn-lint" ]; }; \
+	have && exit 0; \
+	echo "check-tools: not on PATH: $$missing; installing $(PY_TOOLS_PACKAGES) into $$venv (once; needs PyPI)" >&2; \
+	command -v python3 >/dev/null || { echo "check-tools: missing: $$missing; python3, needed to install them into $$venv, is not on PATH: install Python 3 with its venv module (Debian/Ubuntu: sudo apt-get install python3 python3-venv; macOS: brew install python), $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+	if [ -e "$$venv" ] && [ ! -f "$$venv/pyvenv.cfg" ]; then \
+		echo "check-tools: $$venv exists and is not a virtual environment; move it away or set PY_TOOLS_VENV" >&2; exit 1; \
+	fi; \
+	if [ ! -x "$$venv/bin/pip" ]; then \
+		mkdir -p "$$(dirname "$$venv")" && python3 -m venv "$$venv" \
+		|| { echo "check-tools: missing: $$missing; python3 -m venv $$venv failed: install Python's venv module (Debian/Ubuntu: sudo apt-get install python3-venv), $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+	fi; \
+	"$$venv/bin/pip" install --disable-pip-version-check --quiet $(PY_TOOLS_PACKAGES) \
+		|| { echo "check-tools: missing: $$missing; pip install $(PY_TOOLS_PACKAGES) into $$venv failed (it needs PyPI; see pip's message above): $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+	have || { echo "check-tools: missing: $$missing; still not in $$venv/bin after pip install $(PY_TOOLS_PACKAGES): $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+	echo "check-tools: installed moto_server and cfn-lint into $$venv/bin" >&2
 
 ## lint: gofmt check, go vet and cfn-lint.
 lint: cfn-lint
@@ -25,9 +56,8 @@ lint: cfn-lint
 	$(GO) vet $(PKGS)
 
 ## cfn-lint: validate the SAM template (settings in .cfnlintrc.yaml).
-cfn-lint:
-	@command -v cfn-lint >/dev/null || { echo 'missing: cfn-lint — install with: pip install cfn-lint' >&2; exit 1; }
-	cfn-lint template.yaml
+cfn-lint: check-tools
+	$(PY_TOOLS_PATH)cfn-lint template.yaml
 
 ## run: the whole connector locally (pinlist serve): ingest on 127.0.0.1:8080,
 ## the Pinterest simulator on 127.0.0.1:8081, queue and tokens in ./.pinlist.
@@ -93,4 +123,4 @@ build-RefreshFunction:
 ## run also needs the Go module proxy to build aws-lambda-rie (then cached).
 .PHONY: invoke-ingest invoke-upload invoke-refresh
 invoke-ingest invoke-upload invoke-refresh:
-	@$(GO) run ./infra/invoke $(if $(EVENT),-event $(EVENT)) $(@:invoke-%=%)
+	@$(PY_TOOLS_PATH)$(GO) run ./infra/invoke $(if $(EVENT),-event $(EVENT)) $(@:invoke-%=%)

@@ -3,5 +3,7 @@
 // (README.md). It has no code of its own; its tests prove the template with
 // cfn-lint, with the SAM transform, and with the structural rules cfn-lint
 // cannot check (build targets, FIFO queue and DLQ, IAM, environment names),
-// and round-trip the sample events in events/ through aws-lambda-go's types.
+// round-trip the sample events in events/ through aws-lambda-go's types, and
+// run the Makefile's install of moto_server and cfn-lint against fake python3
+// and pip (maketools_test.go).
 package infra

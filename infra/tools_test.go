@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const installCfnLint = `install it with: pip install cfn-lint (it brings aws-sam-translator); see /work/shared/notes/aws-local.md §4 — the npm package of the same name is a different, abandoned tool`
+const installCfnLint = `run the suite with make test, which installs it when it is missing (README.md, Tests), or install it with: pip install cfn-lint (it brings aws-sam-translator; the npm package of the same name is a different, abandoned tool)`
 
 // TestCfnLint runs cfn-lint on the template from the repository root, so the
 // settings in .cfnlintrc.yaml apply. Exit 0 only: errors (2), warnings (4)
