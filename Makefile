@@ -119,8 +119,9 @@ build-RefreshFunction:
 ## event (EVENT=events/<file>.json picks another), against moto_server and the
 ## Pinterest simulator, with the queue and secrets the stack would have. Prints
 ## the response on stdout, progress and the function's log on stderr, and stops
-## everything it started (infra/invoke). Needs Go and moto_server; the first
-## run also needs the Go module proxy to build aws-lambda-rie (then cached).
+## everything it started (infra/invoke). Needs Go and moto_server (installed by
+## check-tools when missing); the first run also needs the Go module proxy to
+## build aws-lambda-rie (then cached).
 .PHONY: invoke-ingest invoke-upload invoke-refresh
-invoke-ingest invoke-upload invoke-refresh:
+invoke-ingest invoke-upload invoke-refresh: check-tools
 	@$(PY_TOOLS_PATH)$(GO) run ./infra/invoke $(if $(EVENT),-event $(EVENT)) $(@:invoke-%=%)
