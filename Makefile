@@ -46,8 +46,8 @@ check-tools:
 		|| { echo "check-tools: missing: $$missing; python3 -m venv $$venv failed: install Python's venv module (Debian/Ubuntu: sudo apt-get install python3-venv), $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
 	fi; \
 	"$$venv/bin/pip" install --disable-pip-version-check --quiet $(PY_TOOLS_PACKAGES) \
-		|| { echo "check-tools: missing: $$missing; pip install $(PY_TOOLS_PACKAGES) into $$venv failed (it needs PyPI; see pip's message above): $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
-	have || { echo "check-tools: missing: $$missing; still not in $$venv/bin after pip install $(PY_TOOLS_PACKAGES): $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+		|| { echo "check-tools: missing: $$missing; pip install $(PY_TOOLS_PACKAGES) into $$venv failed (it needs PyPI; see pip's message above); $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
+	have || { echo "check-tools: missing: $$missing; still not in $$venv/bin after pip install $(PY_TOOLS_PACKAGES); $(PY_TOOLS_BY_HAND)" >&2; exit 1; }; \
 	echo "check-tools: installed moto_server and cfn-lint into $$venv/bin" >&2
 
 ## lint: gofmt check, go vet and cfn-lint.
