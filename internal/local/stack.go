@@ -157,9 +157,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		log:          s.log.With("component", "worker"),
 	}
 	handler, err := ingest.New(ingest.Options{
-		Sender: &countingSender{q: s.queue, count: s.count, notify: w.notify},
-		Token:  ingest.StaticToken(s.ingestToken),
-		Logger: s.log.With("component", "ingest"),
+		Sender:      &countingSender{q: s.queue, count: s.count, notify: w.notify},
+		IngestToken: ingest.StaticIngestToken(s.ingestToken),
+		Logger:      s.log.With("component", "ingest"),
 	})
 	if err != nil {
 		ln.Close()
