@@ -86,8 +86,8 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	MaxReceive        int
 	// RetryBase and RetryMax shape the delay before a failed message is
-	// delivered again: RetryBase doubled per earlier delivery, at most
-	// RetryMax.
+	// delivered again: drawn up to RetryBase doubled per earlier delivery,
+	// at most RetryMax (retry.Policy's full jitter).
 	RetryBase time.Duration
 	RetryMax  time.Duration
 	// BatchSize is the most messages of one audience an upload batch takes

@@ -20,6 +20,7 @@ import (
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/refresh"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/token"
 	"github.com/pinlist/pinlist/internal/upload"
 )
@@ -152,8 +153,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		poll:         cfg.PollInterval,
 		batchSize:    cfg.BatchSize,
 		batchTimeout: cfg.VisibilityTimeout - cfg.VisibilityTimeout/10,
-		retryBase:    cfg.RetryBase,
-		retryMax:     cfg.RetryMax,
+		retry:        retry.Policy{Base: cfg.RetryBase, Max: cfg.RetryMax},
 		log:          s.log.With("component", "worker"),
 	}
 	handler, err := ingest.New(ingest.Options{
