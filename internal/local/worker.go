@@ -58,7 +58,7 @@ type workers struct {
 	// retry shapes the release delay of a failed message by its receive
 	// count (Attempts unused: the queue's MaxReceive bounds deliveries).
 	retry retry.Policy
-	log          *slog.Logger
+	log   *slog.Logger
 }
 
 // run is one worker. It receives until recv ends, and applies each batch

@@ -111,7 +111,7 @@ func newTestWorkers(q batchQueue, h batchHandler) *workers {
 		q: q, h: h, count: &counters{}, wake: make(chan struct{}, 1),
 		poll: time.Millisecond, batchSize: DefaultBatchSize, batchTimeout: time.Minute,
 		retry: retry.Policy{Base: time.Second, Max: 8 * time.Second},
-		log: slog.New(slog.DiscardHandler),
+		log:   slog.New(slog.DiscardHandler),
 	}
 }
 
