@@ -348,3 +348,44 @@ func TestNothingStoredNeedsReconnect(t *testing.T) {
 		t.Fatalf("err %v alerts %d", err, len(h.alerts.got))
 	}
 }
+
+func TestNewChecksOptions(t *testing.T) {
+	valid := func() Options {
+		return Options{Store: &memStore{}, NewRefresher: func(token.Token) TokenRefresher { return &fakeOAuth{} }}
+	}
+	tests := []struct {
+		name      string
+		mod       func(*Options)
+		wantField string // "" means New succeeds
+	}{
+		{"defaults", func(*Options) {}, ""},
+		{"no store", func(o *Options) { o.Store = nil }, "Options.Store"},
+		{"no refresher", func(o *Options) { o.NewRefresher = nil }, "Options.NewRefresher"},
+		{"negative refresh window", func(o *Options) { o.RefreshBefore = -time.Hour }, "Options.RefreshBefore"},
+		{"negative alert window", func(o *Options) { o.AlertBefore = -time.Hour }, "Options.AlertBefore"},
+		{"negative attempts", func(o *Options) { o.Retry.Attempts = -1 }, "Options.Retry.Attempts"},
+		{"negative backoff", func(o *Options) { o.Retry.Base = -time.Second }, "Options.Retry.Base"},
+		{"negative backoff cap", func(o *Options) { o.Retry.Max = -time.Second }, "Options.Retry.Max"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := valid()
+			tc.mod(&opts)
+			r, err := New(opts)
+			if tc.wantField == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				o := r.o
+				if o.RefreshBefore != 240*time.Hour || o.AlertBefore != DefaultAlertBefore || o.Retry.Attempts != DefaultRetry.Attempts ||
+					o.Retry.Base != DefaultRetry.Base || o.Logger != slog.Default() || o.Connection != DefaultConnection {
+					t.Errorf("zero options did not take the defaults: %+v", o)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("New = %v, want an error naming %s", err, tc.wantField)
+			}
+		})
+	}
+}
