@@ -85,7 +85,7 @@ func newApplier(t *testing.T) *applier {
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}
-	h, err := upload.New(client, upload.WithMetricsOutput(io.Discard), upload.WithLogger(slog.New(slog.DiscardHandler)))
+	h, err := upload.New(upload.Options{Client: client, Metrics: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("new upload handler: %v", err)
 	}

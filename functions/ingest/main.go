@@ -38,14 +38,14 @@ func main() {
 		log.Error("ingest: load AWS configuration", "error", err.Error())
 		os.Exit(1)
 	}
-	var tokens ingest.TokenSource = ingest.StaticToken(cfg.IngestToken)
+	var ingestToken ingest.IngestTokenSource = ingest.StaticIngestToken(cfg.IngestToken)
 	if cfg.IngestTokenSecretID != "" {
-		tokens = ingest.NewSecretToken(secretsmanager.NewFromConfig(aws), cfg.IngestTokenSecretID)
+		ingestToken = ingest.NewSecretIngestToken(secretsmanager.NewFromConfig(aws), cfg.IngestTokenSecretID)
 	}
 	h, err := ingest.New(ingest.Options{
-		Sender: queue.NewSQS(sqs.NewFromConfig(aws), cfg.QueueURL),
-		Token:  tokens,
-		Logger: log,
+		Sender:      queue.NewSQS(sqs.NewFromConfig(aws), cfg.QueueURL),
+		IngestToken: ingestToken,
+		Logger:      log,
 	})
 	if err != nil {
 		log.Error("ingest: wire", "error", err.Error())

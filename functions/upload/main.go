@@ -36,15 +36,20 @@ func main() {
 	if err != nil {
 		fail("load AWS configuration", err)
 	}
-	tokens := token.NewSource(token.NewSecretsManagerStore(secretsmanager.NewFromConfig(aws), cfg.TokenSecretID))
+	accessToken := token.NewAccessTokenSource(token.NewSecretsManagerStore(secretsmanager.NewFromConfig(aws), cfg.TokenSecretID))
 	client, err := pinterest.NewClient(cfg.AdAccountID,
-		pinterest.WithBaseURL(cfg.APIBaseURL), pinterest.WithTokenSource(tokens), pinterest.WithLogger(log))
+		pinterest.WithBaseURL(cfg.APIBaseURL), pinterest.WithTokenSource(accessToken), pinterest.WithLogger(log))
 	if err != nil {
 		fail("wire the Pinterest client", err)
 	}
-	h, err := upload.New(client, upload.WithTokenInvalidator(tokens), upload.WithLogger(log),
-		upload.WithMaxRecordsPerRequest(cfg.MaxRecordsPerRequest), upload.WithConnectionName(cfg.ConnectionName),
-		upload.WithMetricsOutput(os.Stdout))
+	h, err := upload.New(upload.Options{
+		Client:               client,
+		AccessToken:          accessToken,
+		MaxRecordsPerRequest: cfg.MaxRecordsPerRequest,
+		ConnectionName:       cfg.ConnectionName,
+		Logger:               log,
+		Metrics:              os.Stdout,
+	})
 	if err != nil {
 		fail("wire the handler", err)
 	}

@@ -37,8 +37,13 @@ const (
 	DefaultRefreshBefore        = 240 * time.Hour
 	DefaultConnectionName       = "pinlist"
 	DefaultMaxRecordsPerRequest = 5000
-	DefaultAddr                 = "127.0.0.1:8080"
-	DefaultDataDir              = "./.pinlist"
+	// DefaultMaxBodyBytes is the largest ingest request body accepted, the
+	// same behind API Gateway and locally: Lambda's 6 MB synchronous
+	// payload limit less room for the API Gateway event around the body, so
+	// a body pinlist serve accepts is never one the Lambda function cannot.
+	DefaultMaxBodyBytes = 5 << 20
+	DefaultAddr         = "127.0.0.1:8080"
+	DefaultDataDir      = "./.pinlist"
 )
 
 // Config is every setting pinlist reads from the environment. Each function

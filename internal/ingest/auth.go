@@ -15,49 +15,53 @@ import (
 	"github.com/pinlist/pinlist/internal/token"
 )
 
-// TokenSource fetches the current ingest token: the shared secret callers
-// present as "Authorization: Bearer <token>". The handler caches what it
+// IngestTokenSource fetches the current ingest bearer token: the shared
+// secret callers present as "Authorization: Bearer <token>" (not the
+// Pinterest OAuth access token). The handler caches what it
 // returns (Options.TokenTTL) and asks again early when a caller presents a
 // token that does not match, so a rotated secret is picked up.
-type TokenSource interface {
+type IngestTokenSource interface {
 	IngestToken(ctx context.Context) (string, error)
 }
 
-// StaticToken is a TokenSource with a fixed token (PINLIST_INGEST_TOKEN).
-type StaticToken string
+// StaticIngestToken is an IngestTokenSource with a fixed token
+// (PINLIST_INGEST_TOKEN).
+type StaticIngestToken string
 
 // IngestToken returns the token; an empty one is an error so that no request
 // is ever accepted with an empty bearer token.
-func (t StaticToken) IngestToken(context.Context) (string, error) {
+func (t StaticIngestToken) IngestToken(context.Context) (string, error) {
 	if t == "" {
 		return "", errors.New("ingest token is empty")
 	}
 	return string(t), nil
 }
 
-// secretGetter is the part of the Secrets Manager client SecretToken uses.
+// secretGetter is the part of the Secrets Manager client SecretIngestToken
+// uses.
 type secretGetter interface {
 	GetSecretValue(ctx context.Context, in *secretsmanager.GetSecretValueInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 }
 
 var _ secretGetter = (*secretsmanager.Client)(nil)
 
-// SecretToken is a TokenSource reading the ingest token from a Secrets Manager
-// secret whose value is the token itself (PINLIST_INGEST_TOKEN_SECRET_ID).
-type SecretToken struct {
+// SecretIngestToken is an IngestTokenSource reading the ingest token from a
+// Secrets Manager secret whose value is the token itself
+// (PINLIST_INGEST_TOKEN_SECRET_ID).
+type SecretIngestToken struct {
 	client   secretGetter
 	secretID string
 }
 
-// NewSecretToken returns a SecretToken reading secretID (a name or ARN) with
-// client (a *secretsmanager.Client in production).
-func NewSecretToken(client secretGetter, secretID string) *SecretToken {
-	return &SecretToken{client: client, secretID: secretID}
+// NewSecretIngestToken returns a SecretIngestToken reading secretID (a name
+// or ARN) with client (a *secretsmanager.Client in production).
+func NewSecretIngestToken(client secretGetter, secretID string) *SecretIngestToken {
+	return &SecretIngestToken{client: client, secretID: secretID}
 }
 
 // IngestToken fetches the secret's current value, white space trimmed; an
 // empty or missing secret is an error. The error never holds the value.
-func (s *SecretToken) IngestToken(ctx context.Context) (string, error) {
+func (s *SecretIngestToken) IngestToken(ctx context.Context) (string, error) {
 	return token.IngestTokenFromSecret(ctx, s.client, s.secretID)
 }
 
@@ -76,7 +80,7 @@ const (
 // most once per refreshEvery, so a rotated secret is picked up quickly while a
 // caller with a wrong token cannot make it hammer Secrets Manager.
 type authenticator struct {
-	source       TokenSource
+	source       IngestTokenSource
 	ttl          time.Duration
 	refreshEvery time.Duration
 	now          func() time.Time

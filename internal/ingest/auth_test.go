@@ -81,7 +81,7 @@ func TestAuthFetchFailure(t *testing.T) {
 		t.Fatalf("status %d after the token store recovered, want 202", rec.Code)
 	}
 	// An empty expected token never lets an empty or any other token in.
-	hs2 := newHarness(t, func(o *Options) { o.Token = StaticToken("") })
+	hs2 := newHarness(t, func(o *Options) { o.IngestToken = StaticIngestToken("") })
 	rec := hs2.do(t, http.MethodPost, PathProfiles, map[string]string{"Authorization": "Bearer x"}, goodProfile)
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("empty static token: status %d, want 503", rec.Code)
@@ -126,7 +126,7 @@ func (f *fakeSecrets) GetSecretValue(_ context.Context, in *secretsmanager.GetSe
 	return &secretsmanager.GetSecretValueOutput{SecretString: f.value}, nil
 }
 
-func TestSecretToken(t *testing.T) {
+func TestSecretIngestToken(t *testing.T) {
 	tests := []struct {
 		name    string
 		value   *string
@@ -143,7 +143,7 @@ func TestSecretToken(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			sm := &fakeSecrets{value: tc.value, err: tc.err}
-			got, err := NewSecretToken(sm, "ingest-token").IngestToken(t.Context())
+			got, err := NewSecretIngestToken(sm, "ingest-token").IngestToken(t.Context())
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "ingest-token") {
 					t.Fatalf("err = %v, want one naming the secret and %q", err, tc.wantErr)

@@ -56,7 +56,7 @@ func benchBody(n int) string {
 func BenchmarkIngestProfiles(b *testing.B) {
 	body := benchBody(1000)
 	sender := &countingSender{}
-	h, err := New(Options{Sender: sender, Token: StaticToken(testToken)})
+	h, err := New(Options{Sender: sender, IngestToken: StaticIngestToken(testToken)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -24,7 +24,7 @@
 //
 // Every /v1/* request needs "Authorization: Bearer <ingest token>". The
 // presented token is compared with the expected one in constant time (both
-// are hashed first). The expected token comes from a TokenSource: a fixed one
+// are hashed first). The expected token comes from an IngestTokenSource: a fixed one
 // (PINLIST_INGEST_TOKEN) or a Secrets Manager secret
 // (PINLIST_INGEST_TOKEN_SECRET_ID), cached for Options.TokenTTL; a token that
 // does not match makes the handler fetch the secret again, at most once per
@@ -48,7 +48,7 @@
 //	401 unauthorized (with WWW-Authenticate: Bearer)
 //	404 not_found
 //	405 method_not_allowed (with Allow)
-//	413 payload_too_large (body over Options.MaxBodyBytes)
+//	413 payload_too_large (body over Options.Limits.MaxBodyBytes)
 //	415 unsupported_media_type
 //	503 unavailable (with Retry-After): a message could not be enqueued after
 //	    the retries, or the expected token could not be fetched

@@ -35,7 +35,7 @@ func TestSampleEvents(t *testing.T) {
 		{"apigw-unauthorized.json", 401},
 		{"apigw-healthz.json", 200},
 	}
-	hs := newHarness(t, func(o *Options) { o.Token = StaticToken(eventsToken) })
+	hs := newHarness(t, func(o *Options) { o.IngestToken = StaticIngestToken(eventsToken) })
 	invoke := lambda.NewHandler(hs.h.HandleAPIGateway)
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {

@@ -45,7 +45,7 @@ func FuzzHandleAPIGateway(f *testing.F) {
 	f.Add("DELETE", "/v1/../healthz", "", true, "", false, false)
 	f.Add("POST", "/%zz", "application/json", true, "{", true, false)
 	f.Fuzz(func(t *testing.T, method, path, contentType string, authorized bool, body string, isBase64, failSend bool) {
-		hs := newHarness(t, func(o *Options) { o.SendAttempts = 2; o.MaxBodyBytes = 64 << 10 })
+		hs := newHarness(t, func(o *Options) { o.SendRetry.Attempts = 2; o.Limits.MaxBodyBytes = 64 << 10 })
 		if failSend {
 			hs.sender.fail = func(_ int, msgs []queue.Outgoing) ([]int, error) { return []int{len(msgs) - 1}, nil }
 		}

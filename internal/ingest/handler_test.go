@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -69,8 +71,8 @@ func TestServeHTTPErrors(t *testing.T) {
 		{name: "form", method: "POST", path: PathAudiences, header: map[string]string{"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}, body: "id=1", status: 415, code: codeUnsupportedType},
 		{name: "json latin1", method: "POST", path: PathProfiles, header: map[string]string{"Authorization": auth, "Content-Type": "application/json; charset=iso-8859-1"}, body: goodProfile, status: 415, code: codeUnsupportedType},
 		{name: "unparsable content type", method: "POST", path: PathProfiles, header: map[string]string{"Authorization": auth, "Content-Type": "application/json; ="}, body: goodProfile, status: 415, code: codeUnsupportedType},
-		{name: "body over the limit", method: "POST", path: PathProfiles, header: authJSON(), body: "[" + strings.Repeat(goodProfile+",", 20) + goodProfile + "]", mod: func(o *Options) { o.MaxBodyBytes = 1000 }, status: 413, code: codeTooLarge},
-		{name: "audience body over the limit", method: "POST", path: PathAudiences, header: authJSON(), body: `{"id":"a","name":"` + strings.Repeat("n", 2000) + `"}`, mod: func(o *Options) { o.MaxBodyBytes = 1000 }, status: 413, code: codeTooLarge},
+		{name: "body over the limit", method: "POST", path: PathProfiles, header: authJSON(), body: "[" + strings.Repeat(goodProfile+",", 20) + goodProfile + "]", mod: func(o *Options) { o.Limits.MaxBodyBytes = 1000 }, status: 413, code: codeTooLarge},
+		{name: "audience body over the limit", method: "POST", path: PathAudiences, header: authJSON(), body: `{"id":"a","name":"` + strings.Repeat("n", 2000) + `"}`, mod: func(o *Options) { o.Limits.MaxBodyBytes = 1000 }, status: 413, code: codeTooLarge},
 		{name: "empty body", method: "POST", path: PathProfiles, header: authJSON(), status: 400, code: audience.ErrMalformedJSON, errPath: "$"},
 		{name: "not JSON", method: "POST", path: PathProfiles, header: authJSON(), body: "hello", status: 400, code: audience.ErrMalformedJSON, errPath: "$"},
 		{name: "truncated JSON", method: "POST", path: PathProfiles, header: authJSON(), body: `[{"identityMap":`, status: 400, code: audience.ErrMalformedJSON},
@@ -341,7 +343,7 @@ func TestSendRetries(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			hs := newHarness(t, func(o *Options) { o.SendAttempts = tc.attempts })
+			hs := newHarness(t, func(o *Options) { o.SendRetry.Attempts = tc.attempts })
 			hs.sender.fail = tc.fail
 			rec := hs.post(t, PathProfiles, manyAudiences(tc.audiences))
 			if rec.Code != tc.status {
@@ -357,8 +359,8 @@ func TestSendRetries(t *testing.T) {
 				t.Errorf("%d backoff waits, want %d", len(hs.sleeps), tc.wantSleeps)
 			}
 			for i, d := range hs.sleeps {
-				if d < DefaultBackoffBase/2 || d > DefaultBackoffMax {
-					t.Errorf("wait %d is %v, outside [%v, %v]", i, d, DefaultBackoffBase/2, DefaultBackoffMax)
+				if ceiling := DefaultSendRetry.Ceiling(i + 1); d < 0 || d > ceiling {
+					t.Errorf("wait %d is %v, outside [0, %v]", i, d, ceiling)
 				}
 			}
 			sent := hs.sender.enqueued()
@@ -507,5 +509,46 @@ func TestRequestLogLine(t *testing.T) {
 		if line[k] != v {
 			t.Errorf("log %s = %v, want %v", k, line[k], v)
 		}
+	}
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	valid := func() Options { return Options{Sender: &fakeSender{}, IngestToken: StaticIngestToken(testToken)} }
+	tests := []struct {
+		name      string
+		mod       func(*Options)
+		wantField string // "" means New succeeds
+	}{
+		{"defaults", func(*Options) {}, ""},
+		{"no sender", func(o *Options) { o.Sender = nil }, "Options.Sender"},
+		{"no ingest token", func(o *Options) { o.IngestToken = nil }, "Options.IngestToken"},
+		{"negative body limit", func(o *Options) { o.Limits.MaxBodyBytes = -1 }, "Options.Limits.MaxBodyBytes"},
+		{"negative max profiles", func(o *Options) { o.Limits.MaxProfiles = -1 }, "Options.Limits.MaxProfiles"},
+		{"negative message size", func(o *Options) { o.MaxMessageBytes = -1 }, "Options.MaxMessageBytes"},
+		{"negative send attempts", func(o *Options) { o.SendRetry.Attempts = -1 }, "Options.SendRetry.Attempts"},
+		{"negative send backoff", func(o *Options) { o.SendRetry.Base = -time.Second }, "Options.SendRetry.Base"},
+		{"negative retry-after", func(o *Options) { o.RetryAfter = -time.Second }, "Options.RetryAfter"},
+		{"negative token TTL", func(o *Options) { o.TokenTTL = -time.Second }, "Options.TokenTTL"},
+		{"negative token refresh", func(o *Options) { o.TokenRefresh = -time.Second }, "Options.TokenRefresh"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := valid()
+			tc.mod(&opts)
+			h, err := New(opts)
+			if tc.wantField == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				if h.maxBodyBytes != config.DefaultMaxBodyBytes || h.sendRetry.Attempts != DefaultSendRetry.Attempts || h.logger != slog.Default() {
+					t.Errorf("zero options did not take the defaults: body %d, attempts %d, logger default %v",
+						h.maxBodyBytes, h.sendRetry.Attempts, h.logger == slog.Default())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("New = %v, want an error naming %s", err, tc.wantField)
+			}
+		})
 	}
 }

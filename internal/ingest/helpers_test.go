@@ -18,6 +18,7 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/retry"
 )
 
 const testToken = "s3cret-ingest-token"
@@ -73,7 +74,7 @@ func containsInt(s []int, v int) bool {
 	return false
 }
 
-// fakeTokens is a TokenSource whose value can change; it counts fetches.
+// fakeTokens is an IngestTokenSource whose value can change; it counts fetches.
 type fakeTokens struct {
 	mu      sync.Mutex
 	token   string
@@ -126,16 +127,16 @@ func newHarness(t testing.TB, mod func(*Options)) *harness {
 	}
 	var mu sync.Mutex
 	opts := Options{
-		Sender: hs.sender,
-		Token:  hs.tokens,
-		Logger: slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:    hs.clock.Now,
-		Sleep: func(_ context.Context, d time.Duration) error {
+		Sender:      hs.sender,
+		IngestToken: hs.tokens,
+		Logger:      slog.New(slog.NewJSONHandler(hs.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Now:         hs.clock.Now,
+		SendRetry: retry.Policy{Sleep: func(_ context.Context, d time.Duration) error {
 			mu.Lock()
 			defer mu.Unlock()
 			hs.sleeps = append(hs.sleeps, d)
 			return nil
-		},
+		}},
 	}
 	if mod != nil {
 		mod(&opts)

@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/retry"
 )
 
 // Routes.
@@ -25,58 +27,53 @@ const (
 	PathHealth    = "/healthz"
 )
 
-// Defaults for the optional Options fields.
+// Defaults for the optional Options fields. The body limit's default is
+// config.DefaultMaxBodyBytes, its one home.
 const (
-	// DefaultMaxBodyBytes is the largest request body read: Lambda's 6 MB
-	// synchronous payload limit less room for the event around the body.
-	DefaultMaxBodyBytes = 5 << 20
 	// DefaultMaxMessageBytes bounds one queue message body (the classic SQS
 	// limit; SQS now takes 1 MiB, but smaller messages spread the work).
 	DefaultMaxMessageBytes = 256 << 10
-	DefaultSendAttempts    = 5
-	DefaultBackoffBase     = 100 * time.Millisecond
-	DefaultBackoffMax      = 2 * time.Second
 	DefaultRetryAfter      = 5 * time.Second
 	DefaultTokenTTL        = 5 * time.Minute
 	DefaultTokenRefresh    = 30 * time.Second
 )
 
+// DefaultSendRetry is how a failed queue send is offered again: 5 rounds,
+// jittered waits of at most 100 ms, 200 ms, 400 ms and 800 ms (capped at 2 s).
+var DefaultSendRetry = retry.Policy{Attempts: 5, Base: 100 * time.Millisecond, Max: 2 * time.Second}
+
 const headerRequestID = "X-Request-Id"
 
-// Options configures a Handler. Sender and Token are required; the zero value
-// of every other field means its default.
+// Options configures a Handler. Sender and IngestToken are required; the
+// zero value of every other field means its default, and a negative one is
+// an error naming the field.
 type Options struct {
 	// Sender enqueues the messages (SQS in AWS, goqite locally).
 	Sender queue.Sender
-	// Token yields the ingest token callers must present.
-	Token TokenSource
-	// Limits bound one /v1/profiles request (see audience.Limits; zero
-	// fields mean audience's defaults). Its MaxBodyBytes is ignored:
-	// MaxBodyBytes below bounds every body.
+	// IngestToken yields the ingest bearer token callers must present (not
+	// the Pinterest access token, which ingest never sees).
+	IngestToken IngestTokenSource
+	// Limits bound one request (see audience.Limits). A zero
+	// Limits.MaxBodyBytes means config.DefaultMaxBodyBytes (413 above it);
+	// other zero fields mean audience's defaults.
 	Limits audience.Limits
-	// MaxBodyBytes is the largest request body accepted (413 above it).
-	MaxBodyBytes int64
 	// MaxMessageBytes bounds one queue message body.
 	MaxMessageBytes int
-	// SendAttempts is how many times a message is offered to the Sender
-	// before the request fails with 503; BackoffBase and BackoffMax shape the
-	// exponential backoff between attempts. Retrying also stops when the
-	// request context's deadline is too close for another attempt.
-	SendAttempts int
-	BackoffBase  time.Duration
-	BackoffMax   time.Duration
+	// SendRetry shapes how often and how patiently a message is offered to
+	// the Sender before the request fails with 503; zero fields take
+	// DefaultSendRetry's (a nil Sleep waits for real). Retrying also stops
+	// when the request context's deadline is too close for another round.
+	SendRetry retry.Policy
 	// RetryAfter is the Retry-After sent with a 503.
 	RetryAfter time.Duration
 	// TokenTTL is how long a fetched ingest token is trusted; TokenRefresh is
 	// the shortest time between fetches caused by a token mismatch.
 	TokenTTL     time.Duration
 	TokenRefresh time.Duration
-	// Logger receives one JSON line per request; nil discards.
+	// Logger receives one JSON line per request; nil means slog.Default().
 	Logger *slog.Logger
 	// Now is the clock (time.Now when nil): receive times and token expiry.
 	Now func() time.Time
-	// Sleep waits between send attempts (a context-aware timer when nil).
-	Sleep func(ctx context.Context, d time.Duration) error
 	// NewRequestID makes the request ID when the context carries none (a
 	// random one when nil).
 	NewRequestID func() string
@@ -89,13 +86,10 @@ type Handler struct {
 	limits          audience.Limits
 	maxBodyBytes    int64
 	maxMessageBytes int
-	sendAttempts    int
-	backoffBase     time.Duration
-	backoffMax      time.Duration
+	sendRetry       retry.Policy
 	retryAfter      time.Duration
 	logger          *slog.Logger
 	now             func() time.Time
-	sleep           func(ctx context.Context, d time.Duration) error
 	newRequestID    func() string
 	// mappers holds reusable *audience.Mapper: one maps a request body with
 	// its buffers kept between requests (a Mapper is not safe for concurrent
@@ -107,42 +101,39 @@ var _ http.Handler = (*Handler)(nil)
 
 // New returns a Handler.
 func New(opts Options) (*Handler, error) {
-	if opts.Sender == nil {
-		return nil, errors.New("new ingest handler: no queue sender")
-	}
-	if opts.Token == nil {
-		return nil, errors.New("new ingest handler: no ingest token source")
+	if err := opts.check(); err != nil {
+		return nil, fmt.Errorf("new ingest handler: %w", err)
 	}
 	h := &Handler{
 		sender:          opts.Sender,
 		limits:          opts.Limits,
-		maxBodyBytes:    orDefault(opts.MaxBodyBytes, DefaultMaxBodyBytes),
+		maxBodyBytes:    orDefault(opts.Limits.MaxBodyBytes, config.DefaultMaxBodyBytes),
 		maxMessageBytes: orDefault(opts.MaxMessageBytes, DefaultMaxMessageBytes),
-		sendAttempts:    orDefault(opts.SendAttempts, DefaultSendAttempts),
-		backoffBase:     orDefault(opts.BackoffBase, DefaultBackoffBase),
-		backoffMax:      orDefault(opts.BackoffMax, DefaultBackoffMax),
+		sendRetry:       opts.SendRetry,
 		retryAfter:      orDefault(opts.RetryAfter, DefaultRetryAfter),
 		logger:          opts.Logger,
 		now:             opts.Now,
-		sleep:           opts.Sleep,
 		newRequestID:    opts.NewRequestID,
+	}
+	h.sendRetry.Attempts = orDefault(h.sendRetry.Attempts, DefaultSendRetry.Attempts)
+	h.sendRetry.Base = orDefault(h.sendRetry.Base, DefaultSendRetry.Base)
+	h.sendRetry.Max = orDefault(h.sendRetry.Max, max(DefaultSendRetry.Max, h.sendRetry.Base))
+	if h.sendRetry.Sleep == nil {
+		h.sendRetry.Sleep = retry.Sleep
 	}
 	h.limits.MaxBodyBytes = h.maxBodyBytes
 	h.mappers.New = func() any { return audience.NewMapper(h.limits) }
 	if h.logger == nil {
-		h.logger = slog.New(slog.DiscardHandler)
+		h.logger = slog.Default()
 	}
 	if h.now == nil {
 		h.now = time.Now
-	}
-	if h.sleep == nil {
-		h.sleep = sleepContext
 	}
 	if h.newRequestID == nil {
 		h.newRequestID = randomID
 	}
 	h.auth = &authenticator{
-		source:       opts.Token,
+		source:       opts.IngestToken,
 		ttl:          orDefault(opts.TokenTTL, DefaultTokenTTL),
 		refreshEvery: orDefault(opts.TokenRefresh, DefaultTokenRefresh),
 		now:          h.now,
@@ -150,8 +141,43 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
+// check reports the first missing dependency or negative value, naming the
+// field.
+func (o Options) check() error {
+	switch {
+	case o.Sender == nil:
+		return errors.New("Options.Sender is required")
+	case o.IngestToken == nil:
+		return errors.New("Options.IngestToken is required")
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"Limits.MaxBodyBytes", o.Limits.MaxBodyBytes},
+		{"Limits.MaxProfiles", int64(o.Limits.MaxProfiles)},
+		{"Limits.MaxIdentitiesPerNS", int64(o.Limits.MaxIdentitiesPerNS)},
+		{"Limits.MaxAudiencesPerProfile", int64(o.Limits.MaxAudiencesPerProfile)},
+		{"Limits.MaxFailures", int64(o.Limits.MaxFailures)},
+		{"Limits.MaxChanges", int64(o.Limits.MaxChanges)},
+		{"MaxMessageBytes", int64(o.MaxMessageBytes)},
+		{"SendRetry.Attempts", int64(o.SendRetry.Attempts)},
+		{"SendRetry.Base", int64(o.SendRetry.Base)},
+		{"SendRetry.Max", int64(o.SendRetry.Max)},
+		{"RetryAfter", int64(o.RetryAfter)},
+		{"TokenTTL", int64(o.TokenTTL)},
+		{"TokenRefresh", int64(o.TokenRefresh)},
+	} {
+		if f.v < 0 {
+			return fmt.Errorf("Options.%s is negative (%d)", f.name, f.v)
+		}
+	}
+	return nil
+}
+
+// orDefault is v, or def when v is zero (New has refused negative values).
 func orDefault[T int | int64 | time.Duration](v, def T) T {
-	if v <= 0 {
+	if v == 0 {
 		return def
 	}
 	return v
@@ -327,15 +353,4 @@ func randomID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	return hex.EncodeToString(b[:])
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -116,9 +116,9 @@ func TestSQSEndToEnd(t *testing.T) {
 	logs := &syncBuffer{}
 	rec := &recordingSender{next: queue.NewSQS(moto.SQS(), queueURL)}
 	h, err := New(Options{
-		Sender: rec,
-		Token:  NewSecretToken(moto.SecretsManager(), secretID),
-		Logger: slog.New(slog.NewJSONHandler(logs, nil)),
+		Sender:      rec,
+		IngestToken: NewSecretIngestToken(moto.SecretsManager(), secretID),
+		Logger:      slog.New(slog.NewJSONHandler(logs, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +232,7 @@ func TestSecretRotation(t *testing.T) {
 	clock := fake.NewClock(time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC))
 	h, err := New(Options{
 		Sender:       queue.NewSQS(moto.SQS(), queueURL),
-		Token:        NewSecretToken(moto.SecretsManager(), secretID),
+		IngestToken:  NewSecretIngestToken(moto.SecretsManager(), secretID),
 		Now:          clock.Now,
 		TokenRefresh: time.Minute,
 	})
@@ -259,7 +259,7 @@ func TestSecretRotation(t *testing.T) {
 	}
 
 	// A secret that does not exist: 503, never 2xx, never 401.
-	h2, _ := New(Options{Sender: queue.NewSQS(moto.SQS(), queueURL), Token: NewSecretToken(moto.SecretsManager(), "no-such-secret")})
+	h2, _ := New(Options{Sender: queue.NewSQS(moto.SQS(), queueURL), IngestToken: NewSecretIngestToken(moto.SecretsManager(), "no-such-secret")})
 	if resp := invoke(t, h2, PathAudiences, "first-token", body, false); resp.StatusCode != http.StatusServiceUnavailable || resp.Headers["Retry-After"] == "" {
 		t.Fatalf("missing secret: status %d (Retry-After %q), want 503", resp.StatusCode, resp.Headers["Retry-After"])
 	}

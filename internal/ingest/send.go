@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -35,7 +34,9 @@ type sendResult struct {
 }
 
 // sendAll offers msgs to the sender in batches of at most queue.MaxBatch and
-// offers the failed ones again with exponential backoff, until all are
+// offers the failed ones again after the send policy's jittered backoff (one
+// round per policy attempt; retry.Do does not fit, as each round re-offers
+// only the messages that failed), until all are
 // enqueued, the attempts are used up, or the request's deadline leaves no room
 // for another round. Messages keep their relative order in every round.
 func (h *Handler) sendAll(ctx context.Context, msgs []queue.Outgoing, log *slog.Logger) sendResult {
@@ -77,14 +78,14 @@ func (h *Handler) sendAll(ctx context.Context, msgs []queue.Outgoing, log *slog.
 		if len(pending) == 0 {
 			break
 		}
-		if res.attempts >= h.sendAttempts {
+		if res.attempts >= h.sendRetry.Attempts {
 			break
 		}
-		delay := h.backoff(res.attempts)
+		delay := h.sendRetry.Delay(res.attempts, nil)
 		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < delay+responseMargin {
 			break
 		}
-		if err := h.sleep(ctx, delay); err != nil {
+		if err := h.sendRetry.Sleep(ctx, delay); err != nil {
 			break
 		}
 		res.retried += len(pending)
@@ -103,16 +104,4 @@ func failedIndices(bad []int, n int) (idx []int, ok bool) {
 		return nil, false
 	}
 	return idx, true
-}
-
-// backoff is the wait before send round attempt+1: exponential from
-// backoffBase, capped at backoffMax, with the upper half jittered so that
-// concurrent requests do not retry in step.
-func (h *Handler) backoff(attempt int) time.Duration {
-	d := h.backoffBase << min(attempt-1, 20)
-	if d <= 0 || d > h.backoffMax {
-		d = h.backoffMax
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pinlist/pinlist/internal/config"
 )
 
 // LoadOptions configure RunLoad; zero fields take the defaults.
@@ -32,8 +34,8 @@ type LoadOptions struct {
 	FixedDuration     time.Duration
 	FixedBodyProfiles int
 	// MaxRecords is the connector's most records per Pinterest call
-	// (default 5,000, PINLIST_MAX_RECORDS_PER_REQUEST's default): the lower
-	// bound of the calls is computed with it.
+	// (default config.DefaultMaxRecordsPerRequest): the lower bound of the
+	// calls is computed with it.
 	MaxRecords int
 	// ServePID is the process whose peak memory is reported (0: none).
 	ServePID int
@@ -77,7 +79,7 @@ func (o LoadOptions) withDefaults() LoadOptions {
 		o.FixedBodyProfiles = 50
 	}
 	if o.MaxRecords <= 0 {
-		o.MaxRecords = 5000
+		o.MaxRecords = config.DefaultMaxRecordsPerRequest
 	}
 	if o.MarkerEvery <= 0 {
 		o.MarkerEvery = 200 * time.Millisecond

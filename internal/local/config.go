@@ -86,8 +86,8 @@ type Config struct {
 	VisibilityTimeout time.Duration
 	MaxReceive        int
 	// RetryBase and RetryMax shape the delay before a failed message is
-	// delivered again: RetryBase doubled per earlier delivery, at most
-	// RetryMax.
+	// delivered again: drawn up to RetryBase doubled per earlier delivery,
+	// at most RetryMax (retry.Policy's full jitter).
 	RetryBase time.Duration
 	RetryMax  time.Duration
 	// BatchSize is the most messages of one audience an upload batch takes
@@ -115,7 +115,8 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Stdout receives the start banner and the progress lines; nil discards.
 	Stdout io.Writer
-	// Logger receives the JSON logs; nil discards.
+	// Logger receives the JSON logs; nil means slog.Default(), as in every
+	// service package.
 	Logger *slog.Logger
 }
 
@@ -201,7 +202,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Stdout = io.Discard
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
+		c.Logger = slog.Default()
 	}
 	for _, a := range []struct{ name, addr string }{{"address", c.Addr}, {"simulator address", c.SimAddr}} {
 		if _, _, err := net.SplitHostPort(a.addr); err != nil {

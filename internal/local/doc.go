@@ -37,8 +37,8 @@
 //
 // Lambda's SQS event source leaves a failed message hidden until its
 // visibility timeout ends. Locally a failed message is instead released at
-// once with a delay that doubles with its receive count (Config.RetryBase,
-// at most Config.RetryMax), as an SQS consumer does with
+// once with a jittered delay (internal/retry) whose ceiling doubles with its
+// receive count (Config.RetryBase, at most Config.RetryMax), as an SQS consumer does with
 // ChangeMessageVisibility. Its group stays locked until the delay ends, so
 // order is kept exactly as in production, and a Pinterest hiccup costs
 // seconds rather than a whole visibility timeout. After Config.MaxReceive

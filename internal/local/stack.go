@@ -20,6 +20,7 @@ import (
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/refresh"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/token"
 	"github.com/pinlist/pinlist/internal/upload"
 )
@@ -43,8 +44,8 @@ type Stack struct {
 	cfg         Config
 	log         *slog.Logger
 	queue       *queue.Local
-	tokens      *token.Source
-	refreshNow  chan struct{} // token trouble: run the refresh check now
+	accessToken *token.AccessTokenSource // the Pinterest access token the uploads use
+	refreshNow  chan struct{}            // token trouble: run the refresh check now
 	refresher   *refresh.Refresher
 	count       *counters
 	progressOut *progressPrinter
@@ -152,14 +153,13 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		poll:         cfg.PollInterval,
 		batchSize:    cfg.BatchSize,
 		batchTimeout: cfg.VisibilityTimeout - cfg.VisibilityTimeout/10,
-		retryBase:    cfg.RetryBase,
-		retryMax:     cfg.RetryMax,
+		retry:        retry.Policy{Base: cfg.RetryBase, Max: cfg.RetryMax},
 		log:          s.log.With("component", "worker"),
 	}
 	handler, err := ingest.New(ingest.Options{
-		Sender: &countingSender{q: s.queue, count: s.count, notify: w.notify},
-		Token:  ingest.StaticToken(s.ingestToken),
-		Logger: s.log.With("component", "ingest"),
+		Sender:      &countingSender{q: s.queue, count: s.count, notify: w.notify},
+		IngestToken: ingest.StaticIngestToken(s.ingestToken),
+		Logger:      s.log.With("component", "ingest"),
 	})
 	if err != nil {
 		ln.Close()
@@ -237,10 +237,10 @@ func (s *Stack) startPinterest(ctx context.Context, store token.FileStore) error
 // refresher over the token file.
 func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	cfg := s.cfg
-	s.tokens = token.NewSource(store)
+	s.accessToken = token.NewAccessTokenSource(store)
 	opts := []pinterest.Option{
 		pinterest.WithBaseURL(s.apiURL),
-		pinterest.WithTokenSource(s.tokens),
+		pinterest.WithTokenSource(s.accessToken),
 		pinterest.WithHTTPClient(&http.Client{Timeout: pinterestCallTimeout}),
 		pinterest.WithLogger(s.log.With("component", "pinterest")),
 	}
@@ -254,14 +254,15 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
-	up, err := upload.New(client,
-		upload.WithTokenInvalidator(tokenTrouble{s.tokens, s.refreshNow}),
-		upload.WithMaxRecordsPerRequest(cfg.MaxRecordsPerRequest),
-		upload.WithConnectionName(cfg.ConnectionName),
-		upload.WithLogger(s.log.With("component", "upload")),
+	up, err := upload.New(upload.Options{
+		Client:               client,
+		AccessToken:          tokenTrouble{s.accessToken, s.refreshNow},
+		MaxRecordsPerRequest: cfg.MaxRecordsPerRequest,
+		ConnectionName:       cfg.ConnectionName,
+		Logger:               s.log.With("component", "upload"),
 		// EMF lines are for CloudWatch; the progress line says the same here.
-		upload.WithMetricsOutput(io.Discard),
-	)
+		Metrics: io.Discard,
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -287,13 +288,13 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	return up, nil
 }
 
-// tokenTrouble is what the upload handler invalidates on a 401: the token
-// source (reload the token file) and, without blocking, a request to the
+// tokenTrouble is what the upload handler invalidates on a 401: the access
+// token source (reload the token file) and, without blocking, a request to the
 // refresh loop to check the token with Pinterest now — an access token
 // refused before its stored expiry is then refreshed at once, not at the
 // next scheduled run.
 type tokenTrouble struct {
-	src *token.Source
+	src *token.AccessTokenSource
 	now chan<- struct{}
 }
 
@@ -311,7 +312,7 @@ const refreshCheckGap = 5 * time.Second
 
 // refreshLoop runs the token refresh now, then every RefreshEvery and when
 // the uploads report token trouble. A refreshed pair makes the uploads'
-// token source reload it at once.
+// access token source reload it at once.
 func (s *Stack) refreshLoop(ctx context.Context) {
 	run := func(ctx context.Context) {
 		res, err := s.refresher.Run(ctx, false)
@@ -322,7 +323,7 @@ func (s *Stack) refreshLoop(ctx context.Context) {
 			return
 		}
 		if res.Refreshed {
-			s.tokens.Invalidate()
+			s.accessToken.Invalidate()
 		}
 	}
 	run(ctx)

@@ -323,7 +323,7 @@ func readQueueStatus(ctx context.Context, dataDir string) (*QueueStatus, error) 
 func readLists(ctx context.Context, opts StatusOptions, apiURL, adAccount string, store token.Store) ([]ListStatus, error) {
 	client, err := pinterest.NewClient(adAccount,
 		pinterest.WithBaseURL(apiURL),
-		pinterest.WithTokenSource(token.NewSource(store)),
+		pinterest.WithTokenSource(token.NewAccessTokenSource(store)),
 		pinterest.WithHTTPClient(opts.HTTPClient),
 		pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 2}),
 	)

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/upload"
 )
 
@@ -54,9 +55,10 @@ type workers struct {
 	poll         time.Duration
 	batchSize    int // messages per receive: queue.Local's BatchSize
 	batchTimeout time.Duration
-	retryBase    time.Duration
-	retryMax     time.Duration
-	log          *slog.Logger
+	// retry shapes the release delay of a failed message by its receive
+	// count (Attempts unused: the queue's MaxReceive bounds deliveries).
+	retry retry.Policy
+	log   *slog.Logger
 }
 
 // run is one worker. It receives until recv ends, and applies each batch
@@ -99,8 +101,8 @@ func (w *workers) notify() {
 }
 
 // apply hands b to the upload handler as the Lambda event source would,
-// deletes what was applied and releases what failed: with a backoff delay
-// that doubles with the receive count, or at once when work was cancelled
+// deletes what was applied and releases what failed: with a jittered backoff
+// delay whose ceiling doubles with the receive count, or at once when work was cancelled
 // (a shutdown: the messages are not at fault).
 func (w *workers) apply(work context.Context, b queue.Batch) {
 	ctx, cancel := context.WithTimeout(work, w.batchTimeout)
@@ -145,7 +147,7 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 		}
 	}
 	if len(retry) > 0 {
-		delay := w.retryDelay(firstFailed)
+		delay := w.retry.Delay(firstFailed, nil)
 		if work.Err() != nil {
 			delay = 0
 		} else {
@@ -155,16 +157,6 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 			w.log.LogAttrs(work, slog.LevelError, "release failed messages", slog.String("group", b.GroupID), slog.String("error", err.Error()))
 		}
 	}
-}
-
-// retryDelay is how long a message that failed on its n-th delivery waits
-// before the next: RetryBase·2^(n-1), at most RetryMax.
-func (w *workers) retryDelay(n int) time.Duration {
-	d := w.retryBase
-	for i := 1; i < n && d < w.retryMax; i++ {
-		d *= 2
-	}
-	return min(d, w.retryMax)
 }
 
 // sqsEvent is the event the Lambda SQS event source would deliver for b.

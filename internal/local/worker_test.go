@@ -15,6 +15,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/retry"
 )
 
 // fakeQueue records what the workers delete and release.
@@ -109,14 +110,16 @@ func newTestWorkers(q batchQueue, h batchHandler) *workers {
 	return &workers{
 		q: q, h: h, count: &counters{}, wake: make(chan struct{}, 1),
 		poll: time.Millisecond, batchSize: DefaultBatchSize, batchTimeout: time.Minute,
-		retryBase: time.Second, retryMax: 8 * time.Second,
-		log: slog.New(slog.DiscardHandler),
+		retry: retry.Policy{Base: time.Second, Max: 8 * time.Second},
+		log:   slog.New(slog.DiscardHandler),
 	}
 }
 
 // TestApplyDeletesWhatSucceededAndReleasesTheRest: the Lambda event source's
 // partial batch response, locally: the messages reported failed are
 // released with a backoff by receive count, the others deleted and counted.
+// wantReleased is keyed by the delay's ceiling: every message of one Release
+// shares one jittered delay in [0, ceiling].
 func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 	tests := []struct {
 		name         string
@@ -203,8 +206,22 @@ func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 			if diff := cmp.Diff(tc.wantDeleted, q.deleted); diff != "" {
 				t.Errorf("deleted (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff(tc.wantReleased, q.released); diff != "" {
-				t.Errorf("released (-want +got):\n%s", diff)
+			if len(q.released) != len(tc.wantReleased) {
+				t.Errorf("released %v, want %v (by ceiling)", q.released, tc.wantReleased)
+			}
+			for ceiling, want := range tc.wantReleased {
+				found := false
+				for d, got := range q.released {
+					if cmp.Equal(got, want) {
+						found = true
+						if d < 0 || d > ceiling {
+							t.Errorf("released %v after %s, want a delay in [0, %s]", got, d, ceiling)
+						}
+					}
+				}
+				if !found {
+					t.Errorf("released %v, want %v released in one call", q.released, want)
+				}
 			}
 			if got := w.count.applied.Load(); got != tc.wantApplied {
 				t.Errorf("applied = %d, want %d", got, tc.wantApplied)

@@ -12,11 +12,13 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
 	"golang.org/x/oauth2"
 
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/token"
 )
 
@@ -44,6 +46,29 @@ type awsStack struct {
 
 func newAWSStack(t *testing.T, tok func(access, refresh string) token.Token) *awsStack {
 	t.Helper()
+	return newAWSStackWith(t, tok, nil)
+}
+
+// faultySM is the Secrets Manager client with PutSecretValue failing with
+// err before it reaches moto; it counts the calls.
+type faultySM struct {
+	*secretsmanager.Client
+	err   error
+	calls int
+}
+
+func (f *faultySM) PutSecretValue(ctx context.Context, in *secretsmanager.PutSecretValueInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error) {
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	return f.Client.PutSecretValue(ctx, in, opts...)
+}
+
+// newAWSStackWith is newAWSStack with the token store's client swapped for
+// faulty when it is not nil.
+func newAWSStackWith(t *testing.T, tok func(access, refresh string) token.Token, faulty *faultySM) *awsStack {
+	t.Helper()
 	sim, err := pinterestsim.New(pinterestsim.Options{
 		AdAccounts: []string{simAdAccount},
 		Clients:    map[string]string{simClientID: simSecret},
@@ -64,8 +89,16 @@ func newAWSStack(t *testing.T, tok func(access, refresh string) token.Token) *aw
 	s.secretARN = moto.CreateSecret(t, "pinterest-token", string(value))
 	s.topicARN, s.alertsURL = moto.CreateTopicWithQueue(t, "alerts")
 
+	var store *token.SecretsManagerStore
+	if faulty != nil {
+		faulty.Client = moto.SecretsManager()
+		store = token.NewSecretsManagerStore(faulty, s.secretARN)
+	} else {
+		store = token.NewSecretsManagerStore(moto.SecretsManager(), s.secretARN)
+	}
+	store.Retry.Sleep = func(context.Context, time.Duration) error { return nil }
 	s.r, err = New(Options{
-		Store: token.NewSecretsManagerStore(moto.SecretsManager(), s.secretARN),
+		Store: store,
 		NewRefresher: func(t token.Token) TokenRefresher {
 			return pinterest.NewOAuth(pinterest.OAuthConfig{ClientID: t.ClientID, ClientSecret: t.ClientSecret,
 				BaseURL: s.apiURL, Now: func() time.Time { return now }})
@@ -74,7 +107,7 @@ func newAWSStack(t *testing.T, tok func(access, refresh string) token.Token) *aw
 		Connection:       "acme-prod",
 		ReconnectCommand: "pinlist connect --store secretsmanager:" + s.secretARN,
 		Now:              func() time.Time { return now },
-		Sleep:            func(context.Context, time.Duration) error { return nil },
+		Retry:            retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -144,6 +177,41 @@ func TestRefreshAgainstSecretsManagerAndTheSimulator(t *testing.T) {
 	}
 	if n := moto.ReceiveNotifications(t, s.alertsURL); len(n) != 0 {
 		t.Errorf("a healthy refresh alerted: %+v", n)
+	}
+}
+
+// TestStoreWriteIsRetriedAtOneLayer: the refresher and the Secrets Manager
+// store together try a refused write once and a throttled one exactly the
+// store's SavePolicy.Attempts times, never attempts × attempts.
+func TestStoreWriteIsRetriedAtOneLayer(t *testing.T) {
+	tests := []struct {
+		name      string
+		err       error
+		wantCalls int
+	}{
+		{"access denied is tried once", &smithy.GenericAPIError{Code: "AccessDeniedException", Message: "not allowed", Fault: smithy.FaultClient}, 1},
+		{"throttling is retried by the store only", &smithy.GenericAPIError{Code: "ThrottlingException", Message: "rate exceeded", Fault: smithy.FaultClient}, token.SavePolicy.Attempts},
+		{"server fault is retried by the store only", &smithy.GenericAPIError{Code: "InternalServiceError", Message: "oops", Fault: smithy.FaultServer}, token.SavePolicy.Attempts},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			faulty := &faultySM{err: tt.err}
+			s := newAWSStackWith(t, tokenLeft(5*24*time.Hour, 50*24*time.Hour), faulty)
+			before := s.secret(t, "AWSCURRENT")
+			_, err := s.r.Run(t.Context(), false)
+			if err == nil || !strings.Contains(err.Error(), "store the refreshed token") {
+				t.Fatalf("Run error = %v, want a failed store write", err)
+			}
+			if faulty.calls != tt.wantCalls {
+				t.Errorf("PutSecretValue called %d times, want %d", faulty.calls, tt.wantCalls)
+			}
+			if n := s.sim.Calls()[pinterestsim.RouteOAuthToken]; n != 1 {
+				t.Errorf("token endpoint called %d times, want 1", n)
+			}
+			if after := s.secret(t, "AWSCURRENT"); after.RefreshToken != before.RefreshToken {
+				t.Error("the secret changed although every write failed")
+			}
+		})
 	}
 }
 

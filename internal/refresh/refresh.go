@@ -18,14 +18,25 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/pinterest"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/token"
 )
 
 // DefaultAlertBefore is how long before the refresh token lapses a warning
 // goes out: a lapsed refresh token means a new OAuth grant (reconnect).
 const DefaultAlertBefore = 14 * 24 * time.Hour
+
+// DefaultRetry is how a transient failure of the token endpoint is retried:
+// 4 calls, jittered waits of at most 500 ms, 1 s and 2 s. Only the token
+// endpoint call is retried here: the store write is retried by the store
+// that owns it (token.SecretsManagerStore.Save), never again around it.
+var DefaultRetry = retry.Policy{Attempts: 4, Base: 500 * time.Millisecond, Max: 4 * time.Second}
+
+// DefaultConnection names the connection when Options.Connection is empty.
+const DefaultConnection = config.DefaultConnectionName
 
 // ErrReconnectNeeded marks failures only a new OAuth grant fixes: Pinterest
 // answered invalid_grant, the refresh token has lapsed, or no token is stored.
@@ -46,7 +57,7 @@ type Options struct {
 	// NewRefresher returns the OAuth client for the stored token's app.
 	NewRefresher func(t token.Token) TokenRefresher
 	// RefreshBefore: refresh when the access token expires within this
-	// window. Default 240h.
+	// window. Default config.DefaultRefreshBefore (PINLIST_REFRESH_BEFORE).
 	RefreshBefore time.Duration
 	// AlertBefore: warn when the refresh token expires within this window.
 	// Default DefaultAlertBefore.
@@ -55,7 +66,8 @@ type Options struct {
 	Alerts Alerter
 	// Metrics receives one CloudWatch EMF line per run; nil drops it.
 	Metrics *MetricsWriter
-	// Connection names the connection in alerts and metrics.
+	// Connection names the connection in alerts and metrics. Default
+	// DefaultConnection.
 	Connection string
 	// Probe, when set, checks a token that is not due yet against Pinterest
 	// and a refused one is refreshed at once (see Prober).
@@ -63,47 +75,60 @@ type Options struct {
 	// ReconnectCommand is the exact command an operator runs to reconnect;
 	// it is put into alerts.
 	ReconnectCommand string
-	// Attempts bounds the tries of a transient refresh failure and of the
-	// store write. Default 4.
-	Attempts int
-	// Backoff is the first wait between tries, doubled each time. Default 500ms.
-	Backoff time.Duration
-	Now     func() time.Time
-	Sleep   func(ctx context.Context, d time.Duration) error
-	Logger  *slog.Logger
+	// Retry shapes the retries of a transient token endpoint failure; zero
+	// fields take DefaultRetry's (a nil Sleep waits for real).
+	Retry retry.Policy
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// Logger receives the run's log lines; nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Refresher runs one refresh check at a time.
 type Refresher struct{ o Options }
 
-// New checks opts and fills in defaults.
+// New checks opts and fills in defaults: a zero field takes its default, a
+// negative one is an error naming it.
 func New(opts Options) (*Refresher, error) {
-	if opts.Store == nil || opts.NewRefresher == nil {
-		return nil, errors.New("refresh: Store and NewRefresher are required")
+	switch {
+	case opts.Store == nil:
+		return nil, errors.New("new refresher: Options.Store is required")
+	case opts.NewRefresher == nil:
+		return nil, errors.New("new refresher: Options.NewRefresher is required")
+	case opts.RefreshBefore < 0:
+		return nil, fmt.Errorf("new refresher: Options.RefreshBefore %s is negative", opts.RefreshBefore)
+	case opts.AlertBefore < 0:
+		return nil, fmt.Errorf("new refresher: Options.AlertBefore %s is negative", opts.AlertBefore)
+	case opts.Retry.Attempts < 0:
+		return nil, fmt.Errorf("new refresher: Options.Retry.Attempts %d is negative", opts.Retry.Attempts)
+	case opts.Retry.Base < 0:
+		return nil, fmt.Errorf("new refresher: Options.Retry.Base %s is negative", opts.Retry.Base)
+	case opts.Retry.Max < 0:
+		return nil, fmt.Errorf("new refresher: Options.Retry.Max %s is negative", opts.Retry.Max)
 	}
-	if opts.RefreshBefore <= 0 {
-		opts.RefreshBefore = 240 * time.Hour
+	if opts.RefreshBefore == 0 {
+		opts.RefreshBefore = config.DefaultRefreshBefore
 	}
-	if opts.AlertBefore <= 0 {
+	if opts.AlertBefore == 0 {
 		opts.AlertBefore = DefaultAlertBefore
 	}
-	if opts.Attempts <= 0 {
-		opts.Attempts = 4
+	if opts.Retry.Attempts == 0 {
+		opts.Retry.Attempts = DefaultRetry.Attempts
 	}
-	if opts.Backoff <= 0 {
-		opts.Backoff = 500 * time.Millisecond
+	if opts.Retry.Base == 0 {
+		opts.Retry.Base = DefaultRetry.Base
+	}
+	if opts.Retry.Max == 0 {
+		opts.Retry.Max = max(DefaultRetry.Max, opts.Retry.Base)
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Sleep == nil {
-		opts.Sleep = sleep
-	}
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = slog.Default()
 	}
 	if opts.Connection == "" {
-		opts.Connection = "pinlist"
+		opts.Connection = DefaultConnection
 	}
 	return &Refresher{o: opts}, nil
 }
@@ -194,7 +219,10 @@ func (r *Refresher) Run(ctx context.Context, force bool) (Result, error) {
 	next.RefreshedAt = now
 
 	// The old refresh token may be dead now: storing the new pair comes first.
-	if err := r.save(ctx, next); err != nil {
+	// The store retries its own transient failures (SecretsManagerStore.Save
+	// does): one call here, so a refused write is tried once, not once per
+	// layer.
+	if err := r.o.Store.Save(ctx, next); err != nil {
 		log.ErrorContext(ctx, "refreshed token could not be stored; the previous refresh token may no longer work",
 			"token", next, "error", err.Error())
 		return r.fail(ctx, r.result(next, now), fmt.Errorf("refresh: store the refreshed token: %w", err))
@@ -216,42 +244,29 @@ func (r *Refresher) refresh(ctx context.Context, t token.Token) (*pinterest.Toke
 		return nil, fmt.Errorf("refresh: the stored token has no refresh token: %w", ErrReconnectNeeded)
 	}
 	client := r.o.NewRefresher(t)
-	var err error
-	for attempt := 1; ; attempt++ {
-		var fresh *pinterest.Token
+	var fresh *pinterest.Token
+	attempts := 0
+	err := retry.Do(ctx, r.o.Retry, func(err error) bool {
+		return !errors.Is(err, pinterest.ErrReconnectNeeded) && pinterest.IsRetryable(err)
+	}, func(ctx context.Context) error {
+		attempts++
+		var err error
 		fresh, err = client.Refresh(ctx, t.RefreshToken)
-		switch {
-		case err == nil:
-			if fresh.RefreshToken == "" {
-				fresh.RefreshToken = t.RefreshToken
-			}
-			return fresh, nil
-		case errors.Is(err, pinterest.ErrReconnectNeeded):
-			return nil, fmt.Errorf("refresh: Pinterest refused the refresh token: %w: %w", ErrReconnectNeeded, err)
-		case !pinterest.IsRetryable(err) || attempt >= r.o.Attempts:
-			return nil, fmt.Errorf("refresh: after %d attempts: %w", attempt, err)
+		return err
+	}, func(attempt int, wait time.Duration, err error) {
+		r.o.Logger.WarnContext(ctx, "token refresh failed, retrying", "attempt", attempt, "wait", wait.String(), "error", err.Error())
+	})
+	switch {
+	case err == nil:
+		if fresh.RefreshToken == "" {
+			fresh.RefreshToken = t.RefreshToken
 		}
-		r.o.Logger.WarnContext(ctx, "token refresh failed, retrying", "attempt", attempt, "error", err.Error())
-		if serr := r.o.Sleep(ctx, r.o.Backoff<<(attempt-1)); serr != nil {
-			return nil, fmt.Errorf("refresh: %w (gave up waiting: %w)", err, serr)
-		}
+		return fresh, nil
+	case errors.Is(err, pinterest.ErrReconnectNeeded):
+		return nil, fmt.Errorf("refresh: Pinterest refused the refresh token: %w: %w", ErrReconnectNeeded, err)
+	default:
+		return nil, fmt.Errorf("refresh: after %d attempts: %w", attempts, err)
 	}
-}
-
-func (r *Refresher) save(ctx context.Context, t token.Token) error {
-	var err error
-	for attempt := 1; attempt <= r.o.Attempts; attempt++ {
-		if err = r.o.Store.Save(ctx, t); err == nil {
-			return nil
-		}
-		r.o.Logger.WarnContext(ctx, "storing the refreshed token failed, retrying", "attempt", attempt, "error", err.Error())
-		if attempt < r.o.Attempts {
-			if serr := r.o.Sleep(ctx, r.o.Backoff<<(attempt-1)); serr != nil {
-				return errors.Join(err, serr)
-			}
-		}
-	}
-	return err
 }
 
 // fail logs, counts and alerts a failed run, then returns err.
@@ -326,16 +341,5 @@ func (r *Refresher) emit(res Result, failed bool) {
 	}
 	if err := r.o.Metrics.Write(r.o.Connection, m); err != nil {
 		r.o.Logger.Warn("could not write the refresh metrics", "error", err.Error())
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/pinlist/pinlist/internal/pinterest"
+	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/token"
 )
 
@@ -112,7 +113,7 @@ func newHarness(t *testing.T, tok *token.Token) *harness {
 		Connection:       "test-conn",
 		ReconnectCommand: "pinlist connect --store secretsmanager:pinlist-token",
 		Now:              func() time.Time { return now },
-		Sleep:            func(context.Context, time.Duration) error { return nil },
+		Retry:            retry.Policy{Sleep: func(context.Context, time.Duration) error { return nil }},
 		Logger:           slog.New(slog.NewJSONHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -290,12 +291,15 @@ func TestPersistentTransientFailureAlerts(t *testing.T) {
 	}
 }
 
-func TestStoreWriteIsRetried(t *testing.T) {
+// TestStoreWriteIsNotRetriedHere: the store owns the retries of its write
+// (SecretsManagerStore.Save retries throttling and server faults); the
+// refresher calls Save once, so retries never nest.
+func TestStoreWriteIsNotRetriedHere(t *testing.T) {
 	h := newHarness(t, storedToken(time.Hour, 50*24*time.Hour))
-	h.store.failSaves = 2
-	res, err := h.r.Run(context.Background(), false)
-	if err != nil || !res.Refreshed || h.store.saves != 3 || h.store.tok.RefreshToken != newRefresh {
-		t.Fatalf("res %+v err %v saves %d", res, err, h.store.saves)
+	h.store.failSaves = 1
+	_, err := h.r.Run(context.Background(), false)
+	if err == nil || h.store.saves != 1 {
+		t.Fatalf("err %v saves %d; want an error after one save", err, h.store.saves)
 	}
 }
 
@@ -306,8 +310,8 @@ func TestStoreWriteFailureIsAnErrorAndLogsNoToken(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "store the refreshed token") {
 		t.Fatalf("err = %v", err)
 	}
-	if h.store.saves != 4 || len(h.alerts.got) != 1 {
-		t.Errorf("saves %d alerts %d; want 4 and 1", h.store.saves, len(h.alerts.got))
+	if h.store.saves != 1 || len(h.alerts.got) != 1 {
+		t.Errorf("saves %d alerts %d; want 1 and 1", h.store.saves, len(h.alerts.got))
 	}
 	if !strings.Contains(h.logs.String(), "could not be stored") {
 		t.Error("the lost token was not logged (without its secrets)")
@@ -342,5 +346,46 @@ func TestNothingStoredNeedsReconnect(t *testing.T) {
 	_, err := h.r.Run(context.Background(), false)
 	if !errors.Is(err, ErrReconnectNeeded) || len(h.alerts.got) != 1 {
 		t.Fatalf("err %v alerts %d", err, len(h.alerts.got))
+	}
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	valid := func() Options {
+		return Options{Store: &memStore{}, NewRefresher: func(token.Token) TokenRefresher { return &fakeOAuth{} }}
+	}
+	tests := []struct {
+		name      string
+		mod       func(*Options)
+		wantField string // "" means New succeeds
+	}{
+		{"defaults", func(*Options) {}, ""},
+		{"no store", func(o *Options) { o.Store = nil }, "Options.Store"},
+		{"no refresher", func(o *Options) { o.NewRefresher = nil }, "Options.NewRefresher"},
+		{"negative refresh window", func(o *Options) { o.RefreshBefore = -time.Hour }, "Options.RefreshBefore"},
+		{"negative alert window", func(o *Options) { o.AlertBefore = -time.Hour }, "Options.AlertBefore"},
+		{"negative attempts", func(o *Options) { o.Retry.Attempts = -1 }, "Options.Retry.Attempts"},
+		{"negative backoff", func(o *Options) { o.Retry.Base = -time.Second }, "Options.Retry.Base"},
+		{"negative backoff cap", func(o *Options) { o.Retry.Max = -time.Second }, "Options.Retry.Max"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			opts := valid()
+			tc.mod(&opts)
+			r, err := New(opts)
+			if tc.wantField == "" {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				o := r.o
+				if o.RefreshBefore != 240*time.Hour || o.AlertBefore != DefaultAlertBefore || o.Retry.Attempts != DefaultRetry.Attempts ||
+					o.Retry.Base != DefaultRetry.Base || o.Logger != slog.Default() || o.Connection != DefaultConnection {
+					t.Errorf("zero options did not take the defaults: %+v", o)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantField) {
+				t.Fatalf("New = %v, want an error naming %s", err, tc.wantField)
+			}
+		})
 	}
 }

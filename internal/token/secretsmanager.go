@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/pinlist/pinlist/internal/retry"
 )
 
 // secretGetter is the part of the Secrets Manager client that reads.
@@ -28,14 +30,12 @@ type smAPI interface {
 
 var _ smAPI = (*secretsmanager.Client)(nil)
 
-// Save's retries on top of the SDK's own (3 attempts per call): 5 calls,
-// 250 ms, 500 ms, 1 s, 2 s apart, about 4 s in all, which fits a refresh
-// Lambda's timeout.
-const (
-	putAttempts = 5
-	putBackoff  = 250 * time.Millisecond
-	maxBackoff  = 2 * time.Second
-)
+// SavePolicy is how Save retries a transient failure (the SDK's own retries
+// are turned off for the write, so this is the only layer): 5 calls, with jittered waits of at most
+// 250 ms, 500 ms, 1 s and 2 s, at most about 4 s in all, which fits a refresh
+// Lambda's timeout. Save is the one layer that retries the write: callers
+// (the refresh step) call it once.
+var SavePolicy = retry.Policy{Attempts: 5, Base: 250 * time.Millisecond, Max: 2 * time.Second}
 
 // SecretsManagerStore keeps the token as the JSON value of one Secrets
 // Manager secret (documented in docs/TOKEN.md). The secret must exist (the
@@ -45,8 +45,9 @@ type SecretsManagerStore struct {
 	client   smAPI
 	secretID string
 
-	// sleep waits between Save's attempts; tests replace it.
-	sleep func(ctx context.Context, d time.Duration) error
+	// Retry is how Save retries a transient failure: SavePolicy unless
+	// replaced after construction (tests replace its Sleep).
+	Retry retry.Policy
 }
 
 var _ Store = (*SecretsManagerStore)(nil)
@@ -54,7 +55,7 @@ var _ Store = (*SecretsManagerStore)(nil)
 // NewSecretsManagerStore returns the store for secretID (a name or an ARN).
 // client is usually a *secretsmanager.Client.
 func NewSecretsManagerStore(client smAPI, secretID string) *SecretsManagerStore {
-	return &SecretsManagerStore{client: client, secretID: secretID, sleep: sleepContext}
+	return &SecretsManagerStore{client: client, secretID: secretID, Retry: SavePolicy}
 }
 
 // Load reads the secret's current value; ErrNotFound when the secret does not
@@ -91,24 +92,21 @@ func (s *SecretsManagerStore) Save(ctx context.Context, t Token) error {
 		SecretString:       aws.String(string(data)),
 		ClientRequestToken: aws.String(newRequestToken()),
 	}
-	backoff := putBackoff
-	for attempt := 1; ; attempt++ {
-		_, err := s.client.PutSecretValue(ctx, in)
-		if err == nil {
-			return nil
-		}
-		var nf *types.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return fmt.Errorf("save token to secret %s: %w: %w", s.secretID, ErrNotFound, err)
-		}
-		if !transient(err) || attempt == putAttempts {
-			return fmt.Errorf("save token to secret %s (attempt %d of %d): %w", s.secretID, attempt, putAttempts, err)
-		}
-		if err := s.sleep(ctx, backoff); err != nil {
-			return fmt.Errorf("save token to secret %s (attempt %d of %d): %w", s.secretID, attempt, putAttempts, err)
-		}
-		backoff = min(2*backoff, maxBackoff)
+	attempts := 0
+	err = retry.Do(ctx, s.Retry, transient, func(ctx context.Context) error {
+		attempts++
+		// The SDK's own retries are off for this call: Save's policy is
+		// the one layer that retries it.
+		_, err := s.client.PutSecretValue(ctx, in, func(o *secretsmanager.Options) { o.RetryMaxAttempts = 1 })
+		return err
+	}, nil)
+	if err == nil {
+		return nil
 	}
+	if _, ok := errors.AsType[*types.ResourceNotFoundException](err); ok {
+		return fmt.Errorf("save token to secret %s: %w: %w", s.secretID, ErrNotFound, err)
+	}
+	return fmt.Errorf("save token to secret %s (attempt %d of %d): %w", s.secretID, attempts, max(s.Retry.Attempts, 1), err)
 }
 
 // transient reports whether a failed call may succeed when repeated: a
@@ -136,17 +134,6 @@ func newRequestToken() string {
 	b := make([]byte, 16)
 	rand.Read(b) // never fails (crypto/rand, Go 1.24+)
 	return hex.EncodeToString(b)
-}
-
-func sleepContext(ctx context.Context, d time.Duration) error {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-timer.C:
-		return nil
-	}
 }
 
 // IngestTokenFromSecret reads the ingest token: the current value of the

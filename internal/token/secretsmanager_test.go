@@ -139,7 +139,7 @@ func TestSecretsManagerStoreRetryAfterALostAnswerAddsNoVersion(t *testing.T) {
 	client := &lossySM{smAPI: moto.SecretsManager(), lose: 2}
 	s := NewSecretsManagerStore(client, id)
 	var waits []time.Duration
-	s.sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+	s.Retry.Sleep = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
 
 	next := first
 	next.RefreshToken = "pinr_ROTATED"
@@ -149,8 +149,8 @@ func TestSecretsManagerStoreRetryAfterALostAnswerAddsNoVersion(t *testing.T) {
 	if len(client.tokens) != 3 || client.tokens[0] != client.tokens[1] || client.tokens[1] != client.tokens[2] || len(client.tokens[0]) < 32 {
 		t.Fatalf("ClientRequestTokens sent = %q, want one token of 32+ characters on all 3 attempts", client.tokens)
 	}
-	if want := []time.Duration{250 * time.Millisecond, 500 * time.Millisecond}; !cmp.Equal(waits, want) {
-		t.Fatalf("waits = %v, want %v", waits, want)
+	if len(waits) != 2 || waits[0] > SavePolicy.Ceiling(1) || waits[1] > SavePolicy.Ceiling(2) {
+		t.Fatalf("waits = %v, want 2 within SavePolicy's ceilings %s and %s", waits, SavePolicy.Ceiling(1), SavePolicy.Ceiling(2))
 	}
 	versions, err := moto.SecretsManager().ListSecretVersionIds(t.Context(), &secretsmanager.ListSecretVersionIdsInput{SecretId: aws.String(id)})
 	if err != nil {
@@ -215,7 +215,7 @@ func TestSecretsManagerStoreSaveRetries(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			client := &scriptedSM{errs: tt.errs}
 			s := NewSecretsManagerStore(client, "pinlist/token")
-			s.sleep = func(context.Context, time.Duration) error { return nil }
+			s.Retry.Sleep = func(context.Context, time.Duration) error { return nil }
 			err := s.Save(t.Context(), sampleToken())
 			if (err != nil) != tt.wantErr || client.calls != tt.wantCalls {
 				t.Fatalf("Save = %v after %d calls; want error %v after %d", err, client.calls, tt.wantErr, tt.wantCalls)
@@ -235,7 +235,7 @@ func TestSecretsManagerStoreSaveStopsWhenTheContextEnds(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	client := &scriptedSM{errs: []error{&types.InternalServiceError{}, &types.InternalServiceError{}}}
 	s := NewSecretsManagerStore(client, "pinlist/token")
-	s.sleep = func(ctx context.Context, _ time.Duration) error { cancel(); return ctx.Err() }
+	s.Retry.Sleep = func(ctx context.Context, _ time.Duration) error { cancel(); return ctx.Err() }
 	if err := s.Save(ctx, sampleToken()); !errors.Is(err, context.Canceled) || client.calls != 1 {
 		t.Fatalf("Save = %v after %d calls; want context.Canceled after 1", err, client.calls)
 	}

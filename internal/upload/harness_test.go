@@ -96,7 +96,7 @@ type envConfig struct {
 	simMax     int
 	wrap       func(http.Handler) http.Handler // around the simulator
 	store      token.Store                     // nil: a memStore (env.store)
-	opts       []upload.Option
+	opts       func(*upload.Options)
 }
 
 // fastRetry keeps retries bounded and quick in tests.
@@ -136,7 +136,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if err := store.Save(context.Background(), tok); err != nil {
 		tb.Fatalf("store the token: %v", err)
 	}
-	src := newTokenSource(store)
+	src := token.NewAccessTokenSource(store)
 	e.client, err = pinterest.NewClient(adAccount,
 		pinterest.WithBaseURL(e.url),
 		pinterest.WithTokenSource(src),
@@ -146,24 +146,23 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if err != nil {
 		tb.Fatalf("new pinterest client: %v", err)
 	}
-	opts := []upload.Option{
-		upload.WithTokenInvalidator(src),
-		upload.WithMetricsOutput(e.metrics),
-		upload.WithLogger(slog.New(slog.NewJSONHandler(e.logs, nil))),
-		upload.WithConnectionName("test-connection"),
+	opts := upload.Options{
+		Client:               e.client,
+		AccessToken:          src,
+		MaxRecordsPerRequest: cfg.maxRecords,
+		ConnectionName:       "test-connection",
+		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
+		Metrics:              e.metrics,
 	}
-	if cfg.maxRecords > 0 {
-		opts = append(opts, upload.WithMaxRecordsPerRequest(cfg.maxRecords))
+	if cfg.opts != nil {
+		cfg.opts(&opts)
 	}
-	e.h, err = upload.New(e.client, append(opts, cfg.opts...)...)
+	e.h, err = upload.New(opts)
 	if err != nil {
 		tb.Fatalf("new upload handler: %v", err)
 	}
 	return e
 }
-
-// newTokenSource is the token source the handler reloads on a 401.
-func newTokenSource(store token.Store) *token.Source { return token.NewSource(store) }
 
 // hashOf is the identifier hash of a made-up person.
 func hashOf(s string) string {

@@ -56,8 +56,8 @@ func newPipeline(t *testing.T, maxReceiveCount int, cfg envConfig) *pipeline {
 	p.queueURL, p.dlqURL = moto.CreateFIFOQueueWithDLQ(t, "upload-pipeline", maxReceiveCount, 30*time.Second)
 	var err error
 	p.ingest, err = ingest.New(ingest.Options{
-		Sender: queue.NewSQS(moto.SQS(), p.queueURL),
-		Token:  ingest.StaticToken(ingestToken),
+		Sender:      queue.NewSQS(moto.SQS(), p.queueURL),
+		IngestToken: ingest.StaticIngestToken(ingestToken),
 		// Small messages: each audience spans several, so FIFO order,
 		// batching and coalescing across messages all come into play.
 		MaxMessageBytes: 4 << 10,

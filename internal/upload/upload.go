@@ -1,6 +1,7 @@
 package upload
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,9 +34,10 @@ type Client interface {
 
 var _ Client = (*pinterest.Client)(nil)
 
-// TokenInvalidator drops a cached access token, so that the next call reads
-// the token store again (token.Source does this).
-type TokenInvalidator interface {
+// AccessTokenInvalidator drops a cached Pinterest OAuth access token, so that
+// the next call reads the token store again (token.AccessTokenSource does
+// this).
+type AccessTokenInvalidator interface {
 	Invalidate()
 }
 
@@ -43,113 +45,86 @@ type TokenInvalidator interface {
 // handler stops starting Pinterest calls.
 const DefaultDeadlineMargin = 5 * time.Second
 
+// Options configures a Handler. Client is required; the zero value of every
+// other field means its default, and an invalid one is an error naming the
+// field.
+type Options struct {
+	// Client writes to Pinterest (a *pinterest.Client).
+	Client Client
+	// AccessToken is told to reload the Pinterest access token when
+	// Pinterest answers 401. Without it a 401 fails the items at once.
+	AccessToken AccessTokenInvalidator
+	// MaxRecordsPerRequest is the most records one customer list call
+	// carries (PINLIST_MAX_RECORDS_PER_REQUEST; default
+	// config.DefaultMaxRecordsPerRequest).
+	MaxRecordsPerRequest int
+	// DeadlineMargin is how long before the invocation's deadline no new
+	// Pinterest call is started (default DefaultDeadlineMargin; at most a
+	// quarter of the time the invocation has left). Calls already running
+	// are cancelled at half the margin before the deadline, which leaves
+	// time to answer with the batch item failures.
+	DeadlineMargin time.Duration
+	// ConnectionName is the value of the metrics' Connection dimension
+	// (PINLIST_CONNECTION_NAME; default config.DefaultConnectionName).
+	ConnectionName string
+	// Logger receives the handler's log lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics is where the EMF metrics lines go (os.Stdout when nil, where
+	// Lambda's log capture picks them up).
+	Metrics io.Writer
+	// Now is the clock that tells whether the deadline is near (time.Now
+	// when nil).
+	Now func() time.Time
+}
+
 // Handler applies SQS batches of audience messages to Pinterest customer
 // lists. It caches the lists it has found or created for the life of the
 // process (the Lambda container), and is safe for concurrent use.
 type Handler struct {
-	client     Client
-	tokens     TokenInvalidator
-	maxRecords int
-	margin     time.Duration
-	connection string
-	logger     *slog.Logger
-	metrics    io.Writer
-	now        func() time.Time
+	client      Client
+	accessToken AccessTokenInvalidator
+	maxRecords  int
+	margin      time.Duration
+	connection  string
+	logger      *slog.Logger
+	metrics     io.Writer
+	now         func() time.Time
 
 	mu    sync.Mutex
 	lists map[listKey]listInfo
 	names map[string]naming // by audience key
 }
 
-// Option configures a Handler.
-type Option func(*Handler)
-
-// WithTokenInvalidator sets what is told to reload the access token when
-// Pinterest answers 401. Without it a 401 fails the items at once.
-func WithTokenInvalidator(t TokenInvalidator) Option {
-	return func(h *Handler) { h.tokens = t }
-}
-
-// WithMaxRecordsPerRequest sets the most records one customer list call
-// carries (PINLIST_MAX_RECORDS_PER_REQUEST; default 5000). Values below 1
-// keep the default.
-func WithMaxRecordsPerRequest(n int) Option {
-	return func(h *Handler) {
-		if n >= 1 {
-			h.maxRecords = n
-		}
-	}
-}
-
-// WithDeadlineMargin sets how long before the invocation's deadline no new
-// Pinterest call is started (default DefaultDeadlineMargin; at most a
-// quarter of the time the invocation has left). Calls already running are
-// cancelled at half the margin before the deadline, which leaves time to
-// answer with the batch item failures.
-func WithDeadlineMargin(d time.Duration) Option {
-	return func(h *Handler) {
-		if d > 0 {
-			h.margin = d
-		}
-	}
-}
-
-// WithConnectionName sets the value of the metrics' Connection dimension
-// (PINLIST_CONNECTION_NAME; default "pinlist").
-func WithConnectionName(name string) Option {
-	return func(h *Handler) {
-		if name != "" {
-			h.connection = name
-		}
-	}
-}
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option {
-	return func(h *Handler) {
-		if l != nil {
-			h.logger = l
-		}
-	}
-}
-
-// WithMetricsOutput sets where the EMF metrics lines go (default os.Stdout,
-// where Lambda's log capture picks them up).
-func WithMetricsOutput(w io.Writer) Option {
-	return func(h *Handler) {
-		if w != nil {
-			h.metrics = w
-		}
-	}
-}
-
-// WithClock sets the clock used to tell whether the deadline is near. For tests.
-func WithClock(now func() time.Time) Option {
-	return func(h *Handler) {
-		if now != nil {
-			h.now = now
-		}
-	}
-}
-
-// New returns a Handler that writes through client.
-func New(client Client, opts ...Option) (*Handler, error) {
-	if client == nil {
-		return nil, errors.New("new upload handler: nil Pinterest client")
+// New returns a Handler that writes through opts.Client.
+func New(opts Options) (*Handler, error) {
+	switch {
+	case opts.Client == nil:
+		return nil, errors.New("new upload handler: Options.Client is required")
+	case opts.MaxRecordsPerRequest < 0:
+		return nil, fmt.Errorf("new upload handler: Options.MaxRecordsPerRequest is negative (%d)", opts.MaxRecordsPerRequest)
+	case opts.DeadlineMargin < 0:
+		return nil, fmt.Errorf("new upload handler: Options.DeadlineMargin is negative (%s)", opts.DeadlineMargin)
 	}
 	h := &Handler{
-		client:     client,
-		maxRecords: config.DefaultMaxRecordsPerRequest,
-		margin:     DefaultDeadlineMargin,
-		connection: config.DefaultConnectionName,
-		logger:     slog.Default(),
-		metrics:    os.Stdout,
-		now:        time.Now,
-		lists:      map[listKey]listInfo{},
-		names:      map[string]naming{},
+		client:      opts.Client,
+		accessToken: opts.AccessToken,
+		maxRecords:  cmp.Or(opts.MaxRecordsPerRequest, config.DefaultMaxRecordsPerRequest),
+		margin:      cmp.Or(opts.DeadlineMargin, DefaultDeadlineMargin),
+		connection:  cmp.Or(opts.ConnectionName, config.DefaultConnectionName),
+		logger:      opts.Logger,
+		metrics:     opts.Metrics,
+		now:         opts.Now,
+		lists:       map[listKey]listInfo{},
+		names:       map[string]naming{},
 	}
-	for _, opt := range opts {
-		opt(h)
+	if h.logger == nil {
+		h.logger = slog.Default()
+	}
+	if h.metrics == nil {
+		h.metrics = os.Stdout
+	}
+	if h.now == nil {
+		h.now = time.Now
 	}
 	return h, nil
 }
@@ -195,12 +170,12 @@ func (b *batch) call(fn func(ctx context.Context) error) error {
 		if !errors.As(err, &unauthorized) {
 			return err
 		}
-		if b.reloaded || b.h.tokens == nil {
+		if b.reloaded || b.h.accessToken == nil {
 			b.stop = errStillUnauthorized
 			return errors.Join(errStillUnauthorized, err)
 		}
 		b.reloaded = true
-		b.h.tokens.Invalidate()
+		b.h.accessToken.Invalidate()
 		b.h.logger.LogAttrs(b.ctx, slog.LevelInfo, "pinterest answered 401; reloading the access token from the store")
 	}
 }

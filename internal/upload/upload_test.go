@@ -340,7 +340,7 @@ func TestAudienceMessageNamesTheAudiencesLists(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{})
 			if tt.wrap != nil {
-				h, err := upload.New(tt.wrap(e.client), upload.WithMetricsOutput(e.metrics))
+				h, err := upload.New(upload.Options{Client: tt.wrap(e.client), Metrics: e.metrics})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -601,7 +601,7 @@ func TestStopsStartingCallsNearTheDeadline(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	e := newEnv(t, envConfig{wrap: slow, opts: []upload.Option{upload.WithClock(clock.Now), upload.WithDeadlineMargin(2 * time.Second)}})
+	e := newEnv(t, envConfig{wrap: slow, opts: func(o *upload.Options) { o.Now, o.DeadlineMargin = clock.Now, 2*time.Second }})
 	ctx, cancel := context.WithDeadline(t.Context(), clock.Now().Add(10*time.Second))
 	defer cancel()
 	a, b := ref("aaaa"), ref("bbbb")
@@ -676,8 +676,30 @@ func TestEmptyBatch(t *testing.T) {
 	}
 }
 
-func TestNewRefusesANilClient(t *testing.T) {
-	if _, err := upload.New(nil); err == nil {
-		t.Fatal("New(nil) succeeded")
+func TestNewChecksOptions(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	tests := []struct {
+		name      string
+		opts      upload.Options
+		wantField string // "" means New succeeds
+	}{
+		{"defaults", upload.Options{Client: e.client}, ""},
+		{"no client", upload.Options{}, "Options.Client"},
+		{"negative records per request", upload.Options{Client: e.client, MaxRecordsPerRequest: -1}, "Options.MaxRecordsPerRequest"},
+		{"negative deadline margin", upload.Options{Client: e.client, DeadlineMargin: -time.Second}, "Options.DeadlineMargin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := upload.New(tt.opts)
+			if tt.wantField == "" {
+				if err != nil || h == nil {
+					t.Fatalf("New = %v, %v; want a handler", h, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantField) {
+				t.Fatalf("New = %v, want an error naming %s", err, tt.wantField)
+			}
+		})
 	}
 }

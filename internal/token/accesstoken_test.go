@@ -36,8 +36,8 @@ func (m *memStore) count() int {
 	return m.loads
 }
 
-func newTestSource(store Store, now time.Time) *Source {
-	s := NewSource(store)
+func newTestSource(store Store, now time.Time) *AccessTokenSource {
+	s := NewAccessTokenSource(store)
 	s.now = func() time.Time { return now }
 	return s
 }

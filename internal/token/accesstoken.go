@@ -10,8 +10,8 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// ErrExpired is returned by Source when the stored access token has expired:
-// the refresh step has not stored a new one (or the connection needs
+// ErrExpired is returned by AccessTokenSource when the stored access token
+// has expired: the refresh step has not stored a new one (or the connection needs
 // `pinlist connect`).
 var ErrExpired = errors.New("Pinterest access token expired")
 
@@ -24,13 +24,15 @@ const (
 	loadTimeout = 10 * time.Second
 )
 
-// Source is an oauth2.TokenSource over a Store: it loads the token once,
-// hands out its access token, and loads again after Invalidate (the upload
+// AccessTokenSource hands out the stored Pinterest OAuth access token as an
+// oauth2.TokenSource over a Store (not the ingest bearer token, which is
+// ingest.IngestTokenSource's): it loads the token once, hands out its access
+// token, and loads again after Invalidate (the upload
 // step calls it on a 401, when the refresh step may have stored a new token)
 // or when the cached access token is about to expire. It hands out only the
 // access token, never the refresh token or the client secret. It is safe for
 // concurrent use; concurrent callers share one load.
-type Source struct {
+type AccessTokenSource struct {
 	store Store
 	now   func() time.Time
 
@@ -38,24 +40,24 @@ type Source struct {
 	cached *Token // nil: load on next use
 }
 
-var _ oauth2.TokenSource = (*Source)(nil)
+var _ oauth2.TokenSource = (*AccessTokenSource)(nil)
 
-// NewSource returns a Source that loads from store.
-func NewSource(store Store) *Source {
-	return &Source{store: store, now: time.Now}
+// NewAccessTokenSource returns an AccessTokenSource that loads from store.
+func NewAccessTokenSource(store Store) *AccessTokenSource {
+	return &AccessTokenSource{store: store, now: time.Now}
 }
 
 // Token returns the access token as an oauth2.Token (TokenType Bearer, with
 // its expiry), loading from the store when needed with a 10-second bound.
 // Prefer TokenContext where a context is at hand.
-func (s *Source) Token() (*oauth2.Token, error) {
+func (s *AccessTokenSource) Token() (*oauth2.Token, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 	defer cancel()
 	return s.TokenContext(ctx)
 }
 
 // TokenContext is Token with the caller's context for the load.
-func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
+func (s *AccessTokenSource) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
@@ -77,7 +79,7 @@ func (s *Source) TokenContext(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // Invalidate drops the cached token: the next Token loads from the store.
-func (s *Source) Invalidate() {
+func (s *AccessTokenSource) Invalidate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cached = nil
