@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 )
 
@@ -92,25 +93,6 @@ func olderID(a, b string) bool {
 	return a < b
 }
 
-// naming is an audience's display name and description, from its latest
-// audience message.
-type naming struct{ display, description string }
-
-// rememberName keeps an audience's naming for lists created later by this
-// process.
-func (h *Handler) rememberName(key string, n naming) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.names[key] = n
-}
-
-// name returns the naming remembered for an audience (zero when none).
-func (h *Handler) name(key string) naming {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.names[key]
-}
-
 // cached returns the cached list for k.
 func (h *Handler) cached(k listKey) (listInfo, bool) {
 	h.mu.Lock()
@@ -131,14 +113,14 @@ func (h *Handler) remember(k listKey, info listInfo) {
 // pinlist list it sees, so a cold container lists once, not once per
 // audience. An absent list is never cached: another container may create it
 // at any time.
-func (b *batch) findList(k listKey) (listInfo, bool, error) {
-	if info, ok := b.h.cached(k); ok {
+func (r *run) findList(k listKey) (listInfo, bool, error) {
+	if info, ok := r.h.cached(k); ok {
 		return info, true, nil
 	}
 	found := map[listKey]string{}
-	err := b.call(func(ctx context.Context) error {
+	err := r.call(func(ctx context.Context) error {
 		clear(found)
-		for l, err := range b.h.client.CustomerLists(ctx) {
+		for l, err := range r.h.o.Client.CustomerLists(ctx) {
 			if err != nil {
 				return err
 			}
@@ -153,14 +135,14 @@ func (b *batch) findList(k listKey) (listInfo, bool, error) {
 	if err != nil {
 		return listInfo{}, false, fmt.Errorf("look for customer list %q: %w", stableName(k.audience, k.list), err)
 	}
-	b.h.mu.Lock()
-	defer b.h.mu.Unlock()
+	r.h.mu.Lock()
+	defer r.h.mu.Unlock()
 	for fk, id := range found {
-		if _, ok := b.h.lists[fk]; !ok {
-			b.h.lists[fk] = listInfo{id: id}
+		if _, ok := r.h.lists[fk]; !ok {
+			r.h.lists[fk] = listInfo{id: id}
 		}
 	}
-	info, ok := b.h.lists[k]
+	info, ok := r.h.lists[k]
 	return info, ok, nil
 }
 
@@ -173,46 +155,42 @@ func addOldest(m map[listKey]string, k listKey, id string) {
 	}
 }
 
-// createList creates the customer list for k with its first records and a
-// CUSTOMER_LIST audience for it, and caches both.
-func (b *batch) createList(k listKey, display, description string, records []string) (listInfo, error) {
-	name := listName(k.audience, k.list, display)
+// createList creates the customer list for k with its first records
+// (never empty: Pinterest's create call carries them) and caches it. Its
+// CUSTOMER_LIST audience comes after (createAudience), once the records
+// are marked sent in the ledger.
+func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (listInfo, error) {
 	var created *pinterest.CustomerList
-	err := b.call(func(ctx context.Context) error {
+	err := r.call(func(ctx context.Context) error {
 		var err error
-		created, err = b.h.client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
-			Name: name, ListType: string(k.list), Records: records,
+		created, err = r.h.o.Client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
+			Name: listName(k.audience, k.list, n.Name), ListType: string(k.list), Records: records,
 		})
 		return err
 	})
 	if err != nil {
-		return listInfo{}, fmt.Errorf("create customer list %q: %w", stableName(k.audience, k.list), err)
+		return listInfo{}, fmt.Errorf("create customer list %q with %d records: %w", stableName(k.audience, k.list), len(records), err)
 	}
 	info := listInfo{id: created.ID}
-	b.h.remember(k, info)
-	b.listsCreated++
-	b.changesApplied += len(records)
-	// Nothing can target a list created a moment ago: create its audience
-	// without looking for one first.
-	if err := b.createAudience(k, info.id, name, description); err != nil {
-		return info, err
-	}
-	info.hasAudience = true
-	b.h.remember(k, info)
+	r.h.remember(k, info)
+	r.flushed.ListsCreated++
+	r.flushed.ListCalls++
+	r.flushed.RecordsSent += int64(len(records))
 	return info, nil
 }
 
 // ensureAudience makes sure a CUSTOMER_LIST audience targets the list info.
 // A list found by name may lack one (its audience creation failed after the
-// list was made), so found lists are checked once per container.
-func (b *batch) ensureAudience(k listKey, info listInfo, display, description string) (listInfo, error) {
+// list was made), so found lists are checked once per container. naming
+// reads the audience's name, when one has to be created.
+func (r *run) ensureAudience(k listKey, info listInfo, naming func() (ledger.AudienceName, error)) (listInfo, error) {
 	if info.hasAudience {
 		return info, nil
 	}
 	targeted := map[string]bool{}
-	err := b.call(func(ctx context.Context) error {
+	err := r.call(func(ctx context.Context) error {
 		clear(targeted)
-		for a, err := range b.h.client.Audiences(ctx) {
+		for a, err := range r.h.o.Client.Audiences(ctx) {
 			if err != nil {
 				return err
 			}
@@ -225,37 +203,43 @@ func (b *batch) ensureAudience(k listKey, info listInfo, display, description st
 	if err != nil {
 		return info, fmt.Errorf("look for the audience of customer list %s: %w", info.id, err)
 	}
-	b.h.mu.Lock()
-	for lk, li := range b.h.lists {
+	r.h.mu.Lock()
+	for lk, li := range r.h.lists {
 		if targeted[li.id] && !li.hasAudience {
 			li.hasAudience = true
-			b.h.lists[lk] = li
+			r.h.lists[lk] = li
 		}
 	}
-	b.h.mu.Unlock()
-	if !targeted[info.id] {
-		if err := b.createAudience(k, info.id, listName(k.audience, k.list, display), description); err != nil {
-			return info, err
-		}
+	r.h.mu.Unlock()
+	if targeted[info.id] {
+		info.hasAudience = true
+		r.h.remember(k, info)
+		return info, nil
 	}
-	info.hasAudience = true
-	b.h.remember(k, info)
-	return info, nil
+	n, err := naming()
+	if err != nil {
+		return info, err
+	}
+	return r.createAudience(k, info, n)
 }
 
-// createAudience creates the CUSTOMER_LIST audience named name for list id.
-func (b *batch) createAudience(k listKey, id, name, description string) error {
+// createAudience creates the CUSTOMER_LIST audience for the list info,
+// named like the list, and caches that the list has one.
+func (r *run) createAudience(k listKey, info listInfo, n ledger.AudienceName) (listInfo, error) {
+	description := n.Description
 	if description == "" {
 		description = "Kept in step by pinlist: audience " + k.audience + ", " + string(k.list) + " identifiers."
 	}
-	err := b.call(func(ctx context.Context) error {
-		_, err := b.h.client.CreateAudience(ctx, pinterest.AudienceCreate{
-			Name: name, Description: description, CustomerListID: id,
+	err := r.call(func(ctx context.Context) error {
+		_, err := r.h.o.Client.CreateAudience(ctx, pinterest.AudienceCreate{
+			Name: listName(k.audience, k.list, n.Name), Description: description, CustomerListID: info.id,
 		})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("create audience for customer list %s: %w", id, err)
+		return info, fmt.Errorf("create audience for customer list %s: %w", info.id, err)
 	}
-	return nil
+	info.hasAudience = true
+	r.h.remember(k, info)
+	return info, nil
 }
