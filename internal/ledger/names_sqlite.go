@@ -11,7 +11,7 @@ import (
 
 // namesSchema is the name store's table, in the ledger's database: one row
 // per audience, keyed by audience.Ref.Key().
-const namesSchema = `CREATE TABLE IF NOT EXISTS audience_names (
+const namesSchema = `CREATE TABLE IF NOT EXISTS pinlist_audience_names (
 	audience    TEXT PRIMARY KEY,
 	name        TEXT NOT NULL,
 	description TEXT NOT NULL
@@ -27,16 +27,17 @@ type SQLiteNames struct {
 
 var _ Names = (*SQLiteNames)(nil)
 
-// NewSQLiteNames returns the name store in db, creating its table when it
-// is absent. db is the ledger's database; the caller owns and closes it.
-func NewSQLiteNames(ctx context.Context, db *sql.DB) (*SQLiteNames, error) {
-	if db == nil {
-		return nil, errors.New("new SQLite name store: nil database")
+// NewSQLiteNames returns the name store in opts.DB (the ledger's database,
+// the same options as NewSQLite's), creating its table when it is absent.
+// The caller owns and closes the database.
+func NewSQLiteNames(ctx context.Context, opts SQLiteOptions) (*SQLiteNames, error) {
+	if opts.DB == nil {
+		return nil, errors.New("new SQLite name store: DB is required")
 	}
-	if _, err := db.ExecContext(ctx, namesSchema); err != nil {
-		return nil, fmt.Errorf("new SQLite name store: create table audience_names: %w", err)
+	if _, err := opts.DB.ExecContext(ctx, namesSchema); err != nil {
+		return nil, fmt.Errorf("new SQLite name store: create table pinlist_audience_names: %w", err)
 	}
-	return &SQLiteNames{db: db}, nil
+	return &SQLiteNames{db: opts.DB}, nil
 }
 
 // execer is what SetName needs of a *sql.DB or a *sql.Tx.
@@ -63,7 +64,7 @@ func setName(ctx context.Context, db execer, a audience.Ref, n AudienceName) err
 	if err := a.Validate(); err != nil {
 		return fmt.Errorf("record audience name: %w", err)
 	}
-	_, err := db.ExecContext(ctx, `INSERT INTO audience_names (audience, name, description) VALUES (?, ?, ?)
+	_, err := db.ExecContext(ctx, `INSERT INTO pinlist_audience_names (audience, name, description) VALUES (?, ?, ?)
 		ON CONFLICT (audience) DO UPDATE SET name = excluded.name, description = excluded.description`,
 		a.Key(), n.Name, n.Description)
 	if err != nil {
@@ -75,7 +76,7 @@ func setName(ctx context.Context, db execer, a audience.Ref, n AudienceName) err
 // Name returns a's name: the zero AudienceName when none was recorded.
 func (s *SQLiteNames) Name(ctx context.Context, a audience.Ref) (AudienceName, error) {
 	var n AudienceName
-	err := s.db.QueryRowContext(ctx, `SELECT name, description FROM audience_names WHERE audience = ?`, a.Key()).
+	err := s.db.QueryRowContext(ctx, `SELECT name, description FROM pinlist_audience_names WHERE audience = ?`, a.Key()).
 		Scan(&n.Name, &n.Description)
 	if errors.Is(err, sql.ErrNoRows) {
 		return AudienceName{}, nil
