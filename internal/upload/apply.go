@@ -101,7 +101,14 @@ func (h *Handler) Apply(ctx context.Context, records []events.SQSMessage) Applie
 // "audience" message with rec.SetName. It writes nothing to Pinterest (see
 // Flush). A message that cannot be decoded fails alone, permanently; when
 // rec.Apply fails, every "changes" message fails; when a SetName fails, its
-// message fails. It logs one line and writes one EMF line.
+// message fails. It uses nothing but rec (so a rec bound to a transaction
+// on a one-connection database does not deadlock). It logs a summary and
+// writes one EMF line.
+//
+// When rec writes in a transaction and any Failure is not Permanent, roll
+// the transaction back (ledger.SQLite.ApplyTx requires it after an error)
+// and deliver the whole batch again; otherwise commit it together with the
+// deletion of every message not in Failed.
 func (h *Handler) ApplyTo(ctx context.Context, rec Recorder, records []events.SQSMessage) Applied {
 	a := h.apply(ctx, rec, records)
 	h.logApplied(ctx, h.o.Logger, a)

@@ -41,11 +41,16 @@
 // used to find a list (it can change; Pinterest cannot rename a list). When
 // a race ever made two lists for one audience and type, the oldest (smallest
 // ID) is used, by every container alike. A missing list is created with its
-// first pending ADD records, then a CUSTOMER_LIST audience is created for
-// it; a list found by name gets its audience checked once per container
+// first pending ADD records, then the lists are listed once more: should
+// another process have created the same list at the same moment (an
+// invocation's flush and a sweep, say), the older one wins, the records
+// are sent there too and the process uses it from then on; else a
+// CUSTOMER_LIST audience is created for the new list. Within one process
+// the flushes of a list take turns, so they never both create it; a list found by name gets its audience checked once per container
 // (the audience creation may have failed after the list was made). Pending
 // removals from a list that did not exist when the flush began are marked
-// sent without a call: a list that does not exist holds nobody. (Should
+// sent without a call: a list that does not exist holds nobody. A list that
+// answers 404 is dropped from the cache and looked for again next time. (Should
 // another process create the list and add a member between this flush's
 // lookup and its reading of that member's pending removal, the removal is
 // lost; the window is one listing call wide.)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"slices"
 
 	"github.com/pinlist/pinlist/internal/audience"
@@ -72,9 +73,7 @@ func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
 	if err != nil {
 		err = fmt.Errorf("flush all: list the lists with pending rows: %w", err)
 		h.o.Logger.LogAttrs(ctx, slog.LevelError, "flush failed", slog.String("error", err.Error()))
-		f := Flushed{ListFailures: 1}
-		h.writeMetrics(ctx, h.o.Logger, f.metrics())
-		return f, err
+		return Flushed{}, err
 	}
 	return h.Flush(ctx, lists)
 }
@@ -134,6 +133,7 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 // does not exist yet is created with its first records, then the REMOVEs.
 func (r *run) flushList(l ledger.List) error {
 	k := listKey{l.Audience.Key(), l.Type}
+	defer r.h.lockList(k)()
 	info, existed, err := r.findList(k)
 	if err != nil {
 		return err
@@ -154,7 +154,7 @@ func (r *run) flushList(l ledger.List) error {
 			return err
 		}
 	}
-	exists := existed
+	exists, created := existed, false
 	err = r.drain(l, audience.OpAdd, func(records []string) error {
 		if exists {
 			return r.update(info.id, pinterest.OpAdd, records)
@@ -163,13 +163,21 @@ func (r *run) flushList(l ledger.List) error {
 		if err != nil {
 			return err
 		}
-		if info, err = r.createList(k, n, records); err != nil {
+		var dup bool
+		if info, dup, err = r.createList(k, n, records); err != nil {
 			return err
 		}
 		exists = true
+		if dup {
+			// Another process made the list first: the records go there
+			// too, and its audience is that process's to make (the next
+			// flush checks it, info.hasAudience being false).
+			return r.update(info.id, pinterest.OpAdd, records)
+		}
+		created = true
 		return nil
 	})
-	if info.id != "" && !info.hasAudience && !existed {
+	if created {
 		// Created in this flush (its records are marked sent): now its
 		// audience. On a failure the next flush finds the list by name and
 		// checks its audience then.
@@ -253,6 +261,13 @@ func (r *run) update(id string, op pinterest.Operation, records []string) error 
 		return err
 	})
 	if err != nil {
+		var apiErr *pinterest.APIError
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			// The list is gone (deleted in Ads Manager?): forget it, so the
+			// next flush looks for it again instead of failing on the
+			// cached ID for the life of the container.
+			r.h.forget(id)
+		}
 		return fmt.Errorf("%s %d records to customer list %s: %w", op, len(records), id, err)
 	}
 	r.flushed.ListCalls++

@@ -3,7 +3,9 @@ package upload
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/ledger"
@@ -93,6 +95,21 @@ func olderID(a, b string) bool {
 	return a < b
 }
 
+// lockList serialises the flushes of one list within this process, so that
+// two flushes never both create it or send its rows twice; it returns the
+// unlock.
+func (h *Handler) lockList(k listKey) func() {
+	h.mu.Lock()
+	l := h.locks[k]
+	if l == nil {
+		l = &sync.Mutex{}
+		h.locks[k] = l
+	}
+	h.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
 // cached returns the cached list for k.
 func (h *Handler) cached(k listKey) (listInfo, bool) {
 	h.mu.Lock()
@@ -108,6 +125,17 @@ func (h *Handler) remember(k listKey, info listInfo) {
 	h.lists[k] = info
 }
 
+// forget drops the cached list with ID id.
+func (h *Handler) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, info := range h.lists {
+		if info.id == id {
+			delete(h.lists, k)
+		}
+	}
+}
+
 // findList returns the customer list for k: from the cache, else by listing
 // the ad account's customer lists. One listing fills the cache for every
 // pinlist list it sees, so a cold container lists once, not once per
@@ -117,6 +145,25 @@ func (r *run) findList(k listKey) (listInfo, bool, error) {
 	if info, ok := r.h.cached(k); ok {
 		return info, true, nil
 	}
+	found, err := r.listLists(k)
+	if err != nil {
+		return listInfo{}, false, err
+	}
+	r.h.mu.Lock()
+	defer r.h.mu.Unlock()
+	for fk, id := range found {
+		if _, ok := r.h.lists[fk]; !ok {
+			r.h.lists[fk] = listInfo{id: id}
+		}
+	}
+	info, ok := r.h.lists[k]
+	return info, ok, nil
+}
+
+// listLists lists the ad account's customer lists and returns the oldest
+// pinlist list of every audience and type it sees (and k's, should its key
+// not parse back from the name).
+func (r *run) listLists(k listKey) (map[listKey]string, error) {
 	found := map[listKey]string{}
 	err := r.call(func(ctx context.Context) error {
 		clear(found)
@@ -133,17 +180,9 @@ func (r *run) findList(k listKey) (listInfo, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return listInfo{}, false, fmt.Errorf("look for customer list %q: %w", stableName(k.audience, k.list), err)
+		return nil, fmt.Errorf("look for customer list %q: %w", stableName(k.audience, k.list), err)
 	}
-	r.h.mu.Lock()
-	defer r.h.mu.Unlock()
-	for fk, id := range found {
-		if _, ok := r.h.lists[fk]; !ok {
-			r.h.lists[fk] = listInfo{id: id}
-		}
-	}
-	info, ok := r.h.lists[k]
-	return info, ok, nil
+	return found, nil
 }
 
 // addOldest records id for k unless an older list is already recorded: when
@@ -156,12 +195,15 @@ func addOldest(m map[listKey]string, k listKey, id string) {
 }
 
 // createList creates the customer list for k with its first records
-// (never empty: Pinterest's create call carries them) and caches it. Its
-// CUSTOMER_LIST audience comes after (createAudience), once the records
-// are marked sent in the ledger.
-func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (listInfo, error) {
+// (never empty: Pinterest's create call carries them), then lists the
+// customer lists once more: should another process have created the list at
+// the same time, the oldest of the two is the one every process uses, so
+// the records are sent to it too (dup is true) and this process uses it
+// from now on. The list is cached; its CUSTOMER_LIST audience comes after
+// (createAudience), once the records are marked sent in the ledger.
+func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (info listInfo, dup bool, err error) {
 	var created *pinterest.CustomerList
-	err := r.call(func(ctx context.Context) error {
+	err = r.call(func(ctx context.Context) error {
 		var err error
 		created, err = r.h.o.Client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
 			Name: listName(k.audience, k.list, n.Name), ListType: string(k.list), Records: records,
@@ -169,14 +211,28 @@ func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (li
 		return err
 	})
 	if err != nil {
-		return listInfo{}, fmt.Errorf("create customer list %q with %d records: %w", stableName(k.audience, k.list), len(records), err)
+		return listInfo{}, false, fmt.Errorf("create customer list %q with %d records: %w", stableName(k.audience, k.list), len(records), err)
 	}
-	info := listInfo{id: created.ID}
-	r.h.remember(k, info)
 	r.flushed.ListsCreated++
 	r.flushed.ListCalls++
 	r.flushed.RecordsSent += int64(len(records))
-	return info, nil
+	info = listInfo{id: created.ID}
+	found, err := r.listLists(k)
+	if err != nil {
+		// The records are in the list just made; should it turn out a
+		// duplicate, the next container start settles on the oldest.
+		r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "could not check a new customer list for a duplicate",
+			slog.String("list", stableName(k.audience, k.list)), slog.String("error", err.Error()))
+		found = map[listKey]string{k: created.ID}
+	}
+	if oldest, ok := found[k]; ok && oldest != created.ID && olderID(oldest, created.ID) {
+		r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "another process created the same customer list at the same time; using the older one",
+			slog.String("list", stableName(k.audience, k.list)), slog.String("older", oldest), slog.String("newer", created.ID))
+		info = listInfo{id: oldest}
+		dup = true
+	}
+	r.h.remember(k, info)
+	return info, dup, nil
 }
 
 // ensureAudience makes sure a CUSTOMER_LIST audience targets the list info.

@@ -86,6 +86,7 @@ type Handler struct {
 
 	mu    sync.Mutex
 	lists map[listKey]listInfo
+	locks map[listKey]*sync.Mutex // one per list ever flushed: a few hundred bytes each
 }
 
 // New checks opts and fills in defaults: a zero field takes its default, a
@@ -121,7 +122,7 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Handler{o: opts, lists: map[listKey]listInfo{}}, nil
+	return &Handler{o: opts, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{}}, nil
 }
 
 // errDeadlineNear stops a flush when the invocation is about to time out.

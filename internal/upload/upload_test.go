@@ -5,8 +5,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -585,9 +589,12 @@ func TestOneListsFailureDoesNotBlockAnother(t *testing.T) {
 	for _, tt := range []struct {
 		name   string
 		status int
+		// relists: the recovery flush looks for the list again (a 404
+		// drops it from the cache), else it uses the cached ID.
+		relists int
 	}{
-		{"404", http.StatusNotFound},
-		{"400", http.StatusBadRequest},
+		{"404", http.StatusNotFound, 1},
+		{"400", http.StatusBadRequest, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{})
@@ -627,9 +634,13 @@ func TestOneListsFailureDoesNotBlockAnother(t *testing.T) {
 
 			// The list recovers: the sweep sends b's rows, and nothing else again.
 			e.sim.ClearFaults()
+			listings := e.sim.Calls()[pinterestsim.RouteCustomerListsList]
 			f := e.flushAll(t.Context())
 			if f.RecordsSent != 2 || f.ListFailures != 0 {
 				t.Errorf("flushed %+v, want b's 2 records", f)
+			}
+			if got := e.sim.Calls()[pinterestsim.RouteCustomerListsList] - listings; got != tt.relists {
+				t.Errorf("%d listings in the recovery flush, want %d", got, tt.relists)
 			}
 			sentOnce(t, e.reqs.ok()[before:], slices.Concat(aNew, bNew, cNew))
 			want := map[string][]string{
@@ -760,6 +771,104 @@ func TestALedgerThatNeverClearsRowsDoesNotLoop(t *testing.T) {
 	// again.
 	if got := len(e.reqs.all()); got != 1 {
 		t.Errorf("%d writes, want 1 (the create)", got)
+	}
+}
+
+func TestConcurrentBatchesAndSweeps(t *testing.T) {
+	e := newEnv(t, envConfig{maxRecords: 3, simMax: 3})
+	want := map[string][]string{}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		a := ref("audience-" + strconv.Itoa(i))
+		hs := hashes(a.ID, 7)
+		want["pinlist "+a.Key()+" EMAIL"] = sorted(hs)
+		wg.Go(func() {
+			for part := range slices.Chunk(hs, 2) {
+				if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, part...)...))); len(failed) != 0 {
+					t.Errorf("failed: %v", failed)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 3 {
+			// Another invocation's sweep may meet a list being created:
+			// its errors are the lists' own, the rows stay pending.
+			_, _ = e.h.FlushAll(t.Context())
+		}
+	})
+	wg.Wait()
+	e.flushAll(t.Context())
+	got := map[string][]string{}
+	for name, records := range e.membership() {
+		got[name] = records
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("membership (-want +got):\n%s", diff)
+	}
+}
+
+func TestAListCreatedTwiceAtOnceSettlesOnTheOldest(t *testing.T) {
+	// Another container creates the same list just before this one's create
+	// reaches Pinterest: this one makes a newer duplicate.
+	var raced atomic.Bool
+	othersFirst := hashes("other", 2)
+	race := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/customer_lists") && raced.CompareAndSwap(false, true) {
+				body := `{"name":"pinlist ups:aaaa EMAIL","list_type":"EMAIL","records":"` + strings.Join(othersFirst, ",") + `"}`
+				req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, r.URL.String(), strings.NewReader(body))
+				req.Header = r.Header.Clone()
+				rec := httptest.NewRecorder()
+				next.ServeHTTP(rec, req)
+				if rec.Code != http.StatusCreated && rec.Code != http.StatusOK {
+					t.Errorf("the other container's create: %d %s", rec.Code, rec.Body)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	e := newEnv(t, envConfig{wrap: race, maxRecords: 2})
+	a := ref("aaaa")
+	ours := hashes("ours", 5)
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, ours...)...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	lists := e.sim.State().AdAccounts[adAccount].CustomerLists
+	if len(lists) != 2 {
+		t.Fatalf("%d lists, want the raced pair", len(lists))
+	}
+	oldest := lists[0].ID // IDs are decimal: the shorter, else the smaller, is older
+	if other := lists[1].ID; len(other) < len(oldest) || (len(other) == len(oldest) && other < oldest) {
+		oldest = other
+	}
+	if diff := cmp.Diff(sorted(slices.Concat(othersFirst, ours)), e.sim.Records(adAccount, oldest)); diff != "" {
+		t.Errorf("the oldest list's records (-want +got):\n%s", diff)
+	}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
+	}
+	// Later members go to the oldest list as well, from this container
+	// (its cache) and from a fresh one (by listing).
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashOf("later"))...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	fresh, err := upload.New(upload.Options{Client: e.client, Ledger: e.ledger, Names: e.names, Metrics: e.metrics,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := fresh.Apply(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashOf("fresh"))...)).Records).Failed; len(failed) != 0 {
+		t.Fatalf("Apply failed: %v", failed)
+	}
+	if _, err := fresh.FlushAll(t.Context()); err != nil {
+		t.Fatalf("FlushAll: %v", err)
+	}
+	if got := e.sim.Records(adAccount, oldest); !slices.Contains(got, hashOf("later")) || !slices.Contains(got, hashOf("fresh")) {
+		t.Errorf("the oldest list lacks the later members: %d records", len(got))
+	}
+	if !strings.Contains(e.logs.String(), "using the older one") {
+		t.Errorf("the duplicate is not logged:\n%s", e.logs.String())
 	}
 }
 
