@@ -32,6 +32,23 @@ type backend struct {
 // backends are every store; each test of the rules runs against all.
 var backends = []backend{
 	{"sqlite", func(t testing.TB) Store { return openSQLite(t) }},
+	{"dynamodb", func(t testing.TB) Store { return openDynamo(t) }},
+}
+
+// openDynamo creates a ledger table of its own on the test binary's
+// moto_server and returns a store on it.
+func openDynamo(t testing.TB) *Dynamo {
+	t.Helper()
+	m := moto.Get(t)
+	name := m.UniqueName("ledger")
+	if err := CreateDynamoTable(t.Context(), m.DynamoDB(), name); err != nil {
+		t.Fatalf("create ledger table: %v", err)
+	}
+	d, err := NewDynamo(DynamoOptions{Client: &serialDynamo{api: m.DynamoDB()}, Table: name})
+	if err != nil {
+		t.Fatalf("new DynamoDB ledger: %v", err)
+	}
+	return d
 }
 
 // openSQLite opens an empty SQLite store in a new file, with the local
