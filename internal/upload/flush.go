@@ -116,7 +116,7 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 	if err != nil {
 		level = slog.LevelWarn
 	}
-	logger.LogAttrs(ctx, level, "flush done",
+	attrs := []slog.Attr{
 		slog.Int("lists", f.Lists),
 		slog.Int64("records_sent", f.RecordsSent),
 		slog.Int64("list_calls", f.ListCalls),
@@ -125,7 +125,12 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 		slog.Int("not_flushed", f.NotFlushed),
 		slog.Int64("api_calls", f.APICalls),
 		slog.Int64("retries", f.Retries),
-		slog.Duration("duration", h.o.Now().Sub(start)))
+		slog.Duration("duration", h.o.Now().Sub(start)),
+	}
+	if r.stop != nil {
+		attrs = append(attrs, slog.String("stopped", r.stop.Error()))
+	}
+	logger.LogAttrs(ctx, level, "flush done", attrs...)
 	return f, err
 }
 
