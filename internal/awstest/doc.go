@@ -1,7 +1,8 @@
 // Package awstest runs real AWS APIs for tests: one moto_server child process
 // on a free 127.0.0.1 port per test binary, with SDK clients, the environment
 // for child processes, and helpers that create the queues, secrets and topics
-// pinlist uses.
+// pinlist uses (the ledger creates its DynamoDB tables itself:
+// ledger.CreateDynamoTable).
 //
 // Use it from TestMain so a test binary starts exactly one server:
 //
@@ -43,5 +44,12 @@
 //   - A ReceiveMessage VisibilityTimeout and queue VisibilityTimeout are whole
 //     seconds; 0 makes a message visible again at once (how tests stand in for
 //     a timeout passing without sleeping).
+//   - DynamoDB requests are not atomic with respect to each other: moto serves
+//     requests on threads without locking its tables, so two concurrent
+//     conditional writes to one item can both pass and two concurrent ADDs
+//     can lose one. Tests that write concurrently serialize their requests
+//     (the ledger's tests wrap the client) to get DynamoDB's per-request
+//     atomicity. GSI reads are immediately consistent in moto (not in AWS),
+//     TTL never expires items, and a table's stream has one shard.
 //   - Account 123456789012; queue URLs are http://127.0.0.1:PORT/123456789012/NAME.
 package awstest

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -201,6 +202,9 @@ func (m *Moto) Config() aws.Config { return m.cfg.Copy() }
 
 // SQS is an SQS client for the server.
 func (m *Moto) SQS() *sqs.Client { return sqs.NewFromConfig(m.cfg) }
+
+// DynamoDB is a DynamoDB client for the server.
+func (m *Moto) DynamoDB() *dynamodb.Client { return dynamodb.NewFromConfig(m.cfg) }
 
 // SecretsManager is a Secrets Manager client for the server.
 func (m *Moto) SecretsManager() *secretsmanager.Client { return secretsmanager.NewFromConfig(m.cfg) }

@@ -56,7 +56,12 @@ type Result struct {
 	// NoOps were newer than the row but left its state as it was (their
 	// precedence was still recorded).
 	NoOps int
-	// Stale were not newer than the row: dropped.
+	// Reverted changes set the desired state back to what Pinterest was
+	// last sent before it was sent otherwise (In sent, then Out, then In
+	// again): the row is no longer pending.
+	Reverted int
+	// Stale were not newer than the row (or than another change to the same
+	// row in the same call): dropped.
 	Stale int
 }
 
@@ -87,6 +92,10 @@ type Store interface {
 	// brings them to; a row whose precedence changed since it was read
 	// stays pending (its newer state is sent next time).
 	MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error
-	// Members counts the rows whose Want is In, per list.
+	// Members counts the rows whose Want is In, per list (every list the
+	// ledger has seen, also those down to zero).
 	Members(ctx context.Context) (map[List]int64, error)
+	// Get reads one row; ok is false when the ledger has none (the row is
+	// Unknown). For tests and repairs, not for the hot path.
+	Get(ctx context.Context, list List, hash string) (row Row, ok bool, err error)
 }

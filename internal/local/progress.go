@@ -28,8 +28,9 @@ type Progress struct {
 	// duplicate), in ReceivedMessages queue messages.
 	Received         int64 `json:"received"`
 	ReceivedMessages int64 `json:"receivedMessages"`
-	// Applied counts the changes applied to Pinterest and deleted from the
-	// queue since start, in AppliedMessages messages.
+	// Applied counts the changes recorded in the membership ledger (and so
+	// deleted from the queue) since start, in AppliedMessages messages; the
+	// flusher sends them to Pinterest from there.
 	Applied         int64 `json:"applied"`
 	AppliedMessages int64 `json:"appliedMessages"`
 	// Retried counts message deliveries that failed and were released for

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/ingest"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/refresh"
@@ -44,6 +45,9 @@ type Stack struct {
 	cfg         Config
 	log         *slog.Logger
 	queue       *queue.Local
+	ledger      ledgerTx // the membership ledger, in the queue's database
+	uploader    *upload.Handler
+	flushWake   chan struct{}            // rows may be pending: flush now
 	accessToken *token.AccessTokenSource // the Pinterest access token the uploads use
 	refreshNow  chan struct{}            // token trouble: run the refresh check now
 	refresher   *refresh.Refresher
@@ -98,7 +102,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start the local stack: create the data directory: %w", err)
 	}
-	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2), refreshNow: make(chan struct{}, 1)}
+	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2),
+		refreshNow: make(chan struct{}, 1), flushWake: make(chan struct{}, 1)}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -128,6 +133,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.queue.Close() })
+	if s.ledger, err = openLedger(ctx, s.queue); err != nil {
+		return nil, fmt.Errorf("start the local stack: %w", err)
+	}
 
 	store := token.FileStore{Path: TokenPath(cfg.DataDir)}
 	if err := s.startPinterest(ctx, store); err != nil {
@@ -135,6 +143,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	if s.sim != nil {
 		cleanup = append(cleanup, func() { _ = s.sim.close(0, s.log) })
+		// The built-in simulator starts empty: Pinterest has nobody, so
+		// every member the ledger holds is pending again.
+		if err := s.ledger.ResetSent(ctx, ledger.Out); err != nil {
+			return nil, fmt.Errorf("start the local stack: %w", err)
+		}
 	}
 	up, err := s.newUploader(store)
 	if err != nil {
@@ -148,6 +161,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	w := &workers{
 		q:            s.queue,
 		h:            up,
+		ledger:       s.ledger,
+		flush:        s.wakeFlusher,
 		count:        s.count,
 		wake:         make(chan struct{}, 1),
 		poll:         cfg.PollInterval,
@@ -187,6 +202,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	loopCtx, stopLoops := context.WithCancel(context.WithoutCancel(ctx))
 	s.stopLoops = stopLoops
 	s.loopsDone.Go(func() { s.refreshLoop(loopCtx) })
+	s.loopsDone.Go(func() { s.flushLoop(loopCtx) })
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.MaintainEvery, s.maintain) })
 	s.progressOut = &progressPrinter{w: cfg.Stdout}
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.ProgressEvery, s.printProgress) })
@@ -256,6 +272,8 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	}
 	up, err := upload.New(upload.Options{
 		Client:               client,
+		Ledger:               s.ledger.SQLite,
+		Names:                s.ledger.SQLiteNames,
 		AccessToken:          tokenTrouble{s.accessToken, s.refreshNow},
 		MaxRecordsPerRequest: cfg.MaxRecordsPerRequest,
 		ConnectionName:       cfg.ConnectionName,
@@ -266,6 +284,7 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.uploader = up
 	apiURL := s.apiURL
 	s.refresher, err = refresh.New(refresh.Options{
 		Store: store,
@@ -286,6 +305,60 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 		return nil, err
 	}
 	return up, nil
+}
+
+// ledgerTx is the local membership ledger and audience name store: SQLite
+// tables in the queue's database, so a batch is recorded in the same
+// transaction that deletes its messages.
+type ledgerTx struct {
+	*ledger.SQLite
+	*ledger.SQLiteNames
+}
+
+func openLedger(ctx context.Context, q *queue.Local) (ledgerTx, error) {
+	store, err := ledger.NewSQLite(ctx, ledger.SQLiteOptions{DB: q.DB()})
+	if err != nil {
+		return ledgerTx{}, err
+	}
+	names, err := ledger.NewSQLiteNames(ctx, ledger.SQLiteOptions{DB: q.DB()})
+	if err != nil {
+		return ledgerTx{}, err
+	}
+	return ledgerTx{store, names}, nil
+}
+
+// wakeFlusher tells the flush loop that rows may be pending, without
+// blocking.
+func (s *Stack) wakeFlusher() {
+	select {
+	case s.flushWake <- struct{}{}:
+	default:
+	}
+}
+
+// flushSweep is how often the flush loop looks for pending rows when
+// nothing woke it: what a failed flush left pending is sent then.
+const flushSweep = 10 * time.Second
+
+// flushLoop sends the ledger's pending rows to Pinterest: at once, then
+// whenever a batch was recorded, and every flushSweep. One loop flushes
+// every list in turn, so each call carries what accumulated for its list
+// and op while the others were sent (the Pinterest client paces writes to
+// the account's budget).
+func (s *Stack) flushLoop(ctx context.Context) {
+	t := time.NewTicker(flushSweep)
+	defer t.Stop()
+	for {
+		if _, err := s.uploader.FlushAll(ctx); err != nil && ctx.Err() == nil {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "flush left rows pending; they are sent on a later flush", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.flushWake:
+		case <-t.C:
+		}
+	}
 }
 
 // tokenTrouble is what the upload handler invalidates on a 401: the access

@@ -186,8 +186,9 @@ func TestExitsAfterJoinsAcrossRequests(t *testing.T) {
 }
 
 // TestAudienceMetadataThenMembers: POST /v1/audiences is accepted with the
-// audience's key and creates its three lists under its name before any
-// member arrives; the members that follow land in those lists.
+// audience's key and only records the audience's name (Pinterest is not
+// known to accept empty lists: nothing is created yet); the members that
+// follow create the three lists under that name, with their first records.
 func TestAudienceMetadataThenMembers(t *testing.T) {
 	s := newStack(t, nil)
 	b, err := os.ReadFile("../../examples/audience.json")
@@ -199,34 +200,43 @@ func TestAudienceMetadataThenMembers(t *testing.T) {
 	if status != http.StatusAccepted || ans["externalAudienceId"] != key {
 		t.Fatalf("POST /v1/audiences = %d %v, want 202 with externalAudienceId %s", status, ans, key)
 	}
-	waitFor(t, "the audience's three lists, named after it, before any member", func() bool {
-		var st pinterestsim.State
-		resp, err := http.Get(s.SimulatorURL() + "/_sim/state")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-			t.Fatal(err)
-		}
-		named := 0
-		for _, l := range st.AdAccounts[s.AdAccountID()].CustomerLists {
-			if l.Name == "pinlist "+key+" "+l.ListType+" - Newsletter subscribers" && len(l.Records) == 0 {
-				named++
-			}
-		}
-		return named == 3
+	waitFor(t, "the audience message recorded", func() bool {
+		pr, err := s.Progress(t.Context())
+		return err == nil && pr.AppliedMessages == 1 && pr.Queued+pr.InFlight == 0
 	})
+	if lists := simLists(t, s); len(lists) != 0 {
+		t.Fatalf("the audience-metadata call created %d lists, want none before a member", len(lists))
+	}
 	var g gen
-	p := profile{ids: []ident{g.email(), g.idfa()}, events: []membershipEvent{{strings.TrimPrefix(key, "ups:"), "realized", t0}}}
+	p := profile{ids: []ident{g.email(), g.gaid(), g.idfa()}, events: []membershipEvent{{strings.TrimPrefix(key, "ups:"), "realized", t0}}}
 	s.mustAccept(t, body(t, p))
 	m := newModel()
 	m.add(p)
 	waitMembership(t, s.SimulatorURL(), s.AdAccountID(), m.membership())
-	waitFor(t, "the audience message and the members applied", func() bool {
-		pr, err := s.Progress(t.Context())
-		return err == nil && pr.AppliedMessages == 2 && pr.Queued+pr.InFlight == 0
-	})
+	named := 0
+	for _, l := range simLists(t, s) {
+		if l.Name == "pinlist "+key+" "+l.ListType+" - Newsletter subscribers" && len(l.Records) == 1 {
+			named++
+		}
+	}
+	if named != 3 {
+		t.Errorf("%d lists named after the audience with their member, want 3", named)
+	}
+}
+
+// simLists is the simulator's customer lists of the stack's ad account.
+func simLists(t *testing.T, s *testStack) []pinterestsim.CustomerListState {
+	t.Helper()
+	var st pinterestsim.State
+	resp, err := http.Get(s.SimulatorURL() + "/_sim/state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st.AdAccounts[s.AdAccountID()].CustomerLists
 }
 
 // TestRecoversWhenPinterestExpiresTheAccessToken: Pinterest stops accepting

@@ -4,29 +4,42 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"database/sql"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/upload"
 )
 
-// batchHandler applies one SQS batch: upload.Handler.HandleSQS.
-type batchHandler interface {
-	HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error)
+// recorder records one SQS batch in the ledger: upload.Handler.ApplyTo.
+type recorder interface {
+	ApplyTo(ctx context.Context, rec upload.Recorder, records []events.SQSMessage) upload.Applied
 }
 
-var _ batchHandler = (*upload.Handler)(nil)
+var _ recorder = (*upload.Handler)(nil)
+
+// txLedger is what the workers write in the queue's transaction: the SQLite
+// ledger and name store (ledgerTx).
+type txLedger interface {
+	ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Change) (ledger.Result, error)
+	SetNameTx(ctx context.Context, tx *sql.Tx, a audience.Ref, n ledger.AudienceName) error
+}
 
 // batchQueue is the consumer side of queue.Local that the workers use.
 type batchQueue interface {
 	ReceiveGroupBatch(ctx context.Context, max int) (queue.Batch, error)
-	Delete(ctx context.Context, receipts ...string) error
+	InTx(ctx context.Context, fn func(tx *sql.Tx) error) error
+	DeleteTx(ctx context.Context, tx *sql.Tx, receipts ...string) error
 	Release(ctx context.Context, delay time.Duration, receipts ...string) error
 }
 
@@ -44,12 +57,14 @@ const (
 // when the batch was cancelled by a shutdown.
 const settleTimeout = 10 * time.Second
 
-// workers runs the upload workers: each takes a batch of one group at a
-// time, applies it through the handler, and deletes or releases its
-// messages.
+// workers runs the apply workers: each takes a batch at a time, records it
+// in the ledger and deletes its messages in one transaction (or releases
+// them), then wakes the flusher.
 type workers struct {
 	q            batchQueue
-	h            batchHandler
+	h            recorder
+	ledger       txLedger
+	flush        func() // wakes the flusher: rows may be pending
 	count        *counters
 	wake         chan struct{} // a send happened: an idle worker looks now
 	poll         time.Duration
@@ -100,27 +115,59 @@ func (w *workers) notify() {
 	}
 }
 
-// apply hands b to the upload handler as the Lambda event source would,
-// deletes what was applied and releases what failed: with a jittered backoff
-// delay whose ceiling doubles with the receive count, or at once when work was cancelled
-// (a shutdown: the messages are not at fault).
+// errNotRecorded rolls back a batch's transaction when a store failed.
+var errNotRecorded = errors.New("batch not recorded in the ledger")
+
+// apply records b in the ledger as the Lambda apply function would, in one
+// transaction with the deletion of the messages it recorded, and releases
+// the rest: with a jittered backoff delay whose ceiling doubles with the
+// receive count, or at once when work was cancelled (a shutdown: the
+// messages are not at fault). A message that can never be recorded
+// (undecodable) is released with the delay until it becomes a dead letter;
+// a store failure rolls the whole batch back and releases it.
 func (w *workers) apply(work context.Context, b queue.Batch) {
 	ctx, cancel := context.WithTimeout(work, w.batchTimeout)
-	resp, err := w.h.HandleSQS(ctx, sqsEvent(b))
+	ev := sqsEvent(b)
+	failed := map[string]bool{}
+	var done []string
+	var applied int64
+	err := w.q.InTx(ctx, func(tx *sql.Tx) error {
+		a := w.h.ApplyTo(ctx, upload.RecorderFuncs{
+			ApplyFunc: func(ctx context.Context, cs []audience.Change) (ledger.Result, error) {
+				return w.ledger.ApplyTx(ctx, tx, cs)
+			},
+			SetNameFunc: func(ctx context.Context, ref audience.Ref, n ledger.AudienceName) error {
+				return w.ledger.SetNameTx(ctx, tx, ref, n)
+			},
+		}, ev.Records)
+		clear(failed)
+		for _, f := range a.Failed {
+			if !f.Permanent {
+				return fmt.Errorf("%w: %w", errNotRecorded, f.Err)
+			}
+			failed[f.ID] = true
+		}
+		done, applied = done[:0], 0
+		for _, m := range b.Messages {
+			if !failed[m.ID] {
+				done = append(done, m.Receipt)
+				applied += countRecords(m.Body)
+			}
+		}
+		return w.q.DeleteTx(ctx, tx, done...)
+	})
 	cancel()
-	failed := make(map[string]bool, len(resp.BatchItemFailures))
-	for _, f := range resp.BatchItemFailures {
-		failed[f.ItemIdentifier] = true
-	}
 	if err != nil {
-		// The Lambda runtime retries the whole batch on an error.
-		w.log.LogAttrs(work, slog.LevelError, "upload batch failed", slog.String("group", b.GroupID), slog.String("error", err.Error()))
+		w.log.LogAttrs(work, slog.LevelError, "apply batch failed", slog.String("group", b.GroupID), slog.String("error", err.Error()))
 		for _, m := range b.Messages {
 			failed[m.ID] = true
 		}
+	} else if len(done) > 0 {
+		w.count.applied.Add(applied)
+		w.count.messagesApplied.Add(int64(len(done)))
+		w.flush()
 	}
-	var done, retry []string
-	var applied int64
+	var retry []string
 	firstFailed := 0
 	for _, m := range b.Messages {
 		if failed[m.ID] {
@@ -128,34 +175,21 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 				firstFailed = m.ReceiveCount
 			}
 			retry = append(retry, m.Receipt)
-			continue
 		}
-		done = append(done, m.Receipt)
-		applied += countRecords(m.Body)
 	}
-
+	if len(retry) == 0 {
+		return
+	}
 	sctx, scancel := context.WithTimeout(context.WithoutCancel(work), settleTimeout)
 	defer scancel()
-	if len(done) > 0 {
-		if err := w.q.Delete(sctx, done...); err != nil {
-			// They are delivered again after the visibility timeout and
-			// applied again, which changes nothing.
-			w.log.LogAttrs(work, slog.LevelError, "delete applied messages", slog.String("group", b.GroupID), slog.String("error", err.Error()))
-		} else {
-			w.count.applied.Add(applied)
-			w.count.messagesApplied.Add(int64(len(done)))
-		}
+	delay := w.retry.Delay(firstFailed, nil)
+	if work.Err() != nil {
+		delay = 0
+	} else {
+		w.count.retried.Add(int64(len(retry)))
 	}
-	if len(retry) > 0 {
-		delay := w.retry.Delay(firstFailed, nil)
-		if work.Err() != nil {
-			delay = 0
-		} else {
-			w.count.retried.Add(int64(len(retry)))
-		}
-		if err := w.q.Release(sctx, delay, retry...); err != nil {
-			w.log.LogAttrs(work, slog.LevelError, "release failed messages", slog.String("group", b.GroupID), slog.String("error", err.Error()))
-		}
+	if err := w.q.Release(sctx, delay, retry...); err != nil {
+		w.log.LogAttrs(work, slog.LevelError, "release failed messages", slog.String("group", b.GroupID), slog.String("error", err.Error()))
 	}
 }
 

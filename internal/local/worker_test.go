@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"log/slog"
 	"slices"
@@ -14,14 +15,17 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/retry"
+	"github.com/pinlist/pinlist/internal/upload"
 )
 
 // fakeQueue records what the workers delete and release.
 type fakeQueue struct {
 	mu       sync.Mutex
 	batches  []queue.Batch
+	staged   []string // deletes of the transaction in progress
 	deleted  []string
 	released map[time.Duration][]string
 }
@@ -37,13 +41,28 @@ func (q *fakeQueue) ReceiveGroupBatch(ctx context.Context, max int) (queue.Batch
 	return b, nil
 }
 
-func (q *fakeQueue) Delete(ctx context.Context, receipts ...string) error {
+// InTx runs fn; the deletes it stages take effect only when fn succeeds,
+// as in a committed transaction.
+func (q *fakeQueue) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	q.mu.Lock()
+	q.staged = nil
+	q.mu.Unlock()
+	if err := fn(nil); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.deleted = append(q.deleted, receipts...)
+	q.deleted = append(q.deleted, q.staged...)
+	return nil
+}
+
+func (q *fakeQueue) DeleteTx(ctx context.Context, tx *sql.Tx, receipts ...string) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.staged = append(q.staged, receipts...)
 	return nil
 }
 
@@ -60,20 +79,37 @@ func (q *fakeQueue) Release(ctx context.Context, delay time.Duration, receipts .
 	return nil
 }
 
-// fakeHandler answers with the failures fail picks, and keeps the events.
-type fakeHandler struct {
-	fail   func(ctx context.Context, ev events.SQSEvent) ([]string, error)
-	events []events.SQSEvent
+// fakeRecorder answers with the failures fail picks, and keeps the batches.
+type fakeRecorder struct {
+	fail    func(ctx context.Context, records []events.SQSMessage) []upload.Failure
+	batches [][]events.SQSMessage
 }
 
-func (h *fakeHandler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	h.events = append(h.events, ev)
-	ids, err := h.fail(ctx, ev)
-	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-	for _, id := range ids {
-		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: id})
+func (h *fakeRecorder) ApplyTo(ctx context.Context, rec upload.Recorder, records []events.SQSMessage) upload.Applied {
+	h.batches = append(h.batches, records)
+	return upload.Applied{Messages: len(records), Failed: h.fail(ctx, records)}
+}
+
+// noLedger is never called: fakeRecorder does not use its Recorder.
+type noLedger struct{}
+
+func (noLedger) ApplyTx(context.Context, *sql.Tx, []audience.Change) (ledger.Result, error) {
+	return ledger.Result{}, errors.New("not used")
+}
+
+func (noLedger) SetNameTx(context.Context, *sql.Tx, audience.Ref, ledger.AudienceName) error {
+	return errors.New("not used")
+}
+
+// failing reports ids as failed, permanently or not.
+func failing(permanent bool, ids ...string) func(context.Context, []events.SQSMessage) []upload.Failure {
+	return func(context.Context, []events.SQSMessage) []upload.Failure {
+		var out []upload.Failure
+		for _, id := range ids {
+			out = append(out, upload.Failure{ID: id, Permanent: permanent, Err: errors.New("injected")})
+		}
+		return out
 	}
-	return resp, err
 }
 
 // testBatch is a batch of n messages of group g, delivered for the
@@ -106,9 +142,9 @@ func testBatch(g string, n, receiveCount, records int) queue.Batch {
 	return b
 }
 
-func newTestWorkers(q batchQueue, h batchHandler) *workers {
+func newTestWorkers(q batchQueue, h recorder) *workers {
 	return &workers{
-		q: q, h: h, count: &counters{}, wake: make(chan struct{}, 1),
+		q: q, h: h, ledger: noLedger{}, flush: func() {}, count: &counters{}, wake: make(chan struct{}, 1),
 		poll: time.Millisecond, batchSize: DefaultBatchSize, batchTimeout: time.Minute,
 		retry: retry.Policy{Base: time.Second, Max: 8 * time.Second},
 		log:   slog.New(slog.DiscardHandler),
@@ -116,15 +152,17 @@ func newTestWorkers(q batchQueue, h batchHandler) *workers {
 }
 
 // TestApplyDeletesWhatSucceededAndReleasesTheRest: the Lambda event source's
-// partial batch response, locally: the messages reported failed are
-// released with a backoff by receive count, the others deleted and counted.
+// partial batch response, locally: messages that can never be recorded are
+// released with a backoff by receive count (until they are dead letters),
+// the others deleted and counted in the recording transaction; a store
+// failure rolls the whole batch back and releases it.
 // wantReleased is keyed by the delay's ceiling: every message of one Release
 // shares one jittered delay in [0, ceiling].
 func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 	tests := []struct {
 		name         string
 		receiveCount int
-		fail         func(ctx context.Context, ev events.SQSEvent) ([]string, error)
+		fail         func(ctx context.Context, records []events.SQSMessage) []upload.Failure
 		cancelWork   bool
 		wantDeleted  []string
 		wantReleased map[time.Duration][]string
@@ -134,14 +172,14 @@ func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 		{
 			name:         "all applied",
 			receiveCount: 1,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return nil, nil },
+			fail:         failing(true),
 			wantDeleted:  []string{"g-0#1", "g-1#1", "g-2#1"},
 			wantApplied:  9,
 		},
 		{
-			name:         "the tail of the group failed on the first delivery",
+			name:         "undecodable messages fail alone on the first delivery",
 			receiveCount: 1,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-1", "g-2"}, nil },
+			fail:         failing(true, "g-1", "g-2"),
 			wantDeleted:  []string{"g-0#1"},
 			wantReleased: map[time.Duration][]string{time.Second: {"g-1#1", "g-2#1"}},
 			wantApplied:  3,
@@ -150,7 +188,7 @@ func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 		{
 			name:         "third delivery waits four times the base",
 			receiveCount: 3,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-2"}, nil },
+			fail:         failing(true, "g-2"),
 			wantDeleted:  []string{"g-0#3", "g-1#3"},
 			wantReleased: map[time.Duration][]string{4 * time.Second: {"g-2#3"}},
 			wantApplied:  6,
@@ -159,43 +197,41 @@ func TestApplyDeletesWhatSucceededAndReleasesTheRest(t *testing.T) {
 		{
 			name:         "the delay stops at the maximum",
 			receiveCount: 9,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"g-0", "g-1", "g-2"}, nil },
+			fail:         failing(true, "g-0", "g-1", "g-2"),
 			wantReleased: map[time.Duration][]string{8 * time.Second: {"g-0#9", "g-1#9", "g-2#9"}},
 			wantRetried:  3,
 		},
 		{
-			name:         "a handler error fails the whole batch",
+			name:         "a store failure rolls the whole batch back",
 			receiveCount: 1,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return nil, errors.New("boom") },
+			fail:         failing(false, "g-1"),
 			wantReleased: map[time.Duration][]string{time.Second: {"g-0#1", "g-1#1", "g-2#1"}},
 			wantRetried:  3,
 		},
 		{
 			name:         "unknown failure ids are ignored",
 			receiveCount: 1,
-			fail:         func(context.Context, events.SQSEvent) ([]string, error) { return []string{"other"}, nil },
+			fail:         failing(true, "other"),
 			wantDeleted:  []string{"g-0#1", "g-1#1", "g-2#1"},
 			wantApplied:  9,
 		},
 		{
-			name:         "a shutdown returns the unapplied messages at once",
+			name:         "a shutdown returns the batch to the queue at once",
 			receiveCount: 2,
 			cancelWork:   true,
-			fail: func(ctx context.Context, ev events.SQSEvent) ([]string, error) {
+			fail: func(ctx context.Context, _ []events.SQSMessage) []upload.Failure {
 				if ctx.Err() == nil {
 					t.Error("the batch context was not cancelled")
 				}
-				return []string{"g-1", "g-2"}, nil
+				return failing(false, "g-1", "g-2")(ctx, nil)
 			},
-			wantDeleted:  []string{"g-0#2"},
-			wantReleased: map[time.Duration][]string{0: {"g-1#2", "g-2#2"}},
-			wantApplied:  3,
+			wantReleased: map[time.Duration][]string{0: {"g-0#2", "g-1#2", "g-2#2"}},
 		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q := &fakeQueue{}
-			h := &fakeHandler{fail: tc.fail}
+			h := &fakeRecorder{fail: tc.fail}
 			w := newTestWorkers(q, h)
 			work, cancel := context.WithCancel(context.Background())
 			defer cancel()
@@ -297,7 +333,7 @@ func TestCountRecordsMatchesPackMessages(t *testing.T) {
 // context ends, and a send wakes an idle one.
 func TestWorkersRunUntilStopped(t *testing.T) {
 	q := &fakeQueue{batches: []queue.Batch{testBatch("a", 1, 1, 1), testBatch("b", 2, 1, 1)}}
-	h := &fakeHandler{fail: func(context.Context, events.SQSEvent) ([]string, error) { return nil, nil }}
+	h := &fakeRecorder{fail: failing(true)}
 	w := newTestWorkers(q, h)
 	w.poll = time.Hour // only a wake-up makes an idle worker look again
 	recv, stop := context.WithCancel(context.Background())

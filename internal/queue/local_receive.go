@@ -250,9 +250,11 @@ func localGroupLatest(ctx context.Context, tx *sql.Tx, group string) (sql.NullSt
 // the message belongs to that later delivery. Deleting the last hidden
 // message of a group unlocks it.
 func (l *Local) Delete(ctx context.Context, receipts ...string) error {
-	return l.settle(ctx, "delete from local queue", receipts,
-		`delete from goqite where id = ? and received = ? and queue >= ? and queue < ? returning queue`)
+	return l.settle(ctx, "delete from local queue", receipts, deleteStmt)
 }
+
+// deleteStmt deletes one delivered message (see settleTx).
+const deleteStmt = `delete from goqite where id = ? and received = ? and queue >= ? and queue < ? returning queue`
 
 // Release makes delivered messages visible again after delay (0: now), as
 // SQS ChangeMessageVisibility does; the group stays locked until then, so a
@@ -274,44 +276,89 @@ func (l *Local) settle(ctx context.Context, what string, receipts []string, stmt
 	if !l.consumer {
 		return fmt.Errorf("%s: %w", what, ErrLocalNotConsumer)
 	}
-	type handle struct {
-		id    string
-		count int
+	handles, err := parseHandles(receipts)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	if len(handles) == 0 {
+		return nil
+	}
+	return l.inTx(ctx, what, func(tx *sql.Tx) error { return l.settleTx(ctx, tx, handles, stmt, extra...) })
+}
+
+// InTx runs fn in one transaction of the queue's database and commits it
+// when fn returns nil. fn may call DeleteTx and write tables of its own (the
+// membership ledger lives in the same database), so a batch is recorded and
+// deleted at once or not at all.
+func (l *Local) InTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return l.inTx(ctx, "local queue transaction", fn)
+}
+
+// DeleteTx is Delete inside a transaction from InTx.
+func (l *Local) DeleteTx(ctx context.Context, tx *sql.Tx, receipts ...string) error {
+	if !l.consumer {
+		return fmt.Errorf("delete from local queue: %w", ErrLocalNotConsumer)
+	}
+	handles, err := parseHandles(receipts)
+	if err != nil {
+		return fmt.Errorf("delete from local queue: %w", err)
+	}
+	if err := l.settleTx(ctx, tx, handles, deleteStmt); err != nil {
+		return fmt.Errorf("delete from local queue: %w", err)
+	}
+	return nil
+}
+
+// DB is the queue's database, for stores that share its file and its
+// transactions (the membership ledger). It has one connection: a caller
+// must not hold a transaction of its own while calling the queue.
+func (l *Local) DB() *sql.DB { return l.db }
+
+// handle is a parsed receipt: the message id and the receive count it was
+// delivered with.
+type handle struct {
+	id    string
+	count int
+}
+
+func parseHandles(receipts []string) ([]handle, error) {
 	handles := make([]handle, 0, len(receipts))
 	for _, r := range receipts {
 		id, count, err := parseLocalReceipt(r)
 		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
+			return nil, err
 		}
 		handles = append(handles, handle{id, count})
 	}
+	return handles, nil
+}
+
+// settleTx runs stmt for each handle in tx, then settles the groups touched.
+func (l *Local) settleTx(ctx context.Context, tx *sql.Tx, handles []handle, stmt string, extra ...any) error {
 	if len(handles) == 0 {
 		return nil
 	}
 	now := l.now()
 	lo, hi := localPrefixRange(localLivePrefix)
-	return l.inTx(ctx, what, func(tx *sql.Tx) error {
-		groups := map[string]bool{}
-		for _, h := range handles {
-			var queue string
-			args := append([]any{h.id, h.count, lo, hi}, extra...)
-			err := tx.QueryRowContext(ctx, stmt, args...).Scan(&queue)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("message %s: %w", h.id, err)
-			}
-			groups[strings.TrimPrefix(queue, localLivePrefix)] = true
+	groups := map[string]bool{}
+	for _, h := range handles {
+		var queue string
+		args := append([]any{h.id, h.count, lo, hi}, extra...)
+		err := tx.QueryRowContext(ctx, stmt, args...).Scan(&queue)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
 		}
-		for g := range groups {
-			if _, err := l.settleGroup(ctx, tx, g, now); err != nil {
-				return err
-			}
+		if err != nil {
+			return fmt.Errorf("message %s: %w", h.id, err)
 		}
-		return nil
-	})
+		groups[strings.TrimPrefix(queue, localLivePrefix)] = true
+	}
+	for g := range groups {
+		if _, err := l.settleGroup(ctx, tx, g, now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeadLetter is a message that was delivered MaxReceive times without being

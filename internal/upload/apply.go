@@ -3,231 +3,226 @@ package upload
 import (
 	"cmp"
 	"context"
-	"errors"
+
 	"fmt"
 	"log/slog"
 	"slices"
 
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"github.com/pinlist/pinlist/internal/audience"
-	"github.com/pinlist/pinlist/internal/pinterest"
-	"github.com/pinlist/pinlist/internal/token"
+	"github.com/pinlist/pinlist/internal/emf"
+	"github.com/pinlist/pinlist/internal/ledger"
 )
 
-// seqShift places a message's index (within its group in the batch) in the
-// high bits of its changes' Seq: coalescing then prefers later messages on
-// equal event times, and every surviving change tells which message it came
-// from (Seq >> seqShift). One message holds far fewer than 2^32 records.
-const seqShift = 32
-
-// chunk is one customer list call's worth of records.
-type chunk struct {
-	op      pinterest.Operation
-	records []string
-	// src is the earliest message (index in the group) with a change here.
-	src int
-}
-
-// listWork is everything one batch does to one customer list.
-type listWork struct {
-	key listKey
-	// ensure is the earliest audience message asking for the list to exist,
-	// or -1 when none does.
-	ensure               int
-	display, description string
-	adds, removes        []chunk
-}
-
-// minSrc is the earliest message with a change in chunks.
-func minSrc(chunks []chunk) int {
-	src := noFailure
-	for _, c := range chunks {
-		src = min(src, c.src)
-	}
-	return src
-}
-
-// allSrc is the earliest message with any part in w.
-func (w *listWork) allSrc() int {
-	src := min(minSrc(w.adds), minSrc(w.removes))
-	if w.ensure >= 0 {
-		src = min(src, w.ensure)
-	}
-	return src
-}
-
-// noFailure is the failure index of a group with no failed message.
-const noFailure = int(^uint(0) >> 1)
-
-// applyGroup applies one message group and returns the index of its first
-// message that must be delivered again (len(g.msgs) or more when none) and
-// why. Messages from that index on are failed together, so the group keeps
-// its order: a message is only ever deleted when it and every message before
-// it in its group were applied.
+// Recorder is where Apply records a batch: the ledger's Apply for the
+// changes, the name store's SetName for the audience names. The Handler's
+// own Options.Ledger and Options.Names make one (Apply); the local runner
+// passes one bound to its SQLite transaction (ApplyTo), so that recording a
+// batch and deleting it from the local queue commit together, e.g.
 //
-// Only messages before the first undecodable one are applied; that one can
-// never succeed, so it fails on every delivery until SQS moves it to the
-// dead-letter queue, and the group resumes behind it.
-func (b *batch) applyGroup(g *group) (int, error) {
-	failFrom := noFailure
-	var why error
-	fail := func(src int, err error) {
-		if src < failFrom {
-			failFrom = src
-		}
-		if why == nil {
-			why = err
-		}
-	}
-	valid := len(g.msgs)
-	for i, m := range g.msgs {
-		if m.err != nil {
-			valid = i
-			fail(i, fmt.Errorf("decode message %s: %w", m.id, m.err))
-			break
-		}
-	}
-	work := b.plan(g.msgs[:valid])
-	for i, w := range work {
-		src, err := b.applyList(w)
-		if err == nil {
+//	upload.RecorderFuncs{
+//		ApplyFunc:   func(ctx context.Context, cs []audience.Change) (ledger.Result, error) { return store.ApplyTx(ctx, tx, cs) },
+//		SetNameFunc: func(ctx context.Context, a audience.Ref, n ledger.AudienceName) error { return names.SetNameTx(ctx, tx, a, n) },
+//	}
+//
+// Apply must be idempotent (ledger.Store's is): a batch whose recording
+// failed part way is recorded again when its messages are delivered again.
+type Recorder interface {
+	Apply(ctx context.Context, changes []audience.Change) (ledger.Result, error)
+	SetName(ctx context.Context, a audience.Ref, n ledger.AudienceName) error
+}
+
+// RecorderFuncs is a Recorder made of two functions.
+type RecorderFuncs struct {
+	ApplyFunc   func(ctx context.Context, changes []audience.Change) (ledger.Result, error)
+	SetNameFunc func(ctx context.Context, a audience.Ref, n ledger.AudienceName) error
+}
+
+// Apply calls f.ApplyFunc.
+func (f RecorderFuncs) Apply(ctx context.Context, changes []audience.Change) (ledger.Result, error) {
+	return f.ApplyFunc(ctx, changes)
+}
+
+// SetName calls f.SetNameFunc.
+func (f RecorderFuncs) SetName(ctx context.Context, a audience.Ref, n ledger.AudienceName) error {
+	return f.SetNameFunc(ctx, a, n)
+}
+
+// stores is the Handler's own Recorder.
+type stores struct {
+	ledger.Store
+	ledger.Names
+}
+
+// Failure is a message Apply did not record.
+type Failure struct {
+	// ID is the message's MessageId.
+	ID string
+	// Permanent is true when the message can never be recorded (it cannot
+	// be decoded): it fails on every delivery until the queue moves it to
+	// its dead-letter queue. Otherwise a store failed: deliver it again.
+	Permanent bool
+	// Err says why; it never quotes the message's content.
+	Err error
+}
+
+// Applied is what Apply did with a batch.
+type Applied struct {
+	// Messages is how many messages the batch had.
+	Messages int
+	// Failed are the messages not recorded, in batch order; every other
+	// message was recorded and may be deleted from the queue.
+	Failed []Failure
+	// Lists are the lists the recorded changes concern, sorted by key:
+	// what a flush after this batch has to look at.
+	Lists []ledger.List
+	// Result counts what the ledger did with the recorded changes.
+	Result ledger.Result
+	// Names is how many audience names were recorded.
+	Names int
+}
+
+// Apply decodes a batch of queue messages (SQS records; only MessageId and
+// Body are read) and records it in the Handler's ledger and name store. See
+// ApplyTo.
+func (h *Handler) Apply(ctx context.Context, records []events.SQSMessage) Applied {
+	a := h.apply(ctx, stores{h.o.Ledger, h.o.Names}, records)
+	h.logApplied(ctx, h.o.Logger, a)
+	h.writeMetrics(ctx, h.o.Logger, appliedMetrics(a))
+	return a
+}
+
+// ApplyTo decodes a batch of queue messages (SQS records; only MessageId
+// and Body are read) and records it in rec: the changes of every "changes"
+// message in one rec.Apply call (the ledger orders changes by precedence, so
+// the order and grouping of the messages do not matter), the name of every
+// "audience" message with rec.SetName. It writes nothing to Pinterest (see
+// Flush). A message that cannot be decoded fails alone, permanently; when
+// rec.Apply fails, every "changes" message fails; when a SetName fails, its
+// message fails. It uses nothing but rec (so a rec bound to a transaction
+// on a one-connection database does not deadlock). It logs a summary and
+// writes one EMF line.
+//
+// When rec writes in a transaction and any Failure is not Permanent, roll
+// the transaction back (ledger.SQLite.ApplyTx requires it after an error)
+// and deliver the whole batch again; otherwise commit it together with the
+// deletion of every message not in Failed.
+func (h *Handler) ApplyTo(ctx context.Context, rec Recorder, records []events.SQSMessage) Applied {
+	a := h.apply(ctx, rec, records)
+	h.logApplied(ctx, h.o.Logger, a)
+	h.writeMetrics(ctx, h.o.Logger, appliedMetrics(a))
+	return a
+}
+
+// apply is ApplyTo without the log and metrics lines.
+func (h *Handler) apply(ctx context.Context, rec Recorder, records []events.SQSMessage) Applied {
+	a := Applied{Messages: len(records)}
+	var changes []audience.Change
+	var changeMsgs []string // the IDs of the messages in changes
+	lists := map[ledger.List]bool{}
+	for _, r := range records {
+		m, err := audience.DecodeMessage([]byte(r.Body))
+		if err != nil {
+			a.Failed = append(a.Failed, Failure{ID: r.MessageId, Permanent: true, Err: fmt.Errorf("decode message %s: %w", r.MessageId, err)})
 			continue
 		}
-		// Stop the group at its first failure: what is left would most
-		// likely fail the same way, and spend retries and rate limit on it.
-		fail(src, err)
-		for _, rest := range work[i+1:] {
-			fail(rest.allSrc(), err)
-		}
-		break
-	}
-	return failFrom, why
-}
-
-// plan coalesces the changes of msgs (one group's decodable messages, in
-// order) and cuts them into customer list calls, per list. After coalescing
-// each (list, identifier) has one change, so the ADD and REMOVE sets of a
-// list are disjoint and the calls may run in any order.
-func (b *batch) plan(msgs []*message) []*listWork {
-	byKey := map[listKey]*listWork{}
-	get := func(k listKey) *listWork {
-		w := byKey[k]
-		if w == nil {
-			w = &listWork{key: k, ensure: -1}
-			byKey[k] = w
-		}
-		return w
-	}
-	names := map[string]naming{}
-	var changes []audience.Change
-	for i, m := range msgs {
-		if m.msg.Kind == audience.MessageAudience {
-			key := m.msg.Audience.Key()
-			names[key] = naming{m.msg.Name, m.msg.Description} // the latest wins
-			for _, lt := range audience.ListTypes {
-				if w := get(listKey{key, lt}); w.ensure < 0 {
-					w.ensure = i
-				}
+		switch m.Kind {
+		case audience.MessageChanges:
+			// The ledger orders by precedence, not Seq: no arrival order to keep.
+			for _, c := range m.Changes(0) {
+				changes = append(changes, c)
+				lists[ledger.List{Audience: c.Audience, Type: c.List}] = true
 			}
-		}
-		changes = append(changes, m.msg.Changes(uint64(i)<<seqShift)...)
-	}
-	for _, c := range audience.Coalesce(changes) {
-		w := get(listKey{c.Audience.Key(), c.List})
-		src := int(c.Seq >> seqShift)
-		if c.Op == audience.OpRemove {
-			w.removes = addRecord(w.removes, pinterest.OpRemove, c.Hash, src, b.h.maxRecords)
-		} else {
-			w.adds = addRecord(w.adds, pinterest.OpAdd, c.Hash, src, b.h.maxRecords)
+			changeMsgs = append(changeMsgs, r.MessageId)
+		case audience.MessageAudience:
+			err := rec.SetName(ctx, m.Audience, ledger.AudienceName{Name: m.Name, Description: m.Description})
+			if err != nil {
+				a.Failed = append(a.Failed, Failure{ID: r.MessageId, Err: fmt.Errorf("record audience message %s: %w", r.MessageId, err)})
+				continue
+			}
+			a.Names++
 		}
 	}
-	work := make([]*listWork, 0, len(byKey))
-	for key, n := range names {
-		b.h.rememberName(key, n)
-	}
-	for _, w := range byKey {
-		n, ok := names[w.key.audience]
-		if !ok {
-			n = b.h.name(w.key.audience)
+	if len(changes) > 0 {
+		res, err := rec.Apply(ctx, changes)
+		if err != nil {
+			err = fmt.Errorf("record %d changes of %d messages in the ledger: %w", len(changes), len(changeMsgs), err)
+			for _, id := range changeMsgs {
+				a.Failed = append(a.Failed, Failure{ID: id, Err: err})
+			}
+			clear(lists)
 		}
-		w.display, w.description = n.display, n.description
-		work = append(work, w)
+		a.Result = res
 	}
-	slices.SortFunc(work, func(a, b *listWork) int {
-		return cmp.Or(cmp.Compare(a.key.audience, b.key.audience),
-			cmp.Compare(slices.Index(audience.ListTypes, a.key.list), slices.Index(audience.ListTypes, b.key.list)))
-	})
-	return work
-}
-
-// permanent reports whether err, from a call that was started, would fail
-// the same way on every delivery: not a stop of the batch, not retryable
-// (429, 5xx, network, deadline), not a token problem.
-func (b *batch) permanent(err error) bool {
-	var unauthorized *pinterest.UnauthorizedError
-	return b.stop == nil && !pinterest.IsRetryable(err) && !errors.As(err, &unauthorized) &&
-		!errors.Is(err, context.Canceled) && !errors.Is(err, token.ErrExpired)
-}
-
-// addRecord appends hash to the last chunk, or to a new one when the last is full.
-func addRecord(chunks []chunk, op pinterest.Operation, hash string, src, maxRecords int) []chunk {
-	if n := len(chunks); n == 0 || len(chunks[n-1].records) >= maxRecords {
-		chunks = append(chunks, chunk{op: op, records: make([]string, 0, maxRecords), src: src})
+	// Back in batch order.
+	pos := make(map[string]int, len(records))
+	for i, r := range records {
+		pos[r.MessageId] = i
 	}
-	last := &chunks[len(chunks)-1]
-	last.records = append(last.records, hash)
-	last.src = min(last.src, src)
-	return chunks
+	slices.SortStableFunc(a.Failed, func(x, y Failure) int { return cmp.Compare(pos[x.ID], pos[y.ID]) })
+	for l := range lists {
+		a.Lists = append(a.Lists, l)
+	}
+	slices.SortFunc(a.Lists, func(x, y ledger.List) int { return cmp.Compare(x.Key(), y.Key()) })
+	return a
 }
 
-// applyList makes w's list exist (with its CUSTOMER_LIST audience) when it
-// needs to, then sends w's ADD and REMOVE calls. On an error it returns the
-// earliest message with a part not applied.
-func (b *batch) applyList(w *listWork) (int, error) {
-	chunks := append(slices.Clip(w.adds), w.removes...)
-	info, found, err := b.findList(w.key)
+// logApplied logs a's outcome: one warning per failed message (its ID and
+// why, never its content) and one summary line.
+func (h *Handler) logApplied(ctx context.Context, logger *slog.Logger, a Applied) {
+	for _, f := range a.Failed {
+		msg := "message not recorded; it will be delivered again"
+		if f.Permanent {
+			msg = "message cannot be decoded; it fails on every delivery until the dead-letter queue takes it"
+		}
+		logger.LogAttrs(ctx, slog.LevelWarn, msg, slog.String("message_id", f.ID), slog.String("error", f.Err.Error()))
+	}
+	logger.LogAttrs(ctx, slog.LevelInfo, "batch recorded in the ledger",
+		slog.Int("messages", a.Messages),
+		slog.Int("failed_messages", len(a.Failed)),
+		slog.Int("lists", len(a.Lists)),
+		slog.Int("changes_flipped", a.Result.Flipped),
+		slog.Int("changes_noop", a.Result.NoOps),
+		slog.Int("changes_stale", a.Result.Stale),
+		slog.Int("names", a.Names))
+}
+
+// appliedMetrics are Apply's EMF metrics.
+func appliedMetrics(a Applied) []emf.Metric {
+	return []emf.Metric{
+		count("MessageFailures", int64(len(a.Failed))),
+		count("ChangesFlipped", int64(a.Result.Flipped)),
+		count("ChangesNoOp", int64(a.Result.NoOps)),
+		count("ChangesStale", int64(a.Result.Stale)),
+	}
+}
+
+// HandleSQS is the upload Lambda function's entry point (SQS event source,
+// ReportBatchItemFailures): it records the batch in the ledger (Apply), then
+// flushes the lists the batch touched to Pinterest (Flush). Only messages
+// that were not recorded are reported in BatchItemFailures, to be delivered
+// again; a flush failure fails no message, since its rows stay pending in
+// the ledger and the next flush of their list (a later batch's, or the
+// schedule's FlushAll) sends them. It never returns an error. It logs a
+// summary and writes one EMF line for the whole invocation.
+func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	logger := h.o.Logger
+	if lc, ok := lambdacontext.FromContext(ctx); ok {
+		logger = logger.With(slog.String("request_id", lc.AwsRequestID))
+	}
+	a := h.apply(ctx, stores{h.o.Ledger, h.o.Names}, ev.Records)
+	h.logApplied(ctx, logger, a)
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, f := range a.Failed {
+		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: f.ID})
+	}
+	f, err := h.flush(ctx, logger, a.Lists)
 	if err != nil {
-		return w.allSrc(), err
+		logger.LogAttrs(ctx, slog.LevelWarn, "flush after the batch incomplete; the rows left stay pending in the ledger",
+			slog.String("error", err.Error()))
 	}
-	next := 0
-	switch {
-	case found:
-		if info, err = b.ensureAudience(w.key, info, w.display, w.description); err != nil {
-			return w.allSrc(), err
-		}
-	case len(w.adds) == 0 && w.ensure < 0:
-		// Only removals, from a list that does not exist: nothing to remove.
-		return noFailure, nil
-	case len(w.adds) == 0:
-		// An audience message asks for the list before any member: create it
-		// empty. Should Pinterest refuse an empty list for good, the list is
-		// created with its first members instead, under the name remembered.
-		info, err = b.createList(w.key, w.display, w.description, nil)
-		if err != nil && info.id == "" && b.permanent(err) {
-			b.h.logger.LogAttrs(b.ctx, slog.LevelWarn, "could not create an empty customer list; it will be created with its first members",
-				slog.String("list", stableName(w.key.audience, w.key.list)), slog.String("error", err.Error()))
-			return noFailure, nil
-		}
-		if err != nil {
-			return w.allSrc(), err
-		}
-	default:
-		// On an error the first records count as not applied even if the
-		// list was created with them: sending them again is harmless.
-		if info, err = b.createList(w.key, w.display, w.description, w.adds[0].records); err != nil {
-			return w.allSrc(), err
-		}
-		next = 1
-	}
-	for i := next; i < len(chunks); i++ {
-		c := chunks[i]
-		err := b.call(func(ctx context.Context) error {
-			_, err := b.h.client.UpdateCustomerList(ctx, info.id, c.op, c.records)
-			return err
-		})
-		if err != nil {
-			return minSrc(chunks[i:]), fmt.Errorf("%s %d records to customer list %s: %w", c.op, len(c.records), info.id, err)
-		}
-		b.changesApplied += len(c.records)
-	}
-	return noFailure, nil
+	h.writeMetrics(ctx, logger, append(appliedMetrics(a), f.metrics()...))
+	return resp, nil
 }

@@ -1,17 +1,37 @@
-// Package upload is pinlist's upload step: it applies batches of audience
-// messages from the SQS FIFO queue (message group = audience) to Pinterest
-// customer lists. Handler.HandleSQS is the entry point of the upload Lambda
-// function and of the local runner alike.
+// Package upload is pinlist's upload step, with the membership ledger
+// (internal/ledger) in the middle: Apply records batches of queue messages
+// in the ledger, and Flush drains the ledger's pending rows to Pinterest
+// customer lists. Handler.HandleSQS, the upload Lambda function's entry
+// point, does one then the other; the local runner calls ApplyTo inside its
+// own SQLite transaction (so that the queue's delete and the ledger write
+// commit together) and then Flush; a schedule calls FlushAll.
 //
-// # What a batch does
+// # Apply
 //
-// Messages are grouped by message group, groups in order of first
-// appearance, messages in delivery order. For each group, every change of
-// its messages in the batch is coalesced (per audience, list type and
-// identifier the latest event time wins; on a tie the later message), then
-// each of the audience's customer lists (one per list type) is found or
-// created and sent its ADD and REMOVE calls, at most
-// PINLIST_MAX_RECORDS_PER_REQUEST records per call.
+// A batch's "changes" messages are recorded with one ledger Apply call: the
+// ledger orders changes by precedence (audience.Change.Precedence: later
+// event time wins, on a tie the exit), drops the stale ones, and keeps each
+// change that flips a row pending until Pinterest has it. So the order and
+// grouping of the messages no longer matter, and a message delivered twice
+// records nothing new. An "audience" message (POST /v1/audiences: the
+// audience's name and description) is recorded in the name store
+// (ledger.Names), where the flusher finds it when it creates the audience's
+// lists; no list is created for it (Pinterest creates no empty list here).
+//
+// A message that cannot be decoded fails alone, on every delivery, until
+// the queue moves it to the dead-letter queue. A store failure fails the
+// messages it concerned (every "changes" message of the batch when the
+// ledger write fails; one "audience" message when its name write fails), to
+// be delivered again; recording again is harmless (the ledger is idempotent).
+//
+// # Flush
+//
+// For each list with pending rows, for ADD then REMOVE: read up to
+// PINLIST_MAX_RECORDS_PER_REQUEST pending rows, send them in one customer
+// list call, mark them sent, until the list has nothing pending. Calls are
+// thus filled across batches. A row changed while its call was in flight
+// stays pending (MarkSent compares precedences) and its newer state is sent
+// next.
 //
 // Finding a list: an in-memory cache (per process, that is per Lambda
 // container), else one listing of the ad account's customer lists, which
@@ -20,62 +40,47 @@
 // display name, when known at creation, follows as " - <name>" but is never
 // used to find a list (it can change; Pinterest cannot rename a list). When
 // a race ever made two lists for one audience and type, the oldest (smallest
-// ID) is used, by every container alike. A missing list is created with the
-// first chunk of ADD records, then a CUSTOMER_LIST audience is created for
-// it; a list found by name gets its audience checked once per container
-// (the audience creation may have failed after the list was made). A list
-// that does not exist is not created just to remove records from it.
+// ID) is used, by every container alike. A missing list is created with its
+// first pending ADD records, then the lists are listed once more: should
+// another process have created the same list at the same moment (an
+// invocation's flush and a sweep, say), the older one wins, the records
+// are sent there too and the process uses it from then on; else a
+// CUSTOMER_LIST audience is created for the new list. Within one process
+// the flushes of a list take turns, so they never both create it; a list found by name gets its audience checked once per container
+// (the audience creation may have failed after the list was made). Pending
+// removals from a list that did not exist when the flush began are marked
+// sent without a call: a list that does not exist holds nobody. A list that
+// answers 404 is dropped from the cache and looked for again next time. (Should
+// another process create the list and add a member between this flush's
+// lookup and its reading of that member's pending removal, the removal is
+// lost; the window is one listing call wide.)
 //
-// # Audience messages
+// # Failures
 //
-// An "audience" message (POST /v1/audiences: the audience's name and
-// description) creates the audience's customer lists, one per list type, and
-// their CUSTOMER_LIST audiences, named after the audience, right away — even
-// before any member arrives. The alternative, remembering the name until the
-// first members arrive, would need state that outlives a Lambda container;
-// creating the lists at once needs none, lets the advertiser target the
-// audience under its own name at once, and is what ARCHITECTURE.md promises
-// for POST /v1/audiences. The lists are created with no records (an empty
-// "records" field, which Pinterest's create call requires to be present). If
-// the lists already exist, their names are left as they are.
+// One list's failure (a 400, a 404, the client's retries of a 429 or 5xx
+// exhausted, a ledger error) is logged (the list's key, never a member) and
+// counted, leaves that list's rows pending, and the flush carries on with
+// the other lists; Flush returns every list's error, joined. A flush
+// failure fails no queue message: the rows stay pending in the ledger until
+// the next flush of their list, or the schedule's FlushAll, sends them.
+//   - 401: the access token is reloaded from the token store once per flush
+//     and the call tried again; a second 401 (or an expired stored token)
+//     stops the flush: every later call would fail alike.
+//   - Near the context's deadline (minus a margin, Options.DeadlineMargin)
+//     no new call starts and the flush stops; what was sent is still marked
+//     sent.
 //
-// # Failures and order
-//
-// HandleSQS reports partial batch failures: when a message of a group is not
-// applied, it and every later message of its group are returned in
-// BatchItemFailures (so SQS FIFO delivers them again, in order); every other
-// message was applied and may be deleted. A group stops at its first failed
-// call; other groups go on. In particular:
-//   - A message that cannot be decoded can never succeed: it fails on every
-//     delivery until SQS moves it to the dead-letter queue (maxReceiveCount),
-//     and only the messages behind it in its own group wait for that.
-//   - 401: the access token is reloaded from the token store once per batch
-//     and the call tried again; a second 401 fails what is left of the batch.
-//   - 429 and 5xx: the Pinterest client's bounded retries, then the group's
-//     unapplied messages fail.
-//   - Near the invocation's deadline (the context's deadline minus a margin)
-//     no new call starts and what is left fails.
-//
-// Applying a chunk twice (a redelivered message whose calls partly
-// succeeded) is harmless: ADD and REMOVE are set operations. Order is what
-// matters, and it is kept: within a batch the group's changes are coalesced
-// first, so each identifier has one change and the ADD and REMOVE sets are
-// disjoint — the calls may run in any order and give the same membership.
-// Across batches, FIFO delivers a group's messages in order and never hands
-// out later messages of a group while earlier ones are in flight, and a
-// failed message takes every later message of its group back to the queue
-// with it; so a redelivered change is always re-coalesced with everything
-// that followed it. (Event times are compared only within one batch: a
-// change that arrives in a later batch wins over an earlier one, whatever
-// its event time.)
+// Sending a row twice (its call succeeded but MarkSent failed, or the
+// process died in between) is harmless: ADD and REMOVE are set operations.
 //
 // # Logs and metrics
 //
-// Each batch logs one JSON line (slog) and writes one CloudWatch Embedded
-// Metric Format line (namespace pinlist, dimension Connection): metrics
-// ChangesApplied (records sent in successful create and update calls),
-// ListsCreated, APICalls and Retries (from the Pinterest client's counters)
-// and Failures (failed messages). Neither carries an identifier; a failed
-// group's log line names its message group (the audience key), never a
-// member.
+// Apply, Flush and FlushAll each log a summary (slog) and write one
+// CloudWatch Embedded Metric Format line (namespace pinlist, dimension
+// Connection); HandleSQS writes one line for both halves. Apply's metrics:
+// MessageFailures (messages not recorded), ChangesFlipped (now pending),
+// ChangesNoOp and ChangesStale. Flush's: RecordsSent and ListCalls (in
+// successful customer list create and update calls), ListsCreated,
+// ListFailures (lists failed or not flushed), and APICalls and Retries (the
+// Pinterest client's counters). None carries an identifier.
 package upload

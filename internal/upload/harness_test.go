@@ -3,12 +3,15 @@ package upload_test
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,10 +25,13 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/fake"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/token"
 	"github.com/pinlist/pinlist/internal/upload"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
 
 // moto is the moto_server of this test binary (the pipeline tests use it).
@@ -75,14 +81,19 @@ func (s *memStore) loadCount() int {
 	return s.loads
 }
 
-// env is one upload handler wired to an in-process simulator.
+// env is one upload handler wired to an in-process simulator and a SQLite
+// ledger in a temporary directory.
 type env struct {
 	t       testing.TB
 	sim     *pinterestsim.Server
 	url     string    // the simulator's API base URL
 	store   *memStore // nil when envConfig.store was given
 	client  *pinterest.Client
+	db      *sql.DB
+	ledger  *ledger.SQLite
+	names   *ledger.SQLiteNames
 	h       *upload.Handler
+	reqs    *requestLog // the customer list writes that reached the simulator
 	metrics *syncBuffer
 	logs    *syncBuffer
 }
@@ -96,7 +107,12 @@ type envConfig struct {
 	simMax     int
 	wrap       func(http.Handler) http.Handler // around the simulator
 	store      token.Store                     // nil: a memStore (env.store)
-	opts       func(*upload.Options)
+	// ledger and names wrap the SQLite stores the handler is given (to
+	// inject faults); nil gives them as they are.
+	ledger func(ledger.Store) ledger.Store
+	names  func(ledger.Names) ledger.Names
+	margin time.Duration
+	now    func() time.Time
 }
 
 // fastRetry keeps retries bounded and quick in tests.
@@ -113,9 +129,10 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if err != nil {
 		tb.Fatalf("new simulator: %v", err)
 	}
-	var handler http.Handler = sim
+	reqs := &requestLog{}
+	var handler http.Handler = reqs.wrap(sim)
 	if cfg.wrap != nil {
-		handler = cfg.wrap(sim)
+		handler = cfg.wrap(handler)
 	}
 	srv := httptest.NewServer(handler)
 	tb.Cleanup(srv.Close)
@@ -127,7 +144,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		RefreshTokenExpiresAt: time.Now().Add(48 * time.Hour),
 		Scope:                 strings.Join(scopes, ","),
 	}
-	e := &env{t: tb, sim: sim, url: srv.URL + "/v5", metrics: &syncBuffer{}, logs: &syncBuffer{}}
+	e := &env{t: tb, sim: sim, url: srv.URL + "/v5", reqs: reqs, metrics: &syncBuffer{}, logs: &syncBuffer{}}
 	var store token.Store = cfg.store
 	if store == nil {
 		e.store = &memStore{}
@@ -136,7 +153,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if err := store.Save(context.Background(), tok); err != nil {
 		tb.Fatalf("store the token: %v", err)
 	}
-	src := token.NewAccessTokenSource(store)
+	src := newTokenSource(store)
 	e.client, err = pinterest.NewClient(adAccount,
 		pinterest.WithBaseURL(e.url),
 		pinterest.WithTokenSource(src),
@@ -146,22 +163,139 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if err != nil {
 		tb.Fatalf("new pinterest client: %v", err)
 	}
-	opts := upload.Options{
+	e.db, e.ledger, e.names = openLedger(tb)
+	var led ledger.Store = e.ledger
+	if cfg.ledger != nil {
+		led = cfg.ledger(led)
+	}
+	var names ledger.Names = e.names
+	if cfg.names != nil {
+		names = cfg.names(names)
+	}
+	e.h, err = upload.New(upload.Options{
 		Client:               e.client,
+		Ledger:               led,
+		Names:                names,
 		AccessToken:          src,
 		MaxRecordsPerRequest: cfg.maxRecords,
+		DeadlineMargin:       cfg.margin,
 		ConnectionName:       "test-connection",
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:              e.metrics,
-	}
-	if cfg.opts != nil {
-		cfg.opts(&opts)
-	}
-	e.h, err = upload.New(opts)
+		Now:                  cfg.now,
+	})
 	if err != nil {
 		tb.Fatalf("new upload handler: %v", err)
 	}
 	return e
+}
+
+// openLedger opens a SQLite database in a temporary directory, as the local
+// runner does, with the ledger and the name store in it.
+func openLedger(tb testing.TB) (*sql.DB, *ledger.SQLite, *ledger.SQLiteNames) {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "pinlist.db")
+	db, err := sql.Open("sqlite", path+"?_busy_timeout=10000&_journal_mode=WAL&_synchronous=NORMAL&_txlock=immediate")
+	if err != nil {
+		tb.Fatalf("open the ledger database: %v", err)
+	}
+	db.SetMaxOpenConns(1)
+	tb.Cleanup(func() { _ = db.Close() })
+	led, err := ledger.NewSQLite(context.Background(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		tb.Fatalf("new SQLite ledger: %v", err)
+	}
+	names, err := ledger.NewSQLiteNames(context.Background(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		tb.Fatalf("new SQLite name store: %v", err)
+	}
+	return db, led, names
+}
+
+// listWrite is one customer list create or update that reached the simulator.
+type listWrite struct {
+	create  bool
+	name    string // create: the list's name
+	listID  string // update: the list's ID
+	op      string // update: ADD or REMOVE
+	records []string
+	status  int
+}
+
+// requestLog records the customer list writes that reach the simulator.
+type requestLog struct {
+	mu     sync.Mutex
+	writes []listWrite
+}
+
+func (l *requestLog) wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		isCreate := r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/customer_lists")
+		isUpdate := r.Method == http.MethodPatch && strings.Contains(r.URL.Path, "/customer_lists/")
+		if !isCreate && !isUpdate {
+			next.ServeHTTP(w, r)
+			return
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, "read body", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		var in struct {
+			Name          string `json:"name"`
+			Records       string `json:"records"`
+			OperationType string `json:"operation_type"`
+		}
+		_ = json.Unmarshal(body, &in)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		lw := listWrite{create: isCreate, name: in.Name, op: in.OperationType, status: rec.status}
+		if isUpdate {
+			lw.listID = r.URL.Path[strings.LastIndex(r.URL.Path, "/")+1:]
+		}
+		if in.Records != "" {
+			lw.records = strings.Split(in.Records, ",")
+		}
+		l.mu.Lock()
+		l.writes = append(l.writes, lw)
+		l.mu.Unlock()
+	})
+}
+
+// ok returns the successful writes so far.
+func (l *requestLog) ok() []listWrite {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []listWrite
+	for _, w := range l.writes {
+		if w.status < 300 {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// all returns every write so far, failed ones too.
+func (l *requestLog) all() []listWrite {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.writes)
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// newTokenSource is the token source the handler reloads on a 401.
+func newTokenSource(store token.Store) *token.AccessTokenSource {
+	return token.NewAccessTokenSource(store)
 }
 
 // hashOf is the identifier hash of a made-up person.
@@ -264,6 +398,58 @@ func (e *env) handle(ctx context.Context, ev events.SQSEvent) []string {
 
 func (e *env) tb() testing.TB { return e.t }
 
+// apply records ev in the ledger without flushing and returns the failed
+// message IDs.
+func (e *env) apply(ctx context.Context, ev events.SQSEvent) []string {
+	e.tb().Helper()
+	failed := []string{}
+	for _, f := range e.h.Apply(ctx, ev.Records).Failed {
+		failed = append(failed, f.ID)
+	}
+	return failed
+}
+
+// flushAll flushes everything pending and fails the test on an error.
+func (e *env) flushAll(ctx context.Context) upload.Flushed {
+	e.tb().Helper()
+	f, err := e.h.FlushAll(ctx)
+	if err != nil {
+		e.tb().Fatalf("FlushAll: %v", err)
+	}
+	return f
+}
+
+// pending counts the ledger's pending rows of a list, per op.
+func (e *env) pending(a audience.Ref, lt audience.ListType) map[audience.Op]int {
+	e.tb().Helper()
+	out := map[audience.Op]int{}
+	for _, op := range []audience.Op{audience.OpAdd, audience.OpRemove} {
+		rows, err := e.ledger.Pending(context.Background(), ledger.List{Audience: a, Type: lt}, op, 1<<20)
+		if err != nil {
+			e.tb().Fatalf("read pending rows: %v", err)
+		}
+		if len(rows) > 0 {
+			out[op] = len(rows)
+		}
+	}
+	return out
+}
+
+// pendingLists is the ledger's lists with pending rows, by key.
+func (e *env) pendingLists() []string {
+	e.tb().Helper()
+	lists, err := e.ledger.PendingLists(context.Background())
+	if err != nil {
+		e.tb().Fatalf("read pending lists: %v", err)
+	}
+	out := []string{}
+	for _, l := range lists {
+		out = append(out, l.Key())
+	}
+	slices.Sort(out)
+	return out
+}
+
 // membership is the simulator's pinlist lists: stable list name → sorted records.
 func (e *env) membership() map[string][]string {
 	out := map[string][]string{}
@@ -315,12 +501,10 @@ func (e *env) lastEMF() map[string]float64 {
 		e.tb().Fatal("no metrics record written")
 	}
 	out := map[string]float64{}
-	for _, name := range []string{"ChangesApplied", "ListsCreated", "APICalls", "Retries", "Failures"} {
-		v, ok := recs[len(recs)-1][name].(float64)
-		if !ok {
-			e.tb().Fatalf("metrics record lacks %s: %v", name, recs[len(recs)-1])
+	for name, v := range recs[len(recs)-1] {
+		if f, ok := v.(float64); ok {
+			out[name] = f
 		}
-		out[name] = v
 	}
 	return out
 }

@@ -3,9 +3,12 @@ package upload
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 )
 
@@ -92,23 +95,19 @@ func olderID(a, b string) bool {
 	return a < b
 }
 
-// naming is an audience's display name and description, from its latest
-// audience message.
-type naming struct{ display, description string }
-
-// rememberName keeps an audience's naming for lists created later by this
-// process.
-func (h *Handler) rememberName(key string, n naming) {
+// lockList serialises the flushes of one list within this process, so that
+// two flushes never both create it or send its rows twice; it returns the
+// unlock.
+func (h *Handler) lockList(k listKey) func() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.names[key] = n
-}
-
-// name returns the naming remembered for an audience (zero when none).
-func (h *Handler) name(key string) naming {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.names[key]
+	l := h.locks[k]
+	if l == nil {
+		l = &sync.Mutex{}
+		h.locks[k] = l
+	}
+	h.mu.Unlock()
+	l.Lock()
+	return l.Unlock
 }
 
 // cached returns the cached list for k.
@@ -126,19 +125,49 @@ func (h *Handler) remember(k listKey, info listInfo) {
 	h.lists[k] = info
 }
 
+// forget drops the cached list with ID id.
+func (h *Handler) forget(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, info := range h.lists {
+		if info.id == id {
+			delete(h.lists, k)
+		}
+	}
+}
+
 // findList returns the customer list for k: from the cache, else by listing
 // the ad account's customer lists. One listing fills the cache for every
 // pinlist list it sees, so a cold container lists once, not once per
 // audience. An absent list is never cached: another container may create it
 // at any time.
-func (b *batch) findList(k listKey) (listInfo, bool, error) {
-	if info, ok := b.h.cached(k); ok {
+func (r *run) findList(k listKey) (listInfo, bool, error) {
+	if info, ok := r.h.cached(k); ok {
 		return info, true, nil
 	}
+	found, err := r.listLists(k)
+	if err != nil {
+		return listInfo{}, false, err
+	}
+	r.h.mu.Lock()
+	defer r.h.mu.Unlock()
+	for fk, id := range found {
+		if _, ok := r.h.lists[fk]; !ok {
+			r.h.lists[fk] = listInfo{id: id}
+		}
+	}
+	info, ok := r.h.lists[k]
+	return info, ok, nil
+}
+
+// listLists lists the ad account's customer lists and returns the oldest
+// pinlist list of every audience and type it sees (and k's, should its key
+// not parse back from the name).
+func (r *run) listLists(k listKey) (map[listKey]string, error) {
 	found := map[listKey]string{}
-	err := b.call(func(ctx context.Context) error {
+	err := r.call(func(ctx context.Context) error {
 		clear(found)
-		for l, err := range b.h.client.CustomerLists(ctx) {
+		for l, err := range r.h.o.Client.CustomerLists(ctx) {
 			if err != nil {
 				return err
 			}
@@ -151,17 +180,9 @@ func (b *batch) findList(k listKey) (listInfo, bool, error) {
 		return nil
 	})
 	if err != nil {
-		return listInfo{}, false, fmt.Errorf("look for customer list %q: %w", stableName(k.audience, k.list), err)
+		return nil, fmt.Errorf("look for customer list %q: %w", stableName(k.audience, k.list), err)
 	}
-	b.h.mu.Lock()
-	defer b.h.mu.Unlock()
-	for fk, id := range found {
-		if _, ok := b.h.lists[fk]; !ok {
-			b.h.lists[fk] = listInfo{id: id}
-		}
-	}
-	info, ok := b.h.lists[k]
-	return info, ok, nil
+	return found, nil
 }
 
 // addOldest records id for k unless an older list is already recorded: when
@@ -173,46 +194,59 @@ func addOldest(m map[listKey]string, k listKey, id string) {
 	}
 }
 
-// createList creates the customer list for k with its first records and a
-// CUSTOMER_LIST audience for it, and caches both.
-func (b *batch) createList(k listKey, display, description string, records []string) (listInfo, error) {
-	name := listName(k.audience, k.list, display)
+// createList creates the customer list for k with its first records
+// (never empty: Pinterest's create call carries them), then lists the
+// customer lists once more: should another process have created the list at
+// the same time, the oldest of the two is the one every process uses, so
+// the records are sent to it too (dup is true) and this process uses it
+// from now on. The list is cached; its CUSTOMER_LIST audience comes after
+// (createAudience), once the records are marked sent in the ledger.
+func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (info listInfo, dup bool, err error) {
 	var created *pinterest.CustomerList
-	err := b.call(func(ctx context.Context) error {
+	err = r.call(func(ctx context.Context) error {
 		var err error
-		created, err = b.h.client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
-			Name: name, ListType: string(k.list), Records: records,
+		created, err = r.h.o.Client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
+			Name: listName(k.audience, k.list, n.Name), ListType: string(k.list), Records: records,
 		})
 		return err
 	})
 	if err != nil {
-		return listInfo{}, fmt.Errorf("create customer list %q: %w", stableName(k.audience, k.list), err)
+		return listInfo{}, false, fmt.Errorf("create customer list %q with %d records: %w", stableName(k.audience, k.list), len(records), err)
 	}
-	info := listInfo{id: created.ID}
-	b.h.remember(k, info)
-	b.listsCreated++
-	b.changesApplied += len(records)
-	// Nothing can target a list created a moment ago: create its audience
-	// without looking for one first.
-	if err := b.createAudience(k, info.id, name, description); err != nil {
-		return info, err
+	r.flushed.ListsCreated++
+	r.flushed.ListCalls++
+	r.flushed.RecordsSent += int64(len(records))
+	info = listInfo{id: created.ID}
+	found, err := r.listLists(k)
+	if err != nil {
+		// The records are in the list just made; should it turn out a
+		// duplicate, the next container start settles on the oldest.
+		r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "could not check a new customer list for a duplicate",
+			slog.String("list", stableName(k.audience, k.list)), slog.String("error", err.Error()))
+		found = map[listKey]string{k: created.ID}
 	}
-	info.hasAudience = true
-	b.h.remember(k, info)
-	return info, nil
+	if oldest, ok := found[k]; ok && oldest != created.ID && olderID(oldest, created.ID) {
+		r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "another process created the same customer list at the same time; using the older one",
+			slog.String("list", stableName(k.audience, k.list)), slog.String("older", oldest), slog.String("newer", created.ID))
+		info = listInfo{id: oldest}
+		dup = true
+	}
+	r.h.remember(k, info)
+	return info, dup, nil
 }
 
 // ensureAudience makes sure a CUSTOMER_LIST audience targets the list info.
 // A list found by name may lack one (its audience creation failed after the
-// list was made), so found lists are checked once per container.
-func (b *batch) ensureAudience(k listKey, info listInfo, display, description string) (listInfo, error) {
+// list was made), so found lists are checked once per container. naming
+// reads the audience's name, when one has to be created.
+func (r *run) ensureAudience(k listKey, info listInfo, naming func() (ledger.AudienceName, error)) (listInfo, error) {
 	if info.hasAudience {
 		return info, nil
 	}
 	targeted := map[string]bool{}
-	err := b.call(func(ctx context.Context) error {
+	err := r.call(func(ctx context.Context) error {
 		clear(targeted)
-		for a, err := range b.h.client.Audiences(ctx) {
+		for a, err := range r.h.o.Client.Audiences(ctx) {
 			if err != nil {
 				return err
 			}
@@ -225,37 +259,43 @@ func (b *batch) ensureAudience(k listKey, info listInfo, display, description st
 	if err != nil {
 		return info, fmt.Errorf("look for the audience of customer list %s: %w", info.id, err)
 	}
-	b.h.mu.Lock()
-	for lk, li := range b.h.lists {
+	r.h.mu.Lock()
+	for lk, li := range r.h.lists {
 		if targeted[li.id] && !li.hasAudience {
 			li.hasAudience = true
-			b.h.lists[lk] = li
+			r.h.lists[lk] = li
 		}
 	}
-	b.h.mu.Unlock()
-	if !targeted[info.id] {
-		if err := b.createAudience(k, info.id, listName(k.audience, k.list, display), description); err != nil {
-			return info, err
-		}
+	r.h.mu.Unlock()
+	if targeted[info.id] {
+		info.hasAudience = true
+		r.h.remember(k, info)
+		return info, nil
 	}
-	info.hasAudience = true
-	b.h.remember(k, info)
-	return info, nil
+	n, err := naming()
+	if err != nil {
+		return info, err
+	}
+	return r.createAudience(k, info, n)
 }
 
-// createAudience creates the CUSTOMER_LIST audience named name for list id.
-func (b *batch) createAudience(k listKey, id, name, description string) error {
+// createAudience creates the CUSTOMER_LIST audience for the list info,
+// named like the list, and caches that the list has one.
+func (r *run) createAudience(k listKey, info listInfo, n ledger.AudienceName) (listInfo, error) {
+	description := n.Description
 	if description == "" {
 		description = "Kept in step by pinlist: audience " + k.audience + ", " + string(k.list) + " identifiers."
 	}
-	err := b.call(func(ctx context.Context) error {
-		_, err := b.h.client.CreateAudience(ctx, pinterest.AudienceCreate{
-			Name: name, Description: description, CustomerListID: id,
+	err := r.call(func(ctx context.Context) error {
+		_, err := r.h.o.Client.CreateAudience(ctx, pinterest.AudienceCreate{
+			Name: listName(k.audience, k.list, n.Name), Description: description, CustomerListID: info.id,
 		})
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("create audience for customer list %s: %w", id, err)
+		return info, fmt.Errorf("create audience for customer list %s: %w", info.id, err)
 	}
-	return nil
+	info.hasAudience = true
+	r.h.remember(k, info)
+	return info, nil
 }

@@ -2,9 +2,15 @@ package upload_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,12 +21,13 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/fake"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/upload"
 )
 
-func TestAppliesChangesCreatingListsAndAudiences(t *testing.T) {
+func TestHandleSQSCreatesListsWithTheirFirstRecords(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	a, b := ref("aaaa"), ref("bbbb")
 	emails, maids := hashes("a-email", 4), hashes("a-maid", 2)
@@ -64,13 +71,24 @@ func TestAppliesChangesCreatingListsAndAudiences(t *testing.T) {
 			t.Errorf("audience %+v does not target a pinlist list of its name", au)
 		}
 	}
-	// Each list was created with its records: no update call was needed.
-	if n := e.sim.Calls()[pinterestsim.RouteCustomerListsUpdate]; n != 0 {
-		t.Errorf("%d update calls, want 0 (records go with the create)", n)
+	// Each list was created with all its records, in the create call: no
+	// create was empty and no update was needed.
+	for _, w := range e.reqs.all() {
+		if !w.create {
+			t.Errorf("an update call (%s %d records): want none, the records go with the create", w.op, len(w.records))
+		} else if len(w.records) == 0 {
+			t.Errorf("list %q was created empty", w.name)
+		}
+	}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
 	}
 	got := e.lastEMF()
-	wantEMF := map[string]float64{"ChangesApplied": 9, "ListsCreated": 3, "Failures": 0, "Retries": 0,
-		"APICalls": float64(sumCalls(e.sim.Calls()))}
+	wantEMF := map[string]float64{
+		"MessageFailures": 0, "ChangesFlipped": 9, "ChangesNoOp": 0, "ChangesStale": 0,
+		"RecordsSent": 9, "ListCalls": 3, "ListsCreated": 3, "ListFailures": 0, "Retries": 0,
+		"APICalls": float64(sumCalls(e.sim.Calls())),
+	}
 	if diff := cmp.Diff(wantEMF, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)
 	}
@@ -84,73 +102,214 @@ func sumCalls(calls map[string]int) int {
 	return n
 }
 
-func TestCoalescesTheGroupsChangesAcrossMessages(t *testing.T) {
+// updates returns the successful update calls since from, per list ID and op.
+func updates(writes []listWrite) map[string]int {
+	out := map[string]int{}
+	for _, w := range writes {
+		if !w.create {
+			out[w.listID+" "+w.op]++
+		}
+	}
+	return out
+}
+
+func TestCallsAreFilledAcrossBatches(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	a := ref("aaaa")
-	h := hashes("p", 6)
-	// Start: h0..h3 are members.
-	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, h[:4]...)...))); len(failed) != 0 {
-		t.Fatalf("setup batch failed: %v", failed)
-	}
-	later, earlier := t0.Add(time.Hour), t0.Add(-time.Hour)
-	ev := event(
-		changesMsg(t, slices.Concat(
-			changes(a, audience.ListEmail, audience.OpRemove, later, h[0]), // newer than m1's ADD: stays removed
-			changes(a, audience.ListEmail, audience.OpAdd, later, h[1]),    // newer than m1's REMOVE: stays
-			changes(a, audience.ListEmail, audience.OpAdd, t0, h[2]),       // tie with m1's REMOVE: m1 wins
-			changes(a, audience.ListEmail, audience.OpAdd, t0, h[4]),       // new member
-		)...),
-		changesMsg(t, slices.Concat(
-			changes(a, audience.ListEmail, audience.OpAdd, earlier, h[0]),
-			changes(a, audience.ListEmail, audience.OpRemove, earlier, h[1]),
-			changes(a, audience.ListEmail, audience.OpRemove, t0, h[2]),
-			changes(a, audience.ListEmail, audience.OpRemove, t0, h[5]), // never a member
-		)...),
+	a, b := ref("aaaa"), ref("bbbb")
+	members := hashes("member", 6)
+	setup := event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, members...)...),
+		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, members...)...),
 	)
-	if failed := e.handle(t.Context(), ev); len(failed) != 0 {
-		t.Fatalf("failed messages %v, want none", failed)
+	if failed := e.handle(t.Context(), setup); len(failed) != 0 {
+		t.Fatalf("setup failed: %v", failed)
 	}
-	want := map[string][]string{"pinlist ups:aaaa EMAIL": sorted([]string{h[1], h[3], h[4]})}
-	if diff := cmp.Diff(want, e.membership()); diff != "" {
+	aID, bID := e.listID("pinlist ups:aaaa EMAIL"), e.listID("pinlist ups:bbbb EMAIL")
+	before := len(e.reqs.all())
+
+	// Three batches, recorded but not flushed: each adds two people to both
+	// lists and takes one member out of a.
+	later := t0.Add(time.Hour)
+	for i := range 3 {
+		joiners := hashes("joiner"+string(rune('0'+i)), 2)
+		ev := event(
+			changesMsg(t, slices.Concat(
+				changes(a, audience.ListEmail, audience.OpAdd, later, joiners...),
+				changes(a, audience.ListEmail, audience.OpRemove, later, members[i]),
+			)...),
+			changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, later, joiners...)...),
+		)
+		if failed := e.apply(t.Context(), ev); len(failed) != 0 {
+			t.Fatalf("batch %d failed: %v", i, failed)
+		}
+	}
+	if got := len(e.reqs.all()) - before; got != 0 {
+		t.Fatalf("%d Pinterest writes before the flush, want 0 (Apply only records)", got)
+	}
+
+	f := e.flushAll(t.Context())
+
+	writes := e.reqs.all()[before:]
+	want := map[string]int{aID + " ADD": 1, aID + " REMOVE": 1, bID + " ADD": 1}
+	if diff := cmp.Diff(want, updates(writes)); diff != "" {
+		t.Errorf("update calls per list and op (-want +got):\n%s", diff)
+	}
+	if f.RecordsSent != 6+3+6 || f.ListCalls != 3 {
+		t.Errorf("flushed %+v, want 15 records in 3 calls", f)
+	}
+	joined := slices.Concat(hashes("joiner0", 2), hashes("joiner1", 2), hashes("joiner2", 2))
+	wantMembers := map[string][]string{
+		"pinlist ups:aaaa EMAIL": sorted(slices.Concat(members[3:], joined)),
+		"pinlist ups:bbbb EMAIL": sorted(slices.Concat(members, joined)),
+	}
+	if diff := cmp.Diff(wantMembers, e.membership()); diff != "" {
 		t.Errorf("membership (-want +got):\n%s", diff)
 	}
 }
 
 func TestSendsAtMostMaxRecordsPerCall(t *testing.T) {
 	tests := []struct {
-		name        string
-		maxRecords  int
-		adds        int
-		removes     int
-		wantUpdates int // the create carries the first chunk of ADDs
+		name                  string
+		maxRecords            int
+		adds                  int // first batch: creates the list
+		moreAdds, removes     int // second batch: removes of the first adds
+		wantFirst, wantSecond int // create and update calls
 	}{
-		{"one call each", 5000, 10, 4, 1},
-		{"adds split", 3, 10, 0, 3},
-		{"adds and removes split", 3, 7, 7, 2 + 3},
-		{"exact multiple", 5, 10, 5, 1 + 1},
+		{"one call each", 5000, 10, 10, 4, 1, 2},
+		{"split", 3, 10, 7, 7, 4, 3 + 3},
+		{"exact multiples", 5, 10, 5, 5, 2, 1 + 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{maxRecords: tt.maxRecords, simMax: tt.maxRecords})
 			a := ref("aaaa")
-			adds := hashes("add", tt.adds)
-			removes := hashes("remove", tt.removes)
+			adds, moreAdds := hashes("add", tt.adds), hashes("more", tt.moreAdds)
+			if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, adds...)...))); len(failed) != 0 {
+				t.Fatalf("failed messages %v, want none", failed)
+			}
+			if got := len(e.reqs.ok()); got != tt.wantFirst {
+				t.Errorf("first batch: %d calls, want %d", got, tt.wantFirst)
+			}
+			before := len(e.reqs.ok())
 			ev := event(changesMsg(t, slices.Concat(
-				changes(a, audience.ListEmail, audience.OpAdd, t0, adds...),
-				changes(a, audience.ListEmail, audience.OpRemove, t0, removes...),
+				changes(a, audience.ListEmail, audience.OpAdd, t0, moreAdds...),
+				changes(a, audience.ListEmail, audience.OpRemove, t0.Add(time.Hour), adds[:tt.removes]...),
 			)...))
 			if failed := e.handle(t.Context(), ev); len(failed) != 0 {
 				t.Fatalf("failed messages %v, want none", failed)
 			}
-			if got := e.sim.Calls()[pinterestsim.RouteCustomerListsUpdate]; got != tt.wantUpdates {
-				t.Errorf("%d update calls, want %d", got, tt.wantUpdates)
+			if got := len(e.reqs.ok()) - before; got != tt.wantSecond {
+				t.Errorf("second batch: %d calls, want %d", got, tt.wantSecond)
 			}
-			want := map[string][]string{"pinlist ups:aaaa EMAIL": sorted(adds)}
+			for _, w := range e.reqs.ok() {
+				if len(w.records) > tt.maxRecords || len(w.records) == 0 {
+					t.Errorf("a call with %d records; want 1 to %d", len(w.records), tt.maxRecords)
+				}
+			}
+			want := map[string][]string{"pinlist ups:aaaa EMAIL": sorted(slices.Concat(adds[tt.removes:], moreAdds))}
 			if diff := cmp.Diff(want, e.membership()); diff != "" {
 				t.Errorf("membership (-want +got):\n%s", diff)
 			}
-			if got := e.lastEMF()["ChangesApplied"]; got != float64(tt.adds+tt.removes) {
-				t.Errorf("ChangesApplied = %v, want %d", got, tt.adds+tt.removes)
+		})
+	}
+}
+
+func TestResendsThatChangeNothingMakeNoPinterestWrites(t *testing.T) {
+	a := ref("aaaa")
+	members := hashes("m", 3)
+	first := func(t *testing.T) sqsMsg {
+		return changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, members...)...)
+	}
+	tests := []struct {
+		name      string
+		again     func(t *testing.T) sqsMsg
+		wantStale int
+		wantNoOp  int
+	}{
+		{"the same message again", first, 3, 0},
+		{"newer joins of members", func(t *testing.T) sqsMsg {
+			return changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), members...)...)
+		}, 0, 3},
+		{"older exits", func(t *testing.T) sqsMsg {
+			return changesMsg(t, changes(a, audience.ListEmail, audience.OpRemove, t0.Add(-time.Hour), members...)...)
+		}, 3, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envConfig{})
+			if failed := e.handle(t.Context(), event(first(t))); len(failed) != 0 {
+				t.Fatalf("first delivery failed: %v", failed)
+			}
+			before := len(e.reqs.all())
+			if failed := e.handle(t.Context(), event(tt.again(t))); len(failed) != 0 {
+				t.Fatalf("second delivery failed: %v", failed)
+			}
+			if got := e.reqs.all()[before:]; len(got) != 0 {
+				t.Errorf("%d Pinterest writes, want none: %+v", len(got), got)
+			}
+			m := e.lastEMF()
+			if m["ChangesStale"] != float64(tt.wantStale) || m["ChangesNoOp"] != float64(tt.wantNoOp) || m["ChangesFlipped"] != 0 {
+				t.Errorf("metrics %v: want %d stale, %d no-op, 0 flipped", m, tt.wantStale, tt.wantNoOp)
+			}
+			if diff := cmp.Diff(map[string][]string{"pinlist ups:aaaa EMAIL": sorted(members)}, e.membership()); diff != "" {
+				t.Errorf("membership (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestAnOlderJoinAfterANewerExitStaysOut(t *testing.T) {
+	a := ref("aaaa")
+	h, stay := hashOf("leaver"), hashOf("stayer")
+	exit := func(t *testing.T) sqsMsg {
+		return changesMsg(t, changes(a, audience.ListEmail, audience.OpRemove, t0.Add(2*time.Hour), h)...)
+	}
+	join := func(t *testing.T) sqsMsg { // older than the exit, arrives after it
+		return changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), h)...)
+	}
+	tests := []struct {
+		name string
+		run  func(t *testing.T, e *env)
+	}{
+		{"flushed in between", func(t *testing.T, e *env) {
+			if failed := e.handle(t.Context(), event(exit(t))); len(failed) != 0 {
+				t.Fatalf("exit failed: %v", failed)
+			}
+			before := len(e.reqs.all())
+			if failed := e.handle(t.Context(), event(join(t))); len(failed) != 0 {
+				t.Fatalf("join failed: %v", failed)
+			}
+			if got := e.reqs.all()[before:]; len(got) != 0 {
+				t.Errorf("the stale join made %d writes, want none", len(got))
+			}
+		}},
+		{"in separate batches, one flush", func(t *testing.T, e *env) {
+			for _, m := range []sqsMsg{exit(t), join(t)} {
+				if failed := e.apply(t.Context(), event(m)); len(failed) != 0 {
+					t.Fatalf("apply failed: %v", failed)
+				}
+			}
+			e.flushAll(t.Context())
+		}},
+		{"in one batch", func(t *testing.T, e *env) {
+			if failed := e.handle(t.Context(), event(exit(t), join(t))); len(failed) != 0 {
+				t.Fatalf("batch failed: %v", failed)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, envConfig{})
+			setup := changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, h, stay)...)
+			if failed := e.handle(t.Context(), event(setup)); len(failed) != 0 {
+				t.Fatalf("setup failed: %v", failed)
+			}
+			tt.run(t, e)
+			if diff := cmp.Diff(map[string][]string{"pinlist ups:aaaa EMAIL": {stay}}, e.membership()); diff != "" {
+				t.Errorf("membership (-want +got):\n%s", diff)
+			}
+			if got := e.pendingLists(); len(got) != 0 {
+				t.Errorf("lists still pending: %v", got)
 			}
 		})
 	}
@@ -270,7 +429,7 @@ func TestTwoListsForOneAudienceUseTheOldest(t *testing.T) {
 	}
 }
 
-func TestCachesListsAcrossBatches(t *testing.T) {
+func TestCachesListsAcrossFlushes(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	a, b := ref("aaaa"), ref("bbbb")
 	first := event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("1", 2)...)...))
@@ -307,138 +466,196 @@ func TestCachesListsAcrossBatches(t *testing.T) {
 	}
 }
 
-func TestRemovalsFromAMissingListCreateNothing(t *testing.T) {
+func TestRemovalsFromAMissingListAreMarkedSentWithoutACall(t *testing.T) {
 	e := newEnv(t, envConfig{})
-	ev := event(changesMsg(t, changes(ref("aaaa"), audience.ListEmail, audience.OpRemove, t0, hashes("x", 3)...)...))
+	a := ref("aaaa")
+	removed, added := hashes("x", 3), hashes("y", 2)
+	ev := event(changesMsg(t, changes(a, audience.ListEmail, audience.OpRemove, t0, removed...)...))
 	if failed := e.handle(t.Context(), ev); len(failed) != 0 {
 		t.Fatalf("failed messages %v, want none", failed)
 	}
 	if got := e.sim.State().AdAccounts[adAccount].CustomerLists; len(got) != 0 {
 		t.Errorf("lists %v, want none", got)
 	}
-}
-
-// refusingEmptyLists is Pinterest refusing to create a customer list without
-// records (its docs say a list needs at least 100 accounts to match).
-type refusingEmptyLists struct{ upload.Client }
-
-func (c refusingEmptyLists) CreateCustomerList(ctx context.Context, in pinterest.CustomerListCreate) (*pinterest.CustomerList, error) {
-	if len(in.Records) == 0 {
-		return nil, &pinterest.APIError{StatusCode: http.StatusBadRequest, Code: 1, Message: "Records list is empty.", Method: "POST", Path: "/ad_accounts/x/customer_lists"}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v, want the removals marked sent", got)
 	}
-	return c.Client.CreateCustomerList(ctx, in)
+	// Removals and joins together: the list is created with the joins, and
+	// the removals (of people it never held) make no call.
+	ev = event(changesMsg(t, slices.Concat(
+		changes(ref("bbbb"), audience.ListEmail, audience.OpRemove, t0, removed...),
+		changes(ref("bbbb"), audience.ListEmail, audience.OpAdd, t0, added...),
+	)...))
+	if failed := e.handle(t.Context(), ev); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	for _, w := range e.reqs.all() {
+		if !w.create {
+			t.Errorf("an update call (%s %d records), want none", w.op, len(w.records))
+		}
+	}
+	if diff := cmp.Diff(map[string][]string{"pinlist ups:bbbb EMAIL": sorted(added)}, e.membership()); diff != "" {
+		t.Errorf("membership (-want +got):\n%s", diff)
+	}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
+	}
 }
 
-func TestAudienceMessageNamesTheAudiencesLists(t *testing.T) {
+func TestAudienceMessageNamesTheListsCreatedLater(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	a := ref("aaaa")
+	members := map[audience.ListType][]string{
+		audience.ListEmail: hashes("e", 2), audience.ListMAID: hashes("m", 2), audience.ListIDFA: hashes("i", 2),
+	}
+	// The name alone creates nothing: Pinterest gets no empty list.
+	if failed := e.handle(t.Context(), event(audienceMsg(t, a, "VIP buyers", "Bought twice this year"))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	if got := sumCalls(e.sim.Calls()); got != 0 {
+		t.Errorf("%d Pinterest calls for an audience message, want 0", got)
+	}
+	if n, err := e.names.Name(t.Context(), a); err != nil || n != (ledger.AudienceName{Name: "VIP buyers", Description: "Bought twice this year"}) {
+		t.Errorf("name store holds %+v, %v", n, err)
+	}
+	first := event(changesMsg(t, changes(a, audience.ListMAID, audience.OpAdd, t0, members[audience.ListMAID]...)...))
+	if failed := e.handle(t.Context(), first); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	// Members of the other types arrive later, in another process.
+	e2 := *e
+	h2, err := upload.New(upload.Options{Client: e.client, Ledger: e.ledger, Names: e.names, Metrics: e.metrics,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e2.h = h2
+	later := event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, members[audience.ListEmail]...)...),
+		changesMsg(t, changes(a, audience.ListIDFA, audience.OpAdd, t0, members[audience.ListIDFA]...)...),
+	)
+	if failed := e2.handle(t.Context(), later); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	acct := e.sim.State().AdAccounts[adAccount]
+	got := map[string][]string{}
+	for _, l := range acct.CustomerLists {
+		got[l.Name] = l.Records
+	}
+	want := map[string][]string{}
+	for lt, hs := range members {
+		want["pinlist ups:aaaa "+string(lt)+" - VIP buyers"] = sorted(hs)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("lists (-want +got):\n%s", diff)
+	}
+	if len(acct.Audiences) != 3 {
+		t.Fatalf("%d audiences, want 3", len(acct.Audiences))
+	}
+	for _, au := range acct.Audiences {
+		if au.Description != "Bought twice this year" || !strings.HasSuffix(au.Name, " - VIP buyers") {
+			t.Errorf("audience %q has description %q, want the audience's name and description", au.Name, au.Description)
+		}
+	}
+
+	// A new name once the lists exist: nothing is created or renamed.
+	if failed := e.handle(t.Context(), event(audienceMsg(t, a, "Very important buyers", ""))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	after := e.sim.State().AdAccounts[adAccount]
+	if len(after.CustomerLists) != 3 || len(after.Audiences) != 3 {
+		t.Errorf("%d lists and %d audiences after a rename, want 3 and 3", len(after.CustomerLists), len(after.Audiences))
+	}
+}
+
+// sentOnce checks that every hash went to Pinterest in exactly one
+// successful write.
+func sentOnce(t *testing.T, writes []listWrite, hs []string) {
+	t.Helper()
+	n := map[string]int{}
+	for _, w := range writes {
+		for _, r := range w.records {
+			n[r]++
+		}
+	}
+	for _, h := range hs {
+		if n[h] != 1 {
+			t.Errorf("hash %.8s… sent %d times, want once", h, n[h])
+		}
+	}
+}
+
+func TestOneListsFailureDoesNotBlockAnother(t *testing.T) {
 	for _, tt := range []struct {
-		name string
-		wrap func(upload.Client) upload.Client
+		name   string
+		status int
+		// relists: the recovery flush looks for the list again (a 404
+		// drops it from the cache), else it uses the cached ID.
+		relists int
 	}{
-		{"as the client creates empty lists", nil},
-		{"when Pinterest refuses empty lists", func(c upload.Client) upload.Client { return refusingEmptyLists{c} }},
+		{"404", http.StatusNotFound, 1},
+		{"400", http.StatusBadRequest, 0},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{})
-			if tt.wrap != nil {
-				h, err := upload.New(upload.Options{Client: tt.wrap(e.client), Metrics: e.metrics})
-				if err != nil {
-					t.Fatal(err)
-				}
-				e.h = h
-			}
-			a := ref("aaaa")
-			members := map[audience.ListType][]string{
-				audience.ListEmail: hashes("e", 2), audience.ListMAID: hashes("m", 2), audience.ListIDFA: hashes("i", 2),
-			}
-			first := event(
-				audienceMsg(t, a, "VIP buyers", "Bought twice this year"),
-				changesMsg(t, changes(a, audience.ListMAID, audience.OpAdd, t0, members[audience.ListMAID]...)...),
+			a, b, c := ref("aaaa"), ref("bbbb"), ref("cccc")
+			setup := event(
+				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("a0", 1)...)...),
+				changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("b0", 1)...)...),
+				changesMsg(t, changes(c, audience.ListEmail, audience.OpAdd, t0, hashes("c0", 1)...)...),
 			)
-			if failed := e.handle(t.Context(), first); len(failed) != 0 {
-				t.Fatalf("failed messages %v, want none", failed)
+			if failed := e.handle(t.Context(), setup); len(failed) != 0 {
+				t.Fatalf("setup failed: %v", failed)
 			}
-			// Members of the other types arrive later.
-			later := event(
-				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, members[audience.ListEmail]...)...),
-				changesMsg(t, changes(a, audience.ListIDFA, audience.OpAdd, t0, members[audience.ListIDFA]...)...),
+			// b's list answers every update with the status: b sorts
+			// between a and c, so the flush meets it in the middle.
+			e.sim.SetFault(pinterestsim.RouteCustomerListsUpdate, pinterestsim.Fault{
+				FailNext: 1000, FailStatus: tt.status, Match: pathEndsWith(e.listID("pinlist ups:bbbb EMAIL")),
+			})
+			before := len(e.reqs.ok())
+			aNew, bNew, cNew := hashes("a1", 2), hashes("b1", 2), hashes("c1", 2)
+			ev := event(
+				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, aNew...)...),
+				changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, bNew...)...),
+				changesMsg(t, changes(c, audience.ListEmail, audience.OpAdd, t0, cNew...)...),
 			)
-			if failed := e.handle(t.Context(), later); len(failed) != 0 {
-				t.Fatalf("failed messages %v, want none", failed)
+			if failed := e.handle(t.Context(), ev); len(failed) != 0 {
+				t.Fatalf("failed messages %v, want none (they are in the ledger)", failed)
 			}
-			acct := e.sim.State().AdAccounts[adAccount]
-			got := map[string][]string{}
-			for _, l := range acct.CustomerLists {
-				got[l.Name] = l.Records
+			if diff := cmp.Diff([]string{"ups:bbbb/EMAIL"}, e.pendingLists()); diff != "" {
+				t.Errorf("pending lists (-want +got):\n%s", diff)
 			}
-			want := map[string][]string{}
-			for lt, hs := range members {
-				want["pinlist ups:aaaa "+string(lt)+" - VIP buyers"] = sorted(hs)
+			if m := e.lastEMF(); m["ListFailures"] != 1 || m["MessageFailures"] != 0 || m["RecordsSent"] != 4 {
+				t.Errorf("metrics %v: want 1 list failure, no message failure, 4 records sent", m)
 			}
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("lists (-want +got):\n%s", diff)
-			}
-			if len(acct.Audiences) != 3 {
-				t.Fatalf("%d audiences, want 3", len(acct.Audiences))
-			}
-			for _, au := range acct.Audiences {
-				if au.Description != "Bought twice this year" || !strings.HasSuffix(au.Name, " - VIP buyers") {
-					t.Errorf("audience %q has description %q, want the audience's name and description", au.Name, au.Description)
-				}
+			if !strings.Contains(e.logs.String(), `"list":"ups:bbbb/EMAIL"`) {
+				t.Errorf("the failure is not logged with its list:\n%s", e.logs.String())
 			}
 
-			// A new name once the lists exist: nothing is created or renamed.
-			if failed := e.handle(t.Context(), event(audienceMsg(t, a, "Very important buyers", ""))); len(failed) != 0 {
-				t.Fatalf("failed messages %v, want none", failed)
+			// The list recovers: the sweep sends b's rows, and nothing else again.
+			e.sim.ClearFaults()
+			listings := e.sim.Calls()[pinterestsim.RouteCustomerListsList]
+			f := e.flushAll(t.Context())
+			if f.RecordsSent != 2 || f.ListFailures != 0 {
+				t.Errorf("flushed %+v, want b's 2 records", f)
 			}
-			after := e.sim.State().AdAccounts[adAccount]
-			if len(after.CustomerLists) != 3 || len(after.Audiences) != 3 {
-				t.Errorf("%d lists and %d audiences after a rename, want 3 and 3", len(after.CustomerLists), len(after.Audiences))
+			if got := e.sim.Calls()[pinterestsim.RouteCustomerListsList] - listings; got != tt.relists {
+				t.Errorf("%d listings in the recovery flush, want %d", got, tt.relists)
+			}
+			sentOnce(t, e.reqs.ok()[before:], slices.Concat(aNew, bNew, cNew))
+			want := map[string][]string{
+				"pinlist ups:aaaa EMAIL": sorted(slices.Concat(hashes("a0", 1), aNew)),
+				"pinlist ups:bbbb EMAIL": sorted(slices.Concat(hashes("b0", 1), bNew)),
+				"pinlist ups:cccc EMAIL": sorted(slices.Concat(hashes("c0", 1), cNew)),
+			}
+			if diff := cmp.Diff(want, e.membership()); diff != "" {
+				t.Errorf("membership (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestUndecodableMessageFailsItsGroupFromItselfOnly(t *testing.T) {
-	e := newEnv(t, envConfig{})
-	a, b := ref("aaaa"), ref("bbbb")
-	aFirst, aLater, bAll := hashes("a1", 2), hashes("a2", 2), hashes("b", 2)
-	ev := event(
-		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, aFirst...)...),
-		sqsMsg{group: a.Key(), body: `{"v":1,"kind":"changes","audience":{"ns":"ups","id":"aaaa"},"records":[{"l":"EMAIL","o":"ADD","h":"not-a-hash"}]}`},
-		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, aLater...)...),
-		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, bAll...)...),
-		sqsMsg{group: "", body: "{not json"}, // no group: orders nothing but itself
-	)
-	failed := e.handle(t.Context(), ev)
-	if diff := cmp.Diff([]string{"m1", "m2", "m4"}, failed); diff != "" {
-		t.Errorf("failed messages (-want +got):\n%s", diff)
-	}
-	want := map[string][]string{
-		"pinlist ups:aaaa EMAIL": sorted(aFirst),
-		"pinlist ups:bbbb EMAIL": sorted(bAll),
-	}
-	if diff := cmp.Diff(want, e.membership()); diff != "" {
-		t.Errorf("membership (-want +got):\n%s", diff)
-	}
-	if got := e.lastEMF()["Failures"]; got != 3 {
-		t.Errorf("Failures = %v, want 3", got)
-	}
-}
-
-func TestMissingGroupAttributeGroupsByAudience(t *testing.T) {
-	e := newEnv(t, envConfig{})
-	a := ref("aaaa")
-	m := changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("x", 2)...)...)
-	m.group = ""
-	if failed := e.handle(t.Context(), event(m)); len(failed) != 0 {
-		t.Fatalf("failed messages %v, want none", failed)
-	}
-	if got := e.membership()["pinlist ups:aaaa EMAIL"]; len(got) != 2 {
-		t.Errorf("records %v, want 2", got)
-	}
-}
-
-func TestServerErrorsFailOnlyTheAffectedMessages(t *testing.T) {
+func TestAFlushFailureLeavesRowsPendingForALaterFlush(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		fault pinterestsim.Fault
@@ -449,72 +666,209 @@ func TestServerErrorsFailOnlyTheAffectedMessages(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, envConfig{})
-			a, b := ref("aaaa"), ref("bbbb")
-			setup := event(
-				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("a0", 1)...)...),
-				changesMsg(t, changes(a, audience.ListMAID, audience.OpAdd, t0, hashes("a0", 1)...)...),
-				changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("b0", 1)...)...),
-			)
-			if failed := e.handle(t.Context(), setup); len(failed) != 0 {
+			a := ref("aaaa")
+			if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("a0", 1)...)...))); len(failed) != 0 {
 				t.Fatalf("setup failed: %v", failed)
 			}
-			// a's MAID list fails every call.
-			f := tt.fault
-			f.Match = pathEndsWith(e.listID("pinlist ups:aaaa MAID"))
-			e.sim.SetFault(pinterestsim.RouteCustomerListsUpdate, f)
-
-			aEmail, aMaid, aEmail2, bEmail := hashes("a1", 2), hashes("a2", 2), hashes("a3", 2), hashes("b1", 2)
-			m2 := changesMsg(t, changes(a, audience.ListMAID, audience.OpAdd, t0, aMaid...)...)
-			m3 := changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, aEmail2...)...)
-			ev := event(
-				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, aEmail...)...), // m0: applied
-				changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, bEmail...)...), // m1: other group
-				m2, // fails
-				m3, // after m2 in its group
-			)
-			failed := e.handle(t.Context(), ev)
-			if diff := cmp.Diff([]string{"m2", "m3"}, failed); diff != "" {
-				t.Fatalf("failed messages (-want +got):\n%s", diff)
+			e.sim.SetFault(pinterestsim.RouteCustomerListsUpdate, tt.fault)
+			before := len(e.reqs.ok())
+			joined, left := hashes("a1", 3), hashes("a0", 1)
+			ev := event(changesMsg(t, slices.Concat(
+				changes(a, audience.ListEmail, audience.OpAdd, t0, joined...),
+				changes(a, audience.ListEmail, audience.OpRemove, t0.Add(time.Hour), left...),
+			)...))
+			if failed := e.handle(t.Context(), ev); len(failed) != 0 {
+				t.Fatalf("failed messages %v, want none (they are in the ledger)", failed)
 			}
-			if got := e.lastEMF(); got["Retries"] != 2 || got["Failures"] != 2 {
-				t.Errorf("metrics %v: want 2 retries (3 attempts) and 2 failures", got)
+			if m := e.lastEMF(); m["Retries"] != 2 || m["ListFailures"] != 1 || m["RecordsSent"] != 0 {
+				t.Errorf("metrics %v: want 2 retries (3 attempts), 1 list failure, nothing sent", m)
+			}
+			if diff := cmp.Diff(map[audience.Op]int{audience.OpAdd: 3, audience.OpRemove: 1}, e.pending(a, audience.ListEmail)); diff != "" {
+				t.Errorf("pending rows (-want +got):\n%s", diff)
+			}
+			// Flushing while the fault lasts sends nothing and loses nothing.
+			if _, err := e.h.FlushAll(t.Context()); err == nil {
+				t.Error("FlushAll succeeded while every update fails")
 			}
 
-			// The fault clears; the failed messages come back and converge.
 			e.sim.ClearFaults()
-			if failed := e.handle(t.Context(), event(m2, m3)); len(failed) != 0 {
-				t.Fatalf("redelivery failed: %v", failed)
+			f := e.flushAll(t.Context())
+			if f.RecordsSent != 4 || f.ListCalls != 2 {
+				t.Errorf("flushed %+v, want 4 records in 2 calls", f)
 			}
-			want := map[string][]string{
-				"pinlist ups:aaaa EMAIL": sorted(slices.Concat(hashes("a0", 1), aEmail, aEmail2)),
-				"pinlist ups:aaaa MAID":  sorted(slices.Concat(hashes("a0", 1), aMaid)),
-				"pinlist ups:bbbb EMAIL": sorted(slices.Concat(hashes("b0", 1), bEmail)),
+			sentOnce(t, e.reqs.ok()[before:], slices.Concat(joined, left))
+			if f := e.flushAll(t.Context()); f.RecordsSent != 0 || f.Lists != 0 {
+				t.Errorf("a second sweep flushed %+v, want nothing", f)
 			}
-			if diff := cmp.Diff(want, e.membership()); diff != "" {
+			if diff := cmp.Diff(map[string][]string{"pinlist ups:aaaa EMAIL": sorted(joined)}, e.membership()); diff != "" {
 				t.Errorf("membership (-want +got):\n%s", diff)
 			}
 		})
 	}
 }
 
-func TestRedeliveryOfAnAppliedBatchChangesNothing(t *testing.T) {
-	e := newEnv(t, envConfig{maxRecords: 2})
-	a := ref("aaaa")
-	ev := event(
-		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("x", 5)...)...),
-		changesMsg(t, changes(a, audience.ListEmail, audience.OpRemove, t0.Add(time.Minute), hashes("x", 2)...)...),
-	)
-	for i := range 2 {
-		if failed := e.handle(t.Context(), ev); len(failed) != 0 {
-			t.Fatalf("delivery %d failed: %v", i+1, failed)
-		}
+// faultyLedger is a ledger whose MarkSent or Apply fails, or whose MarkSent
+// quietly does nothing.
+type faultyLedger struct {
+	ledger.Store
+	applyErr, markErr error
+	markNothing       bool
+}
+
+func (l *faultyLedger) Apply(ctx context.Context, cs []audience.Change) (ledger.Result, error) {
+	if l.applyErr != nil {
+		return ledger.Result{}, l.applyErr
 	}
-	want := map[string][]string{"pinlist ups:aaaa EMAIL": sorted(hashes("x", 5)[2:])}
-	if diff := cmp.Diff(want, e.membership()); diff != "" {
-		t.Errorf("membership (-want +got):\n%s", diff)
+	return l.Store.Apply(ctx, cs)
+}
+
+func (l *faultyLedger) MarkSent(ctx context.Context, list ledger.List, op audience.Op, rows []ledger.Pending) error {
+	if l.markErr != nil {
+		return l.markErr
+	}
+	if l.markNothing {
+		return nil
+	}
+	return l.Store.MarkSent(ctx, list, op, rows)
+}
+
+func TestMarkSentFailureResendsHarmlessly(t *testing.T) {
+	faulty := &faultyLedger{markErr: errors.New("disk I/O error")}
+	e := newEnv(t, envConfig{ledger: func(s ledger.Store) ledger.Store { faulty.Store = s; return faulty }})
+	a := ref("aaaa")
+	hs := hashes("x", 3)
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hs...)...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	if got := e.pending(a, audience.ListEmail)[audience.OpAdd]; got != 3 {
+		t.Errorf("%d rows pending, want 3 (never marked sent)", got)
+	}
+	faulty.markErr = nil
+	e.flushAll(t.Context())
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
 	}
 	if got := len(e.sim.State().AdAccounts[adAccount].CustomerLists); got != 1 {
-		t.Errorf("%d lists, want 1", got)
+		t.Errorf("%d lists, want 1 (found again by name, not made twice)", got)
+	}
+	if diff := cmp.Diff(map[string][]string{"pinlist ups:aaaa EMAIL": sorted(hs)}, e.membership()); diff != "" {
+		t.Errorf("membership (-want +got):\n%s", diff)
+	}
+}
+
+func TestALedgerThatNeverClearsRowsDoesNotLoop(t *testing.T) {
+	faulty := &faultyLedger{markNothing: true}
+	e := newEnv(t, envConfig{ledger: func(s ledger.Store) ledger.Store { faulty.Store = s; return faulty }})
+	a := ref("aaaa")
+	if failed := e.apply(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("x", 3)...)...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	_, err := e.h.FlushAll(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "still holds them pending") {
+		t.Fatalf("FlushAll = %v, want the ledger's fault", err)
+	}
+	// The create sent them; the same rows read back unchanged are not sent
+	// again.
+	if got := len(e.reqs.all()); got != 1 {
+		t.Errorf("%d writes, want 1 (the create)", got)
+	}
+}
+
+func TestConcurrentBatchesAndSweeps(t *testing.T) {
+	e := newEnv(t, envConfig{maxRecords: 3, simMax: 3})
+	want := map[string][]string{}
+	var wg sync.WaitGroup
+	for i := range 4 {
+		a := ref("audience-" + strconv.Itoa(i))
+		hs := hashes(a.ID, 7)
+		want["pinlist "+a.Key()+" EMAIL"] = sorted(hs)
+		wg.Go(func() {
+			for part := range slices.Chunk(hs, 2) {
+				if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, part...)...))); len(failed) != 0 {
+					t.Errorf("failed: %v", failed)
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 3 {
+			// Another invocation's sweep may meet a list being created:
+			// its errors are the lists' own, the rows stay pending.
+			_, _ = e.h.FlushAll(t.Context())
+		}
+	})
+	wg.Wait()
+	e.flushAll(t.Context())
+	got := map[string][]string{}
+	for name, records := range e.membership() {
+		got[name] = records
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("membership (-want +got):\n%s", diff)
+	}
+}
+
+func TestAListCreatedTwiceAtOnceSettlesOnTheOldest(t *testing.T) {
+	// Another container creates the same list just before this one's create
+	// reaches Pinterest: this one makes a newer duplicate.
+	var raced atomic.Bool
+	othersFirst := hashes("other", 2)
+	race := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/customer_lists") && raced.CompareAndSwap(false, true) {
+				body := `{"name":"pinlist ups:aaaa EMAIL","list_type":"EMAIL","records":"` + strings.Join(othersFirst, ",") + `"}`
+				req := httptest.NewRequestWithContext(r.Context(), http.MethodPost, r.URL.String(), strings.NewReader(body))
+				req.Header = r.Header.Clone()
+				rec := httptest.NewRecorder()
+				next.ServeHTTP(rec, req)
+				if rec.Code != http.StatusCreated && rec.Code != http.StatusOK {
+					t.Errorf("the other container's create: %d %s", rec.Code, rec.Body)
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	e := newEnv(t, envConfig{wrap: race, maxRecords: 2})
+	a := ref("aaaa")
+	ours := hashes("ours", 5)
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, ours...)...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	lists := e.sim.State().AdAccounts[adAccount].CustomerLists
+	if len(lists) != 2 {
+		t.Fatalf("%d lists, want the raced pair", len(lists))
+	}
+	oldest := lists[0].ID // IDs are decimal: the shorter, else the smaller, is older
+	if other := lists[1].ID; len(other) < len(oldest) || (len(other) == len(oldest) && other < oldest) {
+		oldest = other
+	}
+	if diff := cmp.Diff(sorted(slices.Concat(othersFirst, ours)), e.sim.Records(adAccount, oldest)); diff != "" {
+		t.Errorf("the oldest list's records (-want +got):\n%s", diff)
+	}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
+	}
+	// Later members go to the oldest list as well, from this container
+	// (its cache) and from a fresh one (by listing).
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashOf("later"))...))); len(failed) != 0 {
+		t.Fatalf("failed messages %v, want none", failed)
+	}
+	fresh, err := upload.New(upload.Options{Client: e.client, Ledger: e.ledger, Names: e.names, Metrics: e.metrics,
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if failed := fresh.Apply(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashOf("fresh"))...)).Records).Failed; len(failed) != 0 {
+		t.Fatalf("Apply failed: %v", failed)
+	}
+	if _, err := fresh.FlushAll(t.Context()); err != nil {
+		t.Fatalf("FlushAll: %v", err)
+	}
+	if got := e.sim.Records(adAccount, oldest); !slices.Contains(got, hashOf("later")) || !slices.Contains(got, hashOf("fresh")) {
+		t.Errorf("the oldest list lacks the later members: %d records", len(got))
+	}
+	if !strings.Contains(e.logs.String(), "using the older one") {
+		t.Errorf("the duplicate is not logged:\n%s", e.logs.String())
 	}
 }
 
@@ -532,7 +886,7 @@ func TestExpiredTokenIsReloadedFromTheStoreOnce(t *testing.T) {
 
 	ev := event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("y", 2)...)...))
 	if failed := e.handle(t.Context(), ev); len(failed) != 0 {
-		t.Fatalf("failed messages %v, want none after reloading the token", failed)
+		t.Fatalf("failed messages %v, want none", failed)
 	}
 	if got := e.store.loadCount() - loads; got != 1 {
 		t.Errorf("token store loaded %d times, want 1", got)
@@ -540,9 +894,12 @@ func TestExpiredTokenIsReloadedFromTheStoreOnce(t *testing.T) {
 	if got := e.membership()["pinlist ups:aaaa EMAIL"]; len(got) != 3 {
 		t.Errorf("records %v, want 3", got)
 	}
+	if got := e.pendingLists(); len(got) != 0 {
+		t.Errorf("lists still pending: %v", got)
+	}
 }
 
-func TestTokenTroubleFailsTheWholeBatch(t *testing.T) {
+func TestTokenTroubleStopsTheFlush(t *testing.T) {
 	tests := []struct {
 		name      string
 		setup     func(e *env)
@@ -575,12 +932,17 @@ func TestTokenTroubleFailsTheWholeBatch(t *testing.T) {
 				changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("x", 1)...)...),
 				changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("y", 1)...)...),
 			)
-			failed := e.handle(t.Context(), ev)
-			if diff := cmp.Diff([]string{"m0", "m1"}, failed); diff != "" {
-				t.Errorf("failed messages (-want +got):\n%s", diff)
+			if failed := e.handle(t.Context(), ev); len(failed) != 0 {
+				t.Errorf("failed messages %v, want none (they are in the ledger)", failed)
 			}
 			if got := sumCalls(e.sim.Calls()); got != tt.wantCalls {
 				t.Errorf("%d Pinterest calls, want %d", got, tt.wantCalls)
+			}
+			if diff := cmp.Diff([]string{"ups:aaaa/EMAIL", "ups:bbbb/EMAIL"}, e.pendingLists()); diff != "" {
+				t.Errorf("pending lists (-want +got):\n%s", diff)
+			}
+			if m := e.lastEMF(); m["ListFailures"] != 2 {
+				t.Errorf("metrics %v: want both lists counted as failed", m)
 			}
 			if !strings.Contains(e.logs.String(), tt.wantLog) {
 				t.Errorf("logs do not say %q:\n%s", tt.wantLog, e.logs.String())
@@ -588,9 +950,6 @@ func TestTokenTroubleFailsTheWholeBatch(t *testing.T) {
 		})
 	}
 }
-
-// fakeClock is a clock the test moves by hand.
-type fakeClock = fake.Clock
 
 func TestStopsStartingCallsNearTheDeadline(t *testing.T) {
 	clock := fake.NewClock(time.Now())
@@ -601,23 +960,26 @@ func TestStopsStartingCallsNearTheDeadline(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	e := newEnv(t, envConfig{wrap: slow, opts: func(o *upload.Options) { o.Now, o.DeadlineMargin = clock.Now, 2*time.Second }})
+	e := newEnv(t, envConfig{wrap: slow, now: clock.Now, margin: 2 * time.Second})
 	ctx, cancel := context.WithDeadline(t.Context(), clock.Now().Add(10*time.Second))
 	defer cancel()
 	a, b := ref("aaaa"), ref("bbbb")
 	ev := event(
-		// a: list the lists, create the list, create its audience: 9 s.
+		// a's EMAIL list first: list the lists, create the list, create its
+		// audience: 9 s.
 		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("a", 1)...)...),
-		// b: would start at 9 s, past the 8 s cut-off.
+		// The rest would start at 9 s, past the 8 s cut-off.
 		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("b", 1)...)...),
 		changesMsg(t, changes(a, audience.ListMAID, audience.OpAdd, t0, hashes("a", 1)...)...),
 	)
-	failed := e.handle(ctx, ev)
-	if diff := cmp.Diff([]string{"m2", "m1"}, failed); diff != "" {
-		t.Errorf("failed messages (-want +got):\n%s", diff)
+	if failed := e.handle(ctx, ev); len(failed) != 0 {
+		t.Errorf("failed messages %v, want none (they are in the ledger)", failed)
 	}
 	if got := sumCalls(e.sim.Calls()); got != 3 {
 		t.Errorf("%d Pinterest calls, want 3", got)
+	}
+	if diff := cmp.Diff([]string{"ups:aaaa/MAID", "ups:bbbb/EMAIL"}, e.pendingLists()); diff != "" {
+		t.Errorf("pending lists (-want +got):\n%s", diff)
 	}
 	if !strings.Contains(e.logs.String(), "deadline is near") {
 		t.Errorf("logs do not say the deadline was near:\n%s", e.logs.String())
@@ -632,6 +994,7 @@ func TestPassedDeadlineFailsEverythingWithoutCalls(t *testing.T) {
 		changesMsg(t, changes(ref("aaaa"), audience.ListEmail, audience.OpAdd, t0, hashes("a", 1)...)...),
 		changesMsg(t, changes(ref("bbbb"), audience.ListEmail, audience.OpAdd, t0, hashes("b", 1)...)...),
 	)
+	// Not even the ledger write can happen: the messages come back.
 	if diff := cmp.Diff([]string{"m0", "m1"}, e.handle(ctx, ev)); diff != "" {
 		t.Errorf("failed messages (-want +got):\n%s", diff)
 	}
@@ -644,9 +1007,12 @@ func TestLogsAndMetricsCarryNoIdentifiers(t *testing.T) {
 	e := newEnv(t, envConfig{})
 	a := ref("aaaa")
 	hs := hashes("secret-person", 3)
-	e.sim.SetFault(pinterestsim.RouteCustomerListsCreate, pinterestsim.Fault{Rate500: 1})
+	e.sim.SetFault(pinterestsim.RouteCustomerListsCreate, pinterestsim.Fault{FailNext: 1000, FailStatus: http.StatusBadRequest})
 	ctx := lambdacontext.NewContext(t.Context(), &lambdacontext.LambdaContext{AwsRequestID: "req-123"})
-	ev := event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hs...)...))
+	ev := event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hs...)...),
+		sqsMsg{body: `{"v":1,"kind":"changes","audience":{"ns":"ups","id":"aaaa"},"records":[{"l":"EMAIL","o":"ADD","h":"` + hs[0][:63] + `"}]}`},
+	)
 	if failed := e.handle(ctx, ev); len(failed) != 1 {
 		t.Fatalf("failed messages %v, want 1", failed)
 	}
@@ -659,9 +1025,11 @@ func TestLogsAndMetricsCarryNoIdentifiers(t *testing.T) {
 	if !strings.Contains(e.logs.String(), `"request_id":"req-123"`) {
 		t.Errorf("logs lack the Lambda request ID:\n%s", e.logs.String())
 	}
-	rec := e.emf()[0]
-	if rec["Connection"] != "test-connection" {
-		t.Errorf("metrics Connection = %v, want test-connection", rec["Connection"])
+	if !strings.Contains(e.logs.String(), "list not flushed") {
+		t.Errorf("logs lack the list failure:\n%s", e.logs.String())
+	}
+	if recs := e.emf(); len(recs) != 1 || recs[0]["Connection"] != "test-connection" {
+		t.Errorf("metrics %v, want one record with Connection test-connection", recs)
 	}
 }
 
@@ -676,29 +1044,31 @@ func TestEmptyBatch(t *testing.T) {
 	}
 }
 
-func TestNewChecksOptions(t *testing.T) {
+func TestNewChecksItsOptions(t *testing.T) {
 	e := newEnv(t, envConfig{})
+	valid := upload.Options{Client: e.client, Ledger: e.ledger, Names: e.names}
 	tests := []struct {
-		name      string
-		opts      upload.Options
-		wantField string // "" means New succeeds
+		name    string
+		change  func(o *upload.Options)
+		wantErr string // "" for success
 	}{
-		{"defaults", upload.Options{Client: e.client}, ""},
-		{"no client", upload.Options{}, "Options.Client"},
-		{"negative records per request", upload.Options{Client: e.client, MaxRecordsPerRequest: -1}, "Options.MaxRecordsPerRequest"},
-		{"negative deadline margin", upload.Options{Client: e.client, DeadlineMargin: -time.Second}, "Options.DeadlineMargin"},
+		{"all defaults", func(*upload.Options) {}, ""},
+		{"no client", func(o *upload.Options) { o.Client = nil }, "Options.Client"},
+		{"no ledger", func(o *upload.Options) { o.Ledger = nil }, "Options.Ledger"},
+		{"no name store", func(o *upload.Options) { o.Names = nil }, "Options.Names"},
+		{"negative max records", func(o *upload.Options) { o.MaxRecordsPerRequest = -1 }, "Options.MaxRecordsPerRequest"},
+		{"negative margin", func(o *upload.Options) { o.DeadlineMargin = -time.Second }, "Options.DeadlineMargin"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, err := upload.New(tt.opts)
-			if tt.wantField == "" {
-				if err != nil || h == nil {
-					t.Fatalf("New = %v, %v; want a handler", h, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantField) {
-				t.Fatalf("New = %v, want an error naming %s", err, tt.wantField)
+			o := valid
+			tt.change(&o)
+			h, err := upload.New(o)
+			switch {
+			case tt.wantErr == "" && (err != nil || h == nil):
+				t.Fatalf("New = %v, %v; want a handler", h, err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("New error = %v, want one naming %s", err, tt.wantErr)
 			}
 		})
 	}

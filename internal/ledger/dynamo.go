@@ -1,0 +1,785 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/retry"
+)
+
+// The DynamoDB ledger table (see DynamoTableInput, which template.yaml
+// mirrors). One table, on demand, key (pk, sk), three kinds of item:
+//
+//   - a row: pk = the identifier hash (64 hex digits, so rows spread over
+//     every partition and no list is a hot key; all lists of one person sit
+//     under one pk, which is what erasure needs), sk = List.Key();
+//     w = Want, s = Sent (State numbers), p = Precedence;
+//     g = "LIST#OP#D" (D the hash's first hex digit) only while the row is
+//     pending, so the sparse index "pending" holds exactly the pending rows,
+//     a busy list spread over 16 index keys per op;
+//     f = the precedence of the flip, only on the write that flipped the row
+//     (Outcome Flip), so a Streams filter on NewImage.f passes the real
+//     changes and drops no-ops, reverts and MarkSent writes;
+//     x = expiry in Unix seconds (the table's TTL attribute), only while the
+//     row is out and sent (DynamoOptions.OutTTL).
+//   - a member counter: pk = "n#" + List.Key() + "#" + the hash's first two
+//     hex digits, sk = "n"; n = the count of that shard's rows that are In.
+//     A flip that moves the count writes the row and ADDs to its counter in
+//     one TransactWriteItems, so a retried change (a stream or SQS
+//     redelivery) fails the row's condition and never counts twice; 256
+//     shards per list keep concurrent transactions off each other's items.
+//   - a list: pk = "lists", sk = List.Key(); ns, aid, lt = the list's
+//     parts. Written once per list per process (Members and PendingLists
+//     enumerate lists from it).
+const (
+	dynPK       = "pk"
+	dynSK       = "sk"
+	dynWant     = "w"
+	dynSent     = "s"
+	dynPrec     = "p"
+	dynPending  = "g"
+	dynFlip     = "f"
+	dynExpires  = "x"
+	dynCount    = "n"
+	dynNS       = "ns"
+	dynAudience = "aid"
+	dynType     = "lt"
+
+	dynListsPK   = "lists"
+	dynCounterSK = "n"
+
+	// DynamoPendingIndex is the name of the sparse index of pending rows.
+	DynamoPendingIndex = "pending"
+	// DynamoTTLAttribute is the attribute the table's TTL reads.
+	DynamoTTLAttribute = dynExpires
+	// DynamoStreamFilter is the Lambda event filter pattern that passes only
+	// the stream records of real flips (rows just made pending).
+	DynamoStreamFilter = `{"dynamodb":{"NewImage":{"f":{"S":[{"exists":true}]}}}}`
+
+	// pendingShards is how many index keys one list and op spread over (the
+	// hash's first hex digit).
+	pendingShards = 16
+	// counterShards is how many counter items one list spreads over (the
+	// hash's first two hex digits).
+	counterShards = 256
+
+	// dynBatchGet is the most keys one BatchGetItem takes.
+	dynBatchGet = 100
+)
+
+// Defaults of the DynamoDB store.
+const (
+	// DefaultOutTTL is how long a row that is out (and Pinterest has it out)
+	// stays before DynamoDB's TTL deletes it. A change older than the row
+	// that arrives after that would apply again (the row is unknown then),
+	// and the next exit of such a person is sent once more (harmless), so
+	// it is far longer than any redelivery or replay.
+	DefaultOutTTL = 180 * 24 * time.Hour
+	// DefaultDynamoConcurrency is how many writes one call keeps in flight.
+	DefaultDynamoConcurrency = 16
+)
+
+// dynRetry is the policy for throttled batch reads (unprocessed keys) and
+// transaction conflicts: the SDK retries throttling of whole calls itself.
+var dynRetry = retry.Policy{Attempts: 10, Base: 20 * time.Millisecond, Max: 2 * time.Second}
+
+// DynamoAPI is the part of *dynamodb.Client the store uses.
+type DynamoAPI interface {
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
+	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+}
+
+// DynamoOptions configure NewDynamo.
+type DynamoOptions struct {
+	// Client is the DynamoDB client, required.
+	Client DynamoAPI
+	// Table is the ledger table's name, required.
+	Table string
+	// OutTTL is how long a row that is out and sent lives on (its TTL
+	// attribute). Default DefaultOutTTL.
+	OutTTL time.Duration
+	// Concurrency bounds the writes one call has in flight. Default
+	// DefaultDynamoConcurrency.
+	Concurrency int
+	// Now is the clock for TTLs; default time.Now.
+	Now func() time.Time
+	// Logger tells of retried conflicts; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Dynamo is the AWS ledger store: one DynamoDB table (see the constants
+// above for its items).
+type Dynamo struct {
+	client      DynamoAPI
+	table       string
+	outTTL      time.Duration
+	concurrency int
+	now         func() time.Time
+	log         *slog.Logger
+
+	registered sync.Map // list key → struct{}: list items written by this process
+}
+
+var _ Store = (*Dynamo)(nil)
+
+// NewDynamo returns the store; it makes no calls.
+func NewDynamo(opts DynamoOptions) (*Dynamo, error) {
+	switch {
+	case opts.Client == nil:
+		return nil, errors.New("new DynamoDB ledger: Client is required")
+	case opts.Table == "":
+		return nil, errors.New("new DynamoDB ledger: Table is required")
+	case opts.OutTTL < 0:
+		return nil, fmt.Errorf("new DynamoDB ledger: OutTTL %v is negative", opts.OutTTL)
+	case opts.Concurrency < 0:
+		return nil, fmt.Errorf("new DynamoDB ledger: Concurrency %d is negative", opts.Concurrency)
+	}
+	d := &Dynamo{
+		client: opts.Client, table: opts.Table, outTTL: opts.OutTTL,
+		concurrency: opts.Concurrency, now: opts.Now, log: opts.Logger,
+	}
+	if d.outTTL == 0 {
+		d.outTTL = DefaultOutTTL
+	}
+	if d.concurrency == 0 {
+		d.concurrency = DefaultDynamoConcurrency
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	return d, nil
+}
+
+// DynamoTableInput describes the ledger table named name: on-demand, key
+// (pk S, sk S), the sparse index "pending" (key g S, projecting p), a stream
+// of new images. template.yaml mirrors it; TTL on attribute x is set apart
+// (UpdateTimeToLive; TimeToLiveSpecification in the template).
+func DynamoTableInput(name string) *dynamodb.CreateTableInput {
+	str := func(n string) types.AttributeDefinition {
+		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
+	}
+	return &dynamodb.CreateTableInput{
+		TableName:            aws.String(name),
+		BillingMode:          types.BillingModePayPerRequest,
+		AttributeDefinitions: []types.AttributeDefinition{str(dynPK), str(dynSK), str(dynPending)},
+		KeySchema: []types.KeySchemaElement{
+			{AttributeName: aws.String(dynPK), KeyType: types.KeyTypeHash},
+			{AttributeName: aws.String(dynSK), KeyType: types.KeyTypeRange},
+		},
+		GlobalSecondaryIndexes: []types.GlobalSecondaryIndex{{
+			IndexName: aws.String(DynamoPendingIndex),
+			KeySchema: []types.KeySchemaElement{{AttributeName: aws.String(dynPending), KeyType: types.KeyTypeHash}},
+			Projection: &types.Projection{
+				ProjectionType:   types.ProjectionTypeInclude,
+				NonKeyAttributes: []string{dynPrec},
+			},
+		}},
+		StreamSpecification: &types.StreamSpecification{
+			StreamEnabled:  aws.Bool(true),
+			StreamViewType: types.StreamViewTypeNewImage,
+		},
+	}
+}
+
+// CreateDynamoTable creates the ledger table (DynamoTableInput), waits until
+// it is active and turns TTL on. For tests and local setups; in AWS the
+// template creates it.
+func CreateDynamoTable(ctx context.Context, client *dynamodb.Client, name string) error {
+	if _, err := client.CreateTable(ctx, DynamoTableInput(name)); err != nil {
+		return fmt.Errorf("create ledger table %s: %w", name, err)
+	}
+	waiter := dynamodb.NewTableExistsWaiter(client, func(o *dynamodb.TableExistsWaiterOptions) {
+		o.MinDelay = 100 * time.Millisecond
+		o.MaxDelay = 2 * time.Second
+	})
+	if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 2*time.Minute); err != nil {
+		return fmt.Errorf("wait for ledger table %s: %w", name, err)
+	}
+	_, err := client.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName: aws.String(name),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{
+			AttributeName: aws.String(DynamoTTLAttribute), Enabled: aws.Bool(true),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("turn on TTL of ledger table %s: %w", name, err)
+	}
+	return nil
+}
+
+func attrS(s string) types.AttributeValue { return &types.AttributeValueMemberS{Value: s} }
+func attrN(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
+
+func rowKeyAttrs(list List, hash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{dynPK: attrS(hash), dynSK: attrS(list.Key())}
+}
+
+func counterKeyAttrs(list List, hash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		dynPK: attrS("n#" + list.Key() + "#" + hash[:2]),
+		dynSK: attrS(dynCounterSK),
+	}
+}
+
+// pendingKey is the index key of list's pending rows for op in a shard.
+func pendingKey(list List, op audience.Op, shard byte) string {
+	return list.Key() + "#" + string(op) + "#" + string(shard)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// rowFromItem reads a row item's state into r (List and Hash set by the
+// caller).
+func rowFromItem(r *Row, item map[string]types.AttributeValue) error {
+	p, ok := item[dynPrec].(*types.AttributeValueMemberS)
+	if !ok {
+		return errors.New("ledger item has no precedence")
+	}
+	w, err := stateAttr(item, dynWant)
+	if err != nil {
+		return err
+	}
+	s, err := stateAttr(item, dynSent)
+	if err != nil {
+		return err
+	}
+	r.Precedence, r.Want, r.Sent = p.Value, w, s
+	return nil
+}
+
+func stateAttr(item map[string]types.AttributeValue, name string) (State, error) {
+	n, ok := item[name].(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, fmt.Errorf("ledger item has no number %s", name)
+	}
+	v, err := strconv.ParseUint(n.Value, 10, 8)
+	if err != nil || v > uint64(Out) {
+		return 0, fmt.Errorf("ledger item's %s = %q is no state", name, n.Value)
+	}
+	return State(v), nil
+}
+
+// rowItem is the full item of row r (written whole with PutItem, so the
+// attributes that must be absent are).
+func (d *Dynamo) rowItem(r Row, o Outcome) map[string]types.AttributeValue {
+	item := rowKeyAttrs(r.List, r.Hash)
+	item[dynWant] = attrN(int64(r.Want))
+	item[dynSent] = attrN(int64(r.Sent))
+	item[dynPrec] = attrS(r.Precedence)
+	if r.Pending() {
+		item[dynPending] = attrS(pendingKey(r.List, r.PendingOp(), r.Hash[0]))
+	}
+	if o == Flip {
+		item[dynFlip] = attrS(r.Precedence)
+	}
+	if r.Want == Out && r.Sent == Out {
+		item[dynExpires] = attrN(d.expiry())
+	}
+	return item
+}
+
+func (d *Dynamo) expiry() int64 { return d.now().Add(d.outTTL).Unix() }
+
+// Apply records changes: an eventually consistent BatchGetItem drops the
+// changes that cannot apply (precedence only grows, so a stale verdict from
+// an old read holds), then each remaining change is one write conditional
+// on the row being as read; a row that changed meanwhile is read again
+// (consistently) and decided again. A flip that moves a member count writes
+// the row and its counter in one transaction.
+func (d *Dynamo) Apply(ctx context.Context, changes []audience.Change) (Result, error) {
+	items, stale, err := prepare(changes)
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: check changes: %w", len(changes), err)
+	}
+	res := Result{Stale: stale}
+	if len(items) == 0 {
+		return res, nil
+	}
+	if err := d.register(ctx, items); err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	cur, err := d.readRows(ctx, items)
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	var work []int
+	for i, it := range items {
+		dec := decide(cur[i], it.op, it.p)
+		if dec.Outcome == Stale {
+			res.Stale++
+			continue
+		}
+		work = append(work, i)
+	}
+	var mu sync.Mutex
+	err = d.parallel(ctx, len(work), func(ctx context.Context, j int) error {
+		i := work[j]
+		o, err := d.write(ctx, items[i], cur[i])
+		if err != nil {
+			return err
+		}
+		mu.Lock()
+		res.count(o)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	return res, nil
+}
+
+// register writes the list items of lists this process has not written.
+func (d *Dynamo) register(ctx context.Context, items []item) error {
+	for _, it := range items {
+		key := it.list.Key()
+		if _, ok := d.registered.Load(key); ok {
+			continue
+		}
+		_, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: aws.String(d.table),
+			Item: map[string]types.AttributeValue{
+				dynPK: attrS(dynListsPK), dynSK: attrS(key),
+				dynNS: attrS(it.list.Audience.Namespace), dynAudience: attrS(it.list.Audience.ID),
+				dynType: attrS(string(it.list.Type)),
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("record list %s: %w", key, err)
+		}
+		d.registered.Store(key, struct{}{})
+	}
+	return nil
+}
+
+// readRows reads the rows of items (eventually consistent); a missing row
+// is returned with only List and Hash set.
+func (d *Dynamo) readRows(ctx context.Context, items []item) ([]Row, error) {
+	rows := make([]Row, len(items))
+	at := make(map[rowKey]int, len(items))
+	keys := make([]map[string]types.AttributeValue, len(items))
+	for i, it := range items {
+		rows[i] = Row{List: it.list, Hash: it.hash}
+		at[rowKey{list: it.list.Key(), hash: it.hash}] = i
+		keys[i] = rowKeyAttrs(it.list, it.hash)
+	}
+	err := d.batchGet(ctx, keys, dynPK+", "+dynSK+", "+dynWant+", "+dynSent+", "+dynPrec,
+		func(item map[string]types.AttributeValue) error {
+			pk, _ := item[dynPK].(*types.AttributeValueMemberS)
+			sk, _ := item[dynSK].(*types.AttributeValueMemberS)
+			if pk == nil || sk == nil {
+				return errors.New("ledger item without its key")
+			}
+			i, ok := at[rowKey{list: sk.Value, hash: pk.Value}]
+			if !ok {
+				return errors.New("batch read returned a row not asked for")
+			}
+			return rowFromItem(&rows[i], item)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("read ledger rows: %w", err)
+	}
+	return rows, nil
+}
+
+// batchGet reads keys (eventually consistent) in calls of up to 100 keys,
+// asking again for unprocessed keys with backoff, and hands each item found
+// to fn (not concurrently).
+func (d *Dynamo) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, projection string, fn func(map[string]types.AttributeValue) error) error {
+	for start := 0; start < len(keys); start += dynBatchGet {
+		todo := keys[start:min(start+dynBatchGet, len(keys))]
+		err := retry.Do(ctx, dynRetry, func(err error) bool { return errors.Is(err, errUnprocessed) },
+			func(ctx context.Context) error {
+				out, err := d.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
+					RequestItems: map[string]types.KeysAndAttributes{
+						d.table: {Keys: todo, ProjectionExpression: aws.String(projection)},
+					},
+				})
+				if err != nil {
+					return fmt.Errorf("batch get: %w", err)
+				}
+				for _, item := range out.Responses[d.table] {
+					if err := fn(item); err != nil {
+						return err
+					}
+				}
+				todo = out.UnprocessedKeys[d.table].Keys
+				if len(todo) > 0 {
+					return errUnprocessed
+				}
+				return nil
+			}, nil)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errUnprocessed = errors.New("unprocessed keys left")
+
+// write applies one change to the row read as cur until the write succeeds
+// or the change turns out stale; it returns the outcome.
+func (d *Dynamo) write(ctx context.Context, it item, cur Row) (Outcome, error) {
+	for {
+		dec := decide(cur, it.op, it.p)
+		if dec.Outcome == Stale {
+			return Stale, nil
+		}
+		var cond string
+		vals := map[string]types.AttributeValue{}
+		if cur.Precedence == "" {
+			cond = "attribute_not_exists(" + dynPK + ")"
+		} else {
+			cond = dynPrec + " = :p AND " + dynSent + " = :s"
+			vals[":p"] = attrS(cur.Precedence)
+			vals[":s"] = attrN(int64(cur.Sent))
+		}
+		put := &types.Put{
+			TableName:           aws.String(d.table),
+			Item:                d.rowItem(dec.Row, dec.Outcome),
+			ConditionExpression: aws.String(cond),
+		}
+		if len(vals) > 0 {
+			put.ExpressionAttributeValues = vals
+		}
+		var conflicted bool
+		err := retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
+			var err error
+			conflicted, err = d.put(ctx, put, dec)
+			return err
+		}, func(attempt int, wait time.Duration, err error) {
+			d.log.Debug("ledger write conflicted, retrying", "list", it.list.Key(), "attempt", attempt, "wait", wait)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("write ledger row of %s: %w", it.list.Key(), err)
+		}
+		if !conflicted {
+			return dec.Outcome, nil
+		}
+		// The row changed since it was read: read it again and decide anew.
+		var ok bool
+		if cur, ok, err = d.get(ctx, it.list, it.hash); err != nil {
+			return 0, err
+		}
+		if !ok {
+			cur = Row{List: it.list, Hash: it.hash}
+		}
+	}
+}
+
+// put writes one row (with its counter when dec moves it); failed reports
+// that the row's condition did not hold.
+func (d *Dynamo) put(ctx context.Context, put *types.Put, dec Decision) (failed bool, err error) {
+	if dec.Members == 0 {
+		_, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{
+			TableName: put.TableName, Item: put.Item, ConditionExpression: put.ConditionExpression,
+			ExpressionAttributeValues: put.ExpressionAttributeValues,
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return true, nil
+		}
+		return false, err
+	}
+	_, err = d.client.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+		TransactItems: []types.TransactWriteItem{
+			{Put: put},
+			{Update: &types.Update{
+				TableName:                 aws.String(d.table),
+				Key:                       counterKeyAttrs(dec.Row.List, dec.Row.Hash),
+				UpdateExpression:          aws.String("ADD " + dynCount + " :d"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":d": attrN(dec.Members)},
+			}},
+		},
+	})
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) && len(canceled.CancellationReasons) > 0 &&
+		aws.ToString(canceled.CancellationReasons[0].Code) == "ConditionalCheckFailed" {
+		return true, nil
+	}
+	return false, err
+}
+
+// isConflict reports whether err is a transaction conflict worth retrying.
+func isConflict(err error) bool {
+	var tce *types.TransactionConflictException
+	if errors.As(err, &tce) {
+		return true
+	}
+	var tip *types.TransactionInProgressException
+	if errors.As(err, &tip) {
+		return true
+	}
+	var canceled *types.TransactionCanceledException
+	if errors.As(err, &canceled) {
+		for _, r := range canceled.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded":
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// parallel runs fn for 0..n-1 with at most d.concurrency at once and
+// returns the first error (the others are cancelled).
+func (d *Dynamo) parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		once     sync.Once
+		firstErr error
+	)
+	sem := make(chan struct{}, d.concurrency)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, i); err != nil {
+				once.Do(func() { firstErr = err; cancel() })
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
+}
+
+// get reads one row consistently.
+func (d *Dynamo) get(ctx context.Context, list List, hash string) (Row, bool, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(d.table), Key: rowKeyAttrs(list, hash), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Row{}, false, fmt.Errorf("read ledger row of %s: %w", list.Key(), err)
+	}
+	r := Row{List: list, Hash: hash}
+	if out.Item == nil {
+		return r, false, nil
+	}
+	if err := rowFromItem(&r, out.Item); err != nil {
+		return Row{}, false, fmt.Errorf("read ledger row of %s: %w", list.Key(), err)
+	}
+	return r, true, nil
+}
+
+// Get reads one row (strongly consistent).
+func (d *Dynamo) Get(ctx context.Context, list List, hash string) (Row, bool, error) {
+	return d.get(ctx, list, hash)
+}
+
+// Pending returns up to limit pending rows of list for op from the pending
+// index, shard by shard. The index is eventually consistent: a row may show
+// up just after it was sent or with an older precedence; MarkSent's
+// condition on the row keeps that harmless.
+func (d *Dynamo) Pending(ctx context.Context, list List, op audience.Op, limit int) ([]Pending, error) {
+	if err := checkOp(op); err != nil {
+		return nil, fmt.Errorf("read pending rows of %s: %w", list.Key(), err)
+	}
+	var out []Pending
+	for shard := 0; shard < pendingShards && len(out) < limit; shard++ {
+		var start map[string]types.AttributeValue
+		for len(out) < limit {
+			q, err := d.client.Query(ctx, &dynamodb.QueryInput{
+				TableName:                 aws.String(d.table),
+				IndexName:                 aws.String(DynamoPendingIndex),
+				KeyConditionExpression:    aws.String(dynPending + " = :g"),
+				ExpressionAttributeValues: map[string]types.AttributeValue{":g": attrS(pendingKey(list, op, hexDigits[shard]))},
+				ProjectionExpression:      aws.String(dynPK + ", " + dynPrec),
+				Limit:                     aws.Int32(int32(min(limit-len(out), 1000))),
+				ExclusiveStartKey:         start,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("read pending %s rows of %s: %w", op, list.Key(), err)
+			}
+			for _, item := range q.Items {
+				pk, ok1 := item[dynPK].(*types.AttributeValueMemberS)
+				p, ok2 := item[dynPrec].(*types.AttributeValueMemberS)
+				if !ok1 || !ok2 {
+					return nil, fmt.Errorf("read pending %s rows of %s: index item without hash or precedence", op, list.Key())
+				}
+				out = append(out, Pending{Hash: pk.Value, Op: op, Precedence: p.Value})
+			}
+			if q.LastEvaluatedKey == nil {
+				break
+			}
+			start = q.LastEvaluatedKey
+		}
+	}
+	return out, nil
+}
+
+// MarkSent marks each row sent with one write conditional on its
+// precedence (and Want) being those read; a row that changed stays pending.
+// A row now out and sent gets its expiry.
+func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error {
+	if err := checkOp(op); err != nil {
+		return fmt.Errorf("mark rows of %s sent: %w", list.Key(), err)
+	}
+	want := stateFor(op)
+	update := "SET " + dynSent + " = :w REMOVE " + dynPending + ", " + dynFlip
+	if want == Out {
+		update = "SET " + dynSent + " = :w, " + dynExpires + " = :x REMOVE " + dynPending + ", " + dynFlip
+	}
+	err := d.parallel(ctx, len(rows), func(ctx context.Context, i int) error {
+		if !isHash(rows[i].Hash) {
+			return fmt.Errorf("row %d: hash is not 64 lowercase hex digits", i)
+		}
+		vals := map[string]types.AttributeValue{":p": attrS(rows[i].Precedence), ":w": attrN(int64(want))}
+		if want == Out {
+			vals[":x"] = attrN(d.expiry())
+		}
+		err := retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
+			_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+				TableName:                 aws.String(d.table),
+				Key:                       rowKeyAttrs(list, rows[i].Hash),
+				ConditionExpression:       aws.String(dynPrec + " = :p AND " + dynWant + " = :w"),
+				UpdateExpression:          aws.String(update),
+				ExpressionAttributeValues: vals,
+			})
+			return err
+		}, nil)
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return nil // changed since it was read: its newer state is pending
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d %s rows of %s sent: %w", len(rows), op, list.Key(), err)
+	}
+	return nil
+}
+
+// lists reads every list item.
+func (d *Dynamo) lists(ctx context.Context) ([]List, error) {
+	var out []List
+	var start map[string]types.AttributeValue
+	for {
+		q, err := d.client.Query(ctx, &dynamodb.QueryInput{
+			TableName:                 aws.String(d.table),
+			KeyConditionExpression:    aws.String(dynPK + " = :l"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":l": attrS(dynListsPK)},
+			ExclusiveStartKey:         start,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read lists: %w", err)
+		}
+		for _, item := range q.Items {
+			ns, ok1 := item[dynNS].(*types.AttributeValueMemberS)
+			id, ok2 := item[dynAudience].(*types.AttributeValueMemberS)
+			lt, ok3 := item[dynType].(*types.AttributeValueMemberS)
+			if !ok1 || !ok2 || !ok3 {
+				return nil, errors.New("read lists: list item without its parts")
+			}
+			out = append(out, List{Audience: audience.Ref{Namespace: ns.Value, ID: id.Value}, Type: audience.ListType(lt.Value)})
+		}
+		if q.LastEvaluatedKey == nil {
+			return out, nil
+		}
+		start = q.LastEvaluatedKey
+	}
+}
+
+// PendingLists lists the lists with pending rows: per list up to 32 index
+// queries of one item (2 ops × 16 shards), lists in parallel. For polling
+// and status; the Streams consumer learns its lists from the records.
+func (d *Dynamo) PendingLists(ctx context.Context) ([]List, error) {
+	all, err := d.lists(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+	}
+	has := make([]bool, len(all))
+	err = d.parallel(ctx, len(all), func(ctx context.Context, i int) error {
+		for _, op := range []audience.Op{audience.OpAdd, audience.OpRemove} {
+			p, err := d.Pending(ctx, all[i], op, 1)
+			if err != nil {
+				return err
+			}
+			if len(p) > 0 {
+				has[i] = true
+				return nil
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+	}
+	var out []List
+	for i, l := range all {
+		if has[i] {
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+// Members sums every list's counter shards (eventually consistent reads:
+// a count a moment old).
+func (d *Dynamo) Members(ctx context.Context) (map[List]int64, error) {
+	all, err := d.lists(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read member counts: %w", err)
+	}
+	counts := make([]int64, len(all))
+	err = d.parallel(ctx, len(all), func(ctx context.Context, i int) error {
+		keys := make([]map[string]types.AttributeValue, counterShards)
+		for s := range counterShards {
+			keys[s] = counterKeyAttrs(all[i], string([]byte{hexDigits[s>>4], hexDigits[s&15]}))
+		}
+		return d.batchGet(ctx, keys, dynCount, func(item map[string]types.AttributeValue) error {
+			n, ok := item[dynCount].(*types.AttributeValueMemberN)
+			if !ok {
+				return errors.New("counter item without a count")
+			}
+			v, err := strconv.ParseInt(n.Value, 10, 64)
+			if err != nil {
+				return fmt.Errorf("counter item's count %q: %w", n.Value, err)
+			}
+			counts[i] += v
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read member counts: %w", err)
+	}
+	out := make(map[List]int64, len(all))
+	for i, l := range all {
+		out[l] = counts[i]
+	}
+	return out, nil
+}

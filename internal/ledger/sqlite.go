@@ -1,0 +1,385 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/pinlist/pinlist/internal/audience"
+)
+
+// sqliteSchemaVersion is the version a database made by this code carries in
+// pinlist_ledger_schema; a newer one was written by a newer pinlist and is
+// refused. (SQLite's user_version belongs to the local queue, which shares
+// the file.)
+const sqliteSchemaVersion = 1
+
+// sqliteSchema is the ledger's part of the local database. Every name starts
+// with pinlist_ledger_, so it lives beside the local queue's tables.
+//   - lists: one row per list with its parts (a list key cannot be split
+//     back unambiguously) and its exact member count, changed in the same
+//     transaction as the rows;
+//   - rows: one per (list, hash); pending is the op that brings Pinterest to
+//     want while want != sent, else null, so the partial index holds exactly
+//     the pending rows per list and op (with the precedence, so Pending reads
+//     the index alone).
+//
+// States are stored as their State values (0 Unknown, 1 In, 2 Out).
+const sqliteSchema = `
+create table if not exists pinlist_ledger_schema (
+  id integer primary key check (id = 1),
+  version integer not null
+) strict;
+
+create table if not exists pinlist_ledger_lists (
+  id integer primary key,
+  key text not null unique,
+  ns text not null,
+  audience text not null,
+  type text not null,
+  members integer not null default 0 check (members >= 0)
+) strict;
+
+create table if not exists pinlist_ledger_rows (
+  list integer not null references pinlist_ledger_lists (id),
+  hash text not null,
+  want integer not null check (want in (1, 2)),
+  precedence text not null,
+  sent integer not null check (sent in (0, 1, 2)),
+  pending text check (pending in ('ADD', 'REMOVE')),
+  primary key (list, hash)
+) strict, without rowid;
+
+create index if not exists pinlist_ledger_pending_idx
+  on pinlist_ledger_rows (list, pending, precedence) where pending is not null;
+`
+
+// SQLiteOptions configure NewSQLite.
+type SQLiteOptions struct {
+	// DB is the database, required. It may be the local queue's (the tables
+	// have their own names), so ApplyTx can run in the queue's transaction.
+	// Open it as the queue does, with _txlock=immediate (a read-then-write
+	// transaction never has to upgrade its lock and fail with SQLITE_BUSY)
+	// and a busy timeout.
+	DB *sql.DB
+}
+
+// SQLite is the local ledger store: tables in a SQLite database, every Apply
+// and MarkSent one transaction.
+type SQLite struct {
+	db *sql.DB
+}
+
+var _ Store = (*SQLite)(nil)
+
+// NewSQLite creates the ledger's tables when absent (in one transaction) and
+// returns the store.
+func NewSQLite(ctx context.Context, opts SQLiteOptions) (*SQLite, error) {
+	if opts.DB == nil {
+		return nil, errors.New("new SQLite ledger: DB is required")
+	}
+	s := &SQLite{db: opts.DB}
+	err := s.inTx(ctx, func(tx *sql.Tx) error { return createSQLiteSchema(ctx, tx) })
+	if err != nil {
+		return nil, fmt.Errorf("new SQLite ledger: %w", err)
+	}
+	return s, nil
+}
+
+func createSQLiteSchema(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
+		return fmt.Errorf("create ledger tables: %w", err)
+	}
+	var version int
+	err := tx.QueryRowContext(ctx, `select version from pinlist_ledger_schema where id = 1`).Scan(&version)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `insert into pinlist_ledger_schema (id, version) values (1, ?)`, sqliteSchemaVersion); err != nil {
+			return fmt.Errorf("record ledger schema version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("read ledger schema version: %w", err)
+	case version > sqliteSchemaVersion:
+		return fmt.Errorf("ledger schema version %d is newer than this program's %d", version, sqliteSchemaVersion)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction and commits it.
+func (s *SQLite) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Apply records changes in one transaction (see Store.Apply).
+func (s *SQLite) Apply(ctx context.Context, changes []audience.Change) (Result, error) {
+	var res Result
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = s.ApplyTx(ctx, tx, changes)
+		return err
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	return res, nil
+}
+
+// ApplyTx is Apply inside the caller's transaction (which must be on the
+// store's database), so that taking changes off the local queue and
+// recording them commit together. The caller commits or rolls back; on an
+// error it must roll back.
+func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Change) (Result, error) {
+	prepared, stale, err := prepare(changes)
+	if err != nil {
+		return Result{}, fmt.Errorf("check changes: %w", err)
+	}
+	res := Result{Stale: stale}
+	if len(prepared) == 0 {
+		return res, nil
+	}
+	read, err := tx.PrepareContext(ctx,
+		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
+	if err != nil {
+		return Result{}, fmt.Errorf("prepare row read: %w", err)
+	}
+	defer read.Close()
+	write, err := tx.PrepareContext(ctx, `
+insert into pinlist_ledger_rows (list, hash, want, precedence, sent, pending) values (?, ?, ?, ?, ?, ?)
+on conflict (list, hash) do update set
+  want = excluded.want, precedence = excluded.precedence, sent = excluded.sent, pending = excluded.pending`)
+	if err != nil {
+		return Result{}, fmt.Errorf("prepare row write: %w", err)
+	}
+	defer write.Close()
+
+	ids := make(map[string]int64)
+	delta := make(map[int64]int64)
+	for _, c := range prepared {
+		key := c.list.Key()
+		id, ok := ids[key]
+		if !ok {
+			if id, err = ensureList(ctx, tx, c.list); err != nil {
+				return Result{}, err
+			}
+			ids[key] = id
+		}
+		cur := Row{List: c.list, Hash: c.hash}
+		var want, sent int64
+		err := read.QueryRowContext(ctx, id, c.hash).Scan(&want, &cur.Precedence, &sent)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return Result{}, fmt.Errorf("read ledger row of list %s: %w", key, err)
+		default:
+			cur.Want, cur.Sent = State(want), State(sent)
+		}
+		d := decide(cur, c.op, c.p)
+		res.count(d.Outcome)
+		if d.Outcome == Stale {
+			continue
+		}
+		if _, err := write.ExecContext(ctx, id, c.hash, int64(d.Row.Want), d.Row.Precedence,
+			int64(d.Row.Sent), pendingColumn(d.Row)); err != nil {
+			return Result{}, fmt.Errorf("write ledger row of list %s: %w", key, err)
+		}
+		delta[id] += d.Members
+	}
+	for id, n := range delta {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx,
+			`update pinlist_ledger_lists set members = members + ? where id = ?`, n, id); err != nil {
+			return Result{}, fmt.Errorf("update member count: %w", err)
+		}
+	}
+	return res, nil
+}
+
+// pendingColumn is the rows.pending value of r.
+func pendingColumn(r Row) any {
+	if !r.Pending() {
+		return nil
+	}
+	return string(r.PendingOp())
+}
+
+// ensureList returns the id of list's row, creating it when absent.
+func ensureList(ctx context.Context, tx *sql.Tx, list List) (int64, error) {
+	key := list.Key()
+	var id int64
+	err := tx.QueryRowContext(ctx, `select id from pinlist_ledger_lists where key = ?`, key).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("look up list %s: %w", key, err)
+	}
+	err = tx.QueryRowContext(ctx,
+		`insert into pinlist_ledger_lists (key, ns, audience, type) values (?, ?, ?, ?) returning id`,
+		key, list.Audience.Namespace, list.Audience.ID, string(list.Type)).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("add list %s: %w", key, err)
+	}
+	return id, nil
+}
+
+// PendingLists lists the lists with pending rows, ordered by key.
+func (s *SQLite) PendingLists(ctx context.Context) ([]List, error) {
+	rows, err := s.db.QueryContext(ctx, `
+select ns, audience, type from pinlist_ledger_lists l
+where exists (select 1 from pinlist_ledger_rows r where r.list = l.id and r.pending is not null)
+order by key`)
+	if err != nil {
+		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+	}
+	defer rows.Close()
+	var out []List
+	for rows.Next() {
+		var l List
+		var typ string
+		if err := rows.Scan(&l.Audience.Namespace, &l.Audience.ID, &typ); err != nil {
+			return nil, fmt.Errorf("read list with pending rows: %w", err)
+		}
+		l.Type = audience.ListType(typ)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+	}
+	return out, nil
+}
+
+// Pending returns up to limit pending rows of list for op, lowest
+// precedence first.
+func (s *SQLite) Pending(ctx context.Context, list List, op audience.Op, limit int) ([]Pending, error) {
+	if err := checkOp(op); err != nil {
+		return nil, fmt.Errorf("read pending rows of %s: %w", list.Key(), err)
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `
+select r.hash, r.precedence from pinlist_ledger_rows r
+where r.list = (select id from pinlist_ledger_lists where key = ?) and r.pending = ?
+order by r.precedence limit ?`, list.Key(), string(op), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read pending %s rows of %s: %w", op, list.Key(), err)
+	}
+	defer rows.Close()
+	var out []Pending
+	for rows.Next() {
+		p := Pending{Op: op}
+		if err := rows.Scan(&p.Hash, &p.Precedence); err != nil {
+			return nil, fmt.Errorf("read pending %s row of %s: %w", op, list.Key(), err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read pending %s rows of %s: %w", op, list.Key(), err)
+	}
+	return out, nil
+}
+
+// MarkSent records in one transaction that Pinterest has rows in op's
+// state; a row whose precedence is no longer the one read stays pending.
+func (s *SQLite) MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error {
+	if err := checkOp(op); err != nil {
+		return fmt.Errorf("mark rows of %s sent: %w", list.Key(), err)
+	}
+	if len(rows) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `
+update pinlist_ledger_rows set sent = want, pending = null
+where list = (select id from pinlist_ledger_lists where key = ?) and hash = ? and precedence = ? and want = ?`)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		defer stmt.Close()
+		want := int64(stateFor(op))
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash, r.Precedence, want); err != nil {
+				return fmt.Errorf("update row: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d %s rows of %s sent: %w", len(rows), op, list.Key(), err)
+	}
+	return nil
+}
+
+// ResetSent forgets what Pinterest was sent: every row's Sent becomes
+// assume, so every row whose Want differs is pending again. The local
+// runner calls it with Out when the built-in simulator starts empty, so the
+// members are added again. It is not part of Store: in AWS the lists live
+// on at Pinterest.
+func (s *SQLite) ResetSent(ctx context.Context, assume State) error {
+	if assume > Out {
+		return fmt.Errorf("reset ledger sent state: unknown state %d", assume)
+	}
+	_, err := s.db.ExecContext(ctx, `
+update pinlist_ledger_rows set sent = ?1,
+  pending = case when want = ?1 then null when want = 1 then 'ADD' else 'REMOVE' end`, int64(assume))
+	if err != nil {
+		return fmt.Errorf("reset ledger sent state to %d: %w", assume, err)
+	}
+	return nil
+}
+
+// Members counts the rows whose Want is In, per list.
+func (s *SQLite) Members(ctx context.Context) (map[List]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `select ns, audience, type, members from pinlist_ledger_lists`)
+	if err != nil {
+		return nil, fmt.Errorf("read member counts: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[List]int64)
+	for rows.Next() {
+		var l List
+		var typ string
+		var n int64
+		if err := rows.Scan(&l.Audience.Namespace, &l.Audience.ID, &typ, &n); err != nil {
+			return nil, fmt.Errorf("read member count: %w", err)
+		}
+		l.Type = audience.ListType(typ)
+		out[l] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read member counts: %w", err)
+	}
+	return out, nil
+}
+
+// Get reads one row.
+func (s *SQLite) Get(ctx context.Context, list List, hash string) (Row, bool, error) {
+	r := Row{List: list, Hash: hash}
+	var want, sent int64
+	err := s.db.QueryRowContext(ctx, `
+select want, precedence, sent from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and hash = ?`, list.Key(), hash).
+		Scan(&want, &r.Precedence, &sent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Row{List: list, Hash: hash}, false, nil
+	}
+	if err != nil {
+		return Row{}, false, fmt.Errorf("read ledger row of %s: %w", list.Key(), err)
+	}
+	r.Want, r.Sent = State(want), State(sent)
+	return r, true, nil
+}

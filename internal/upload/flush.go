@@ -1,0 +1,284 @@
+package upload
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/emf"
+	"github.com/pinlist/pinlist/internal/ledger"
+	"github.com/pinlist/pinlist/internal/pinterest"
+)
+
+// Flushed counts what a flush did.
+type Flushed struct {
+	// Lists is how many lists were flushed or failed on their own.
+	Lists int
+	// RecordsSent is how many records went out in successful customer list
+	// create and update calls.
+	RecordsSent int64
+	// ListCalls is how many of those calls there were.
+	ListCalls int64
+	// ListsCreated is how many customer lists were created.
+	ListsCreated int
+	// ListFailures is how many lists failed (their rows stay pending);
+	// NotFlushed how many were not tried because the flush stopped (the
+	// deadline was near, or the token is refused).
+	ListFailures, NotFlushed int
+	// APICalls, Retries and RateLimited (429 answers) are the Pinterest
+	// client's counters over the flush (every HTTP call, listings included).
+	APICalls, Retries, RateLimited int64
+}
+
+// metrics are the flush's EMF metrics.
+func (f Flushed) metrics() []emf.Metric {
+	return []emf.Metric{
+		count("RecordsSent", f.RecordsSent),
+		count("ListCalls", f.ListCalls),
+		count("ListsCreated", int64(f.ListsCreated)),
+		count("ListFailures", int64(f.ListFailures+f.NotFlushed)),
+		count("APICalls", f.APICalls),
+		count("Retries", f.Retries),
+		count("RateLimited", f.RateLimited),
+	}
+}
+
+// Flush sends the ledger's pending rows of lists to Pinterest and marks
+// them sent, list by list: for each op, up to MaxRecordsPerRequest pending
+// rows in one call, until the list has none left. A list that does not
+// exist on Pinterest yet is created with its first records (never empty),
+// named after its audience's recorded name, with a CUSTOMER_LIST audience;
+// pending removals from a list that does not exist are marked sent without
+// a call (a list that does not exist holds nobody).
+//
+// One list's failure (a 400, a 404, retries exhausted) leaves its rows
+// pending and does not stop the other lists: it is logged and counted, and
+// the returned error joins every list's. Only a near deadline or a token
+// that is refused even after a reload stops the flush. It logs a summary and
+// writes one EMF line.
+func (h *Handler) Flush(ctx context.Context, lists []ledger.List) (Flushed, error) {
+	f, err := h.flush(ctx, h.o.Logger, lists)
+	h.writeMetrics(ctx, h.o.Logger, f.metrics())
+	return f, err
+}
+
+// FlushAll flushes every list with pending rows (a schedule's sweep: it
+// sends what earlier flushes left pending). See Flush.
+func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
+	lists, err := h.o.Ledger.PendingLists(ctx)
+	if err != nil {
+		err = fmt.Errorf("flush all: list the lists with pending rows: %w", err)
+		h.o.Logger.LogAttrs(ctx, slog.LevelError, "flush failed", slog.String("error", err.Error()))
+		return Flushed{}, err
+	}
+	return h.Flush(ctx, lists)
+}
+
+// flush is Flush without the metrics line.
+func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger.List) (Flushed, error) {
+	lists = slices.Clone(lists)
+	slices.SortFunc(lists, func(x, y ledger.List) int { return cmp.Compare(x.Key(), y.Key()) })
+	lists = slices.Compact(lists)
+
+	start := h.o.Now()
+	before := h.o.Client.Stats()
+	r, cancel := h.newRun(ctx)
+	defer cancel()
+	var errs []error
+	for i, l := range lists {
+		err := r.flushList(l)
+		if err == nil {
+			r.flushed.Lists++
+			continue
+		}
+		if r.stop != nil && errors.Is(err, r.stop) {
+			// Not this list's fault: this list and every one after it
+			// would meet the same stop.
+			r.flushed.NotFlushed = len(lists) - i
+			errs = append(errs, fmt.Errorf("flush stopped at list %s, %d lists not flushed: %w", l.Key(), len(lists)-i, r.stop))
+			break
+		}
+		r.flushed.Lists++
+		r.flushed.ListFailures++
+		errs = append(errs, fmt.Errorf("flush list %s: %w", l.Key(), err))
+		logger.LogAttrs(ctx, slog.LevelWarn, "list not flushed; its rows stay pending",
+			slog.String("list", l.Key()), slog.String("error", err.Error()))
+	}
+	stats := h.o.Client.Stats()
+	r.flushed.APICalls, r.flushed.Retries = stats.Calls-before.Calls, stats.Retries-before.Retries
+	r.flushed.RateLimited = stats.RateLimited - before.RateLimited
+	f := r.flushed
+	err := errors.Join(errs...)
+	level := slog.LevelInfo
+	if err != nil {
+		level = slog.LevelWarn
+	}
+	attrs := []slog.Attr{
+		slog.Int("lists", f.Lists),
+		slog.Int64("records_sent", f.RecordsSent),
+		slog.Int64("list_calls", f.ListCalls),
+		slog.Int("lists_created", f.ListsCreated),
+		slog.Int("list_failures", f.ListFailures),
+		slog.Int("not_flushed", f.NotFlushed),
+		slog.Int64("api_calls", f.APICalls),
+		slog.Int64("retries", f.Retries),
+		slog.Int64("rate_limited", f.RateLimited),
+		slog.Duration("duration", h.o.Now().Sub(start)),
+	}
+	if r.stop != nil {
+		attrs = append(attrs, slog.String("stopped", r.stop.Error()))
+	}
+	logger.LogAttrs(ctx, level, "flush done", attrs...)
+	return f, err
+}
+
+// flushList sends l's pending rows: the ADDs first, so that a list that
+// does not exist yet is created with its first records, then the REMOVEs.
+func (r *run) flushList(l ledger.List) error {
+	k := listKey{l.Audience.Key(), l.Type}
+	defer r.h.lockList(k)()
+	info, existed, err := r.findList(k)
+	if err != nil {
+		return err
+	}
+	var name *ledger.AudienceName // read once, when a list or audience is made
+	naming := func() (ledger.AudienceName, error) {
+		if name == nil {
+			n, err := r.h.o.Names.Name(r.ctx, l.Audience)
+			if err != nil {
+				return n, fmt.Errorf("read the audience's name: %w", err)
+			}
+			name = &n
+		}
+		return *name, nil
+	}
+	if existed {
+		if info, err = r.ensureAudience(k, info, naming); err != nil {
+			return err
+		}
+	}
+	exists, created := existed, false
+	err = r.drain(l, audience.OpAdd, func(records []string) error {
+		if exists {
+			return r.update(info.id, pinterest.OpAdd, records)
+		}
+		n, err := naming()
+		if err != nil {
+			return err
+		}
+		var dup bool
+		if info, dup, err = r.createList(k, n, records); err != nil {
+			return err
+		}
+		exists = true
+		if dup {
+			// Another process made the list first: the records go there
+			// too, and its audience is that process's to make (the next
+			// flush checks it, info.hasAudience being false).
+			return r.update(info.id, pinterest.OpAdd, records)
+		}
+		created = true
+		return nil
+	})
+	if created {
+		// Created in this flush (its records are marked sent): now its
+		// audience. On a failure the next flush finds the list by name and
+		// checks its audience then.
+		n, nerr := naming()
+		if nerr == nil {
+			info, nerr = r.createAudience(k, info, n)
+		}
+		err = errors.Join(err, nerr)
+	}
+	if err != nil {
+		return err
+	}
+	return r.drain(l, audience.OpRemove, func(records []string) error {
+		if !existed {
+			// The list did not exist when this flush began: it holds
+			// nobody but what this flush added, and a row pending removal
+			// was not among those.
+			return nil
+		}
+		return r.update(info.id, pinterest.OpRemove, records)
+	})
+}
+
+// drain reads up to MaxRecordsPerRequest pending rows of l for op, hands
+// their hashes to send and marks them sent, until l has no row pending for
+// op. It stops at the first error.
+func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) error) error {
+	store := r.h.o.Ledger
+	var last map[string]string // the previous round's rows: hash → precedence
+	for {
+		rows, err := store.Pending(r.ctx, l, op, r.h.o.MaxRecordsPerRequest)
+		if err != nil {
+			return fmt.Errorf("read pending %s rows: %w", op, err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		if len(rows) > r.h.o.MaxRecordsPerRequest {
+			return fmt.Errorf("read pending %s rows: the ledger returned %d rows, over the limit of %d", op, len(rows), r.h.o.MaxRecordsPerRequest)
+		}
+		if sameRows(last, rows) {
+			// MarkSent cleared none of them, and nothing changed them since:
+			// sending them again would loop for ever.
+			return fmt.Errorf("mark %d %s rows sent: the ledger still holds them pending, unchanged", len(rows), op)
+		}
+		records := make([]string, len(rows))
+		last = make(map[string]string, len(rows))
+		for i, p := range rows {
+			records[i] = p.Hash
+			last[p.Hash] = p.Precedence
+		}
+		if err := send(records); err != nil {
+			return err
+		}
+		if err := store.MarkSent(r.ctx, l, op, rows); err != nil {
+			// Pinterest has them; they are sent again next time, which
+			// ADD and REMOVE (set operations) make harmless.
+			return fmt.Errorf("mark %d %s rows sent: %w", len(rows), op, err)
+		}
+	}
+}
+
+// sameRows reports whether every row of rows was in last with the same
+// precedence.
+func sameRows(last map[string]string, rows []ledger.Pending) bool {
+	if len(last) == 0 {
+		return false
+	}
+	for _, p := range rows {
+		if prec, ok := last[p.Hash]; !ok || prec != p.Precedence {
+			return false
+		}
+	}
+	return true
+}
+
+// update sends one customer list update call.
+func (r *run) update(id string, op pinterest.Operation, records []string) error {
+	err := r.call(func(ctx context.Context) error {
+		_, err := r.h.o.Client.UpdateCustomerList(ctx, id, op, records)
+		return err
+	})
+	if err != nil {
+		var apiErr *pinterest.APIError
+		if errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusNotFound {
+			// The list is gone (deleted in Ads Manager?): forget it, so the
+			// next flush looks for it again instead of failing on the
+			// cached ID for the life of the container.
+			r.h.forget(id)
+		}
+		return fmt.Errorf("%s %d records to customer list %s: %w", op, len(records), id, err)
+	}
+	r.flushed.ListCalls++
+	r.flushed.RecordsSent += int64(len(records))
+	return nil
+}
