@@ -169,8 +169,31 @@ func NewDynamo(opts DynamoOptions) (*Dynamo, error) {
 
 // DynamoTableInput describes the ledger table named name: on-demand, key
 // (pk S, sk S), the sparse index "pending" (key g S, projecting p), a stream
-// of new images. template.yaml mirrors it; TTL on attribute x is set apart
-// (UpdateTimeToLive; TimeToLiveSpecification in the template).
+// of new images. TTL on attribute x is set apart (UpdateTimeToLive).
+// template.yaml mirrors it:
+//
+//	LedgerTable:
+//	  Type: AWS::DynamoDB::Table
+//	  Properties:
+//	    BillingMode: PAY_PER_REQUEST
+//	    AttributeDefinitions:
+//	      - {AttributeName: pk, AttributeType: S}
+//	      - {AttributeName: sk, AttributeType: S}
+//	      - {AttributeName: g, AttributeType: S}
+//	    KeySchema:
+//	      - {AttributeName: pk, KeyType: HASH}
+//	      - {AttributeName: sk, KeyType: RANGE}
+//	    GlobalSecondaryIndexes:
+//	      - IndexName: pending
+//	        KeySchema: [{AttributeName: g, KeyType: HASH}]
+//	        Projection: {ProjectionType: INCLUDE, NonKeyAttributes: [p]}
+//	    StreamSpecification: {StreamViewType: NEW_IMAGE}
+//	    TimeToLiveSpecification: {AttributeName: x, Enabled: true}
+//
+// The stream's event source mapping takes FilterCriteria with the pattern
+// DynamoStreamFilter. The store needs dynamodb:BatchGetItem, GetItem,
+// PutItem, UpdateItem and Query on the table and Query on its index
+// (TransactWriteItems is authorized per item as PutItem and UpdateItem).
 func DynamoTableInput(name string) *dynamodb.CreateTableInput {
 	str := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,5 +237,20 @@ func TestDynamoPendingSpansShards(t *testing.T) {
 	m, err := d.Members(ctx)
 	if err != nil || m[listA] != 60 {
 		t.Fatalf("Members = %v, %v; want 60", m, err)
+	}
+}
+
+func TestDynamoStreamFilterIsJSONOnTheFlipMark(t *testing.T) {
+	var pattern struct {
+		DynamoDB struct {
+			NewImage map[string]map[string][]map[string]bool
+		} `json:"dynamodb"`
+	}
+	if err := json.Unmarshal([]byte(DynamoStreamFilter), &pattern); err != nil {
+		t.Fatalf("DynamoStreamFilter is not JSON: %v", err)
+	}
+	f := pattern.DynamoDB.NewImage[dynFlip]["S"]
+	if len(f) != 1 || !f[0]["exists"] {
+		t.Fatalf("DynamoStreamFilter = %s, want NewImage.%s.S to exist", DynamoStreamFilter, dynFlip)
 	}
 }
