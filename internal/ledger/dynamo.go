@@ -132,6 +132,7 @@ type Dynamo struct {
 	log         *slog.Logger
 
 	registered sync.Map // list key → struct{}: list items written by this process
+	known      sync.Map // list key → List: list items read by ListByKey
 }
 
 var _ Store = (*Dynamo)(nil)
@@ -169,8 +170,31 @@ func NewDynamo(opts DynamoOptions) (*Dynamo, error) {
 
 // DynamoTableInput describes the ledger table named name: on-demand, key
 // (pk S, sk S), the sparse index "pending" (key g S, projecting p), a stream
-// of new images. template.yaml mirrors it; TTL on attribute x is set apart
-// (UpdateTimeToLive; TimeToLiveSpecification in the template).
+// of new images. TTL on attribute x is set apart (UpdateTimeToLive).
+// template.yaml mirrors it:
+//
+//	LedgerTable:
+//	  Type: AWS::DynamoDB::Table
+//	  Properties:
+//	    BillingMode: PAY_PER_REQUEST
+//	    AttributeDefinitions:
+//	      - {AttributeName: pk, AttributeType: S}
+//	      - {AttributeName: sk, AttributeType: S}
+//	      - {AttributeName: g, AttributeType: S}
+//	    KeySchema:
+//	      - {AttributeName: pk, KeyType: HASH}
+//	      - {AttributeName: sk, KeyType: RANGE}
+//	    GlobalSecondaryIndexes:
+//	      - IndexName: pending
+//	        KeySchema: [{AttributeName: g, KeyType: HASH}]
+//	        Projection: {ProjectionType: INCLUDE, NonKeyAttributes: [p]}
+//	    StreamSpecification: {StreamViewType: NEW_IMAGE}
+//	    TimeToLiveSpecification: {AttributeName: x, Enabled: true}
+//
+// The stream's event source mapping takes FilterCriteria with the pattern
+// DynamoStreamFilter. The store needs dynamodb:BatchGetItem, GetItem,
+// PutItem, UpdateItem and Query on the table and Query on its index
+// (TransactWriteItems is authorized per item as PutItem and UpdateItem).
 func DynamoTableInput(name string) *dynamodb.CreateTableInput {
 	str := func(n string) types.AttributeDefinition {
 		return types.AttributeDefinition{AttributeName: aws.String(n), AttributeType: types.ScalarAttributeTypeS}
@@ -684,6 +708,41 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 	return nil
 }
 
+// ListByKey returns the list whose Key() is key, from its list item: a
+// stream record names a row's list only by its key (sk). ok is false for a
+// list the ledger has never seen. Lists once found are remembered.
+func (d *Dynamo) ListByKey(ctx context.Context, key string) (list List, ok bool, err error) {
+	if l, ok := d.known.Load(key); ok {
+		return l.(List), true, nil
+	}
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(d.table),
+		Key:       map[string]types.AttributeValue{dynPK: attrS(dynListsPK), dynSK: attrS(key)},
+	})
+	if err != nil {
+		return List{}, false, fmt.Errorf("read list %s: %w", key, err)
+	}
+	if out.Item == nil {
+		return List{}, false, nil
+	}
+	l, err := listFromItem(out.Item)
+	if err != nil {
+		return List{}, false, fmt.Errorf("read list %s: %w", key, err)
+	}
+	d.known.Store(key, l)
+	return l, true, nil
+}
+
+func listFromItem(item map[string]types.AttributeValue) (List, error) {
+	ns, ok1 := item[dynNS].(*types.AttributeValueMemberS)
+	id, ok2 := item[dynAudience].(*types.AttributeValueMemberS)
+	lt, ok3 := item[dynType].(*types.AttributeValueMemberS)
+	if !ok1 || !ok2 || !ok3 {
+		return List{}, errors.New("list item without its parts")
+	}
+	return List{Audience: audience.Ref{Namespace: ns.Value, ID: id.Value}, Type: audience.ListType(lt.Value)}, nil
+}
+
 // lists reads every list item.
 func (d *Dynamo) lists(ctx context.Context) ([]List, error) {
 	var out []List
@@ -699,13 +758,11 @@ func (d *Dynamo) lists(ctx context.Context) ([]List, error) {
 			return nil, fmt.Errorf("read lists: %w", err)
 		}
 		for _, item := range q.Items {
-			ns, ok1 := item[dynNS].(*types.AttributeValueMemberS)
-			id, ok2 := item[dynAudience].(*types.AttributeValueMemberS)
-			lt, ok3 := item[dynType].(*types.AttributeValueMemberS)
-			if !ok1 || !ok2 || !ok3 {
-				return nil, errors.New("read lists: list item without its parts")
+			l, err := listFromItem(item)
+			if err != nil {
+				return nil, fmt.Errorf("read lists: %w", err)
 			}
-			out = append(out, List{Audience: audience.Ref{Namespace: ns.Value, ID: id.Value}, Type: audience.ListType(lt.Value)})
+			out = append(out, l)
 		}
 		if q.LastEvaluatedKey == nil {
 			return out, nil

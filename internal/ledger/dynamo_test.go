@@ -2,12 +2,14 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -176,6 +178,20 @@ func TestDynamoItemAttributes(t *testing.T) {
 		if got := str(item, dynExpires); got != tt.expire {
 			t.Errorf("%s: x = %q, want %q", tt.name, got, tt.expire)
 		}
+		// The stream's new image is this item: it reads as pending iff g is set.
+		image := make(map[string]events.DynamoDBAttributeValue, len(item))
+		for name, v := range item {
+			switch v := v.(type) {
+			case *types.AttributeValueMemberS:
+				image[name] = events.NewStringAttribute(v.Value)
+			case *types.AttributeValueMemberN:
+				image[name] = events.NewNumberAttribute(v.Value)
+			}
+		}
+		key, p, ok := PendingFromStream(image)
+		if ok != (tt.g != "") || (ok && (key != listA.Key() || p.Hash != h1 || p.Precedence != str(item, dynPrec))) {
+			t.Errorf("%s: PendingFromStream = %q, %+v, %v; want pending %v", tt.name, key, p, ok, tt.g != "")
+		}
 	}
 }
 
@@ -236,5 +252,43 @@ func TestDynamoPendingSpansShards(t *testing.T) {
 	m, err := d.Members(ctx)
 	if err != nil || m[listA] != 60 {
 		t.Fatalf("Members = %v, %v; want 60", m, err)
+	}
+}
+
+func TestDynamoStreamFilterIsJSONOnTheFlipMark(t *testing.T) {
+	var pattern struct {
+		DynamoDB struct {
+			NewImage map[string]map[string][]map[string]bool
+		} `json:"dynamodb"`
+	}
+	if err := json.Unmarshal([]byte(DynamoStreamFilter), &pattern); err != nil {
+		t.Fatalf("DynamoStreamFilter is not JSON: %v", err)
+	}
+	f := pattern.DynamoDB.NewImage[dynFlip]["S"]
+	if len(f) != 1 || !f[0]["exists"] {
+		t.Fatalf("DynamoStreamFilter = %s, want NewImage.%s.S to exist", DynamoStreamFilter, dynFlip)
+	}
+}
+
+func TestDynamoListByKey(t *testing.T) {
+	d := openDynamo(t)
+	ctx := t.Context()
+	odd := List{Audience: audience.Ref{Namespace: "a:b", ID: "c/d"}, Type: audience.ListIDFA}
+	if _, err := d.Apply(ctx, []audience.Change{change(odd, h1, add, 10)}); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	// A second store, as another Lambda instance would be, knows no lists.
+	other, err := NewDynamo(DynamoOptions{Client: d.client, Table: d.table})
+	if err != nil {
+		t.Fatalf("new: %v", err)
+	}
+	for range 2 {
+		got, ok, err := other.ListByKey(ctx, odd.Key())
+		if err != nil || !ok || got != odd {
+			t.Fatalf("ListByKey(%q) = %+v, %v, %v; want %+v", odd.Key(), got, ok, err, odd)
+		}
+	}
+	if _, ok, err := other.ListByKey(ctx, listB.Key()); err != nil || ok {
+		t.Fatalf("ListByKey of an unseen list = found %v, %v; want not found", ok, err)
 	}
 }

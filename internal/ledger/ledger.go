@@ -4,8 +4,14 @@
 // sent. It orders changes across requests, drops changes that flip nothing,
 // keeps every flip pending until Pinterest has it (so calls can be filled
 // per list across requests) and knows every list's exact size. The rules live
-// here, once; the SQLite (local) and DynamoDB (AWS) stores both run them and
-// are tested against the same table.
+// here, once (Decide); the SQLite (local) and DynamoDB (AWS) stores both run
+// them and are tested against the same table.
+//
+// Beyond Store: SQLite.ApplyTx applies inside the caller's transaction (the
+// local queue deletes what it applied in the same one) and
+// SQLite.ResetSent forgets what Pinterest was sent (the built-in simulator
+// starts empty); Dynamo's table is described by DynamoTableInput and its
+// Streams filter by DynamoStreamFilter.
 package ledger
 
 import (

@@ -61,7 +61,9 @@ type SQLiteOptions struct {
 	// have their own names), so ApplyTx can run in the queue's transaction.
 	// Open it as the queue does, with _txlock=immediate (a read-then-write
 	// transaction never has to upgrade its lock and fail with SQLITE_BUSY)
-	// and a busy timeout.
+	// and a busy timeout. With a one-connection pool (the queue's), call
+	// the store's methods other than ApplyTx only while holding no
+	// transaction on it, or they wait for the connection forever.
 	DB *sql.DB
 }
 
