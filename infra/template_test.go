@@ -509,6 +509,15 @@ func TestTemplateOutputs(t *testing.T) {
 	if got := get(outputs, "DashboardUrl", "Value", "Fn::Sub"); got != dashboardURL {
 		t.Errorf("output DashboardUrl = %v, want !Sub %q", get(outputs, "DashboardUrl", "Value"), dashboardURL)
 	}
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "DEPLOY.md"))
+	if err != nil {
+		t.Fatalf("read docs/DEPLOY.md: %v", err)
+	}
+	for name := range outputs {
+		if !bytes.Contains(doc, []byte("| `"+name+"`")) && !bytes.Contains(doc, []byte(", `"+name+"` |")) {
+			t.Errorf("docs/DEPLOY.md's outputs table does not describe output %s", name)
+		}
+	}
 	for name, res := range want {
 		if name == "DashboardUrl" {
 			continue
