@@ -498,12 +498,30 @@ func TestTemplateOutputs(t *testing.T) {
 		"AudienceQueueUrl":           "AudienceQueue",
 		"AudienceDeadLetterQueueUrl": "AudienceDeadLetterQueue",
 		"AlertTopicArn":              "AlertTopic",
+		"DashboardUrl":               "Dashboard",
 	}
 	outputs := asMap(tpl["Outputs"])
 	if diff := cmp.Diff(sortedKeys(want), sortedKeys(outputs)); diff != "" {
 		t.Errorf("outputs (-want +got):\n%s", diff)
 	}
+	// The dashboard's console address: the dashboard's name is its !Ref.
+	const dashboardURL = "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}#dashboards:name=${Dashboard}"
+	if got := get(outputs, "DashboardUrl", "Value", "Fn::Sub"); got != dashboardURL {
+		t.Errorf("output DashboardUrl = %v, want !Sub %q", get(outputs, "DashboardUrl", "Value"), dashboardURL)
+	}
+	doc, err := os.ReadFile(filepath.Join(repoRoot(t), "docs", "DEPLOY.md"))
+	if err != nil {
+		t.Fatalf("read docs/DEPLOY.md: %v", err)
+	}
+	for name := range outputs {
+		if !bytes.Contains(doc, []byte("| `"+name+"`")) && !bytes.Contains(doc, []byte(", `"+name+"` |")) {
+			t.Errorf("docs/DEPLOY.md's outputs table does not describe output %s", name)
+		}
+	}
 	for name, res := range want {
+		if name == "DashboardUrl" {
+			continue
+		}
 		v := asMap(get(outputs, name, "Value"))
 		ref := target(v)
 		if ga := list(v["Fn::GetAtt"]); len(ga) == 2 {

@@ -46,6 +46,8 @@ func main() {
 		Sender:      queue.NewSQS(sqs.NewFromConfig(aws), cfg.QueueURL),
 		IngestToken: ingestToken,
 		Logger:      log,
+		Metrics:     os.Stdout, // EMF lines: CloudWatch Logs turns them into metrics
+		Connection:  cfg.ConnectionName,
 	})
 	if err != nil {
 		log.Error("ingest: wire", "error", err.Error())

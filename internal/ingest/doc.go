@@ -65,4 +65,14 @@
 // hashes, counts and JSON paths. Each request logs one JSON line with its
 // request ID (the Lambda request ID, or a random one), which is also returned
 // in X-Request-Id.
+//
+// # Metrics
+//
+// With Options.Metrics set, each POST /v1/profiles request that was mapped
+// writes one CloudWatch Embedded Metric Format line (namespace pinlist,
+// dimension Connection = Options.Connection), all of unit Count:
+// ChangesReceived (the changes answered 202, after coalescing within the
+// request; 0 after a 503, since the caller sends them again),
+// IdentitiesFailed and IdentitiesExcluded (the report's failed and excluded
+// totals). template.yaml's dashboard reads them.
 package ingest

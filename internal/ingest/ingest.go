@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -77,6 +78,13 @@ type Options struct {
 	// NewRequestID makes the request ID when the context carries none (a
 	// random one when nil).
 	NewRequestID func() string
+	// Metrics receives one CloudWatch EMF line per POST /v1/profiles
+	// request that was mapped (os.Stdout in Lambda); nil writes none (the
+	// local runner).
+	Metrics io.Writer
+	// Connection is the value of the metrics' Connection dimension
+	// (PINLIST_CONNECTION_NAME); empty means config.DefaultConnectionName.
+	Connection string
 }
 
 // Handler is the ingest HTTP handler. It is safe for concurrent use.
@@ -91,6 +99,8 @@ type Handler struct {
 	logger          *slog.Logger
 	now             func() time.Time
 	newRequestID    func() string
+	metrics         io.Writer
+	connection      string
 	// mappers holds reusable *audience.Mapper: one maps a request body with
 	// its buffers kept between requests (a Mapper is not safe for concurrent
 	// use, so each request takes its own).
@@ -114,6 +124,8 @@ func New(opts Options) (*Handler, error) {
 		logger:          opts.Logger,
 		now:             opts.Now,
 		newRequestID:    opts.NewRequestID,
+		metrics:         opts.Metrics,
+		connection:      cmp.Or(opts.Connection, config.DefaultConnectionName),
 	}
 	h.sendRetry.Attempts = orDefault(h.sendRetry.Attempts, DefaultSendRetry.Attempts)
 	h.sendRetry.Base = orDefault(h.sendRetry.Base, DefaultSendRetry.Base)

@@ -1,12 +1,14 @@
 package ingest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -46,6 +48,11 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, 
 		msgs[i] = outgoing(p.Audience, p.Body)
 	}
 	res := h.sendAll(ctx, msgs, log)
+	received := changes
+	if len(res.unsent) > 0 {
+		received = 0 // the caller is told to send the request again
+	}
+	h.writeMetrics(ctx, log, report, received)
 	attrs := []any{
 		"profiles", report.Profiles,
 		"identitiesActivated", report.Activated,
@@ -88,4 +95,23 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// writeMetrics writes the request's EMF line: ChangesReceived (changes the
+// request was answered 202 for, after coalescing within the request; 0 after
+// a 503, whose retry counts them), IdentitiesFailed and IdentitiesExcluded
+// (from the mapping report). A write failure is logged: the request's work is
+// done.
+func (h *Handler) writeMetrics(ctx context.Context, log *slog.Logger, report audience.Report, received int) {
+	if h.metrics == nil {
+		return
+	}
+	err := emf.Write(h.metrics, h.now(), h.connection, []emf.Metric{
+		{Name: "ChangesReceived", Value: float64(received), Unit: "Count"},
+		{Name: "IdentitiesFailed", Value: float64(sum(report.Failed)), Unit: "Count"},
+		{Name: "IdentitiesExcluded", Value: float64(sum(report.Excluded)), Unit: "Count"},
+	})
+	if err != nil {
+		log.WarnContext(ctx, "could not write the request metrics", "error", err.Error())
+	}
 }
