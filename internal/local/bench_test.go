@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 )
 
 // BenchmarkApplyOverhead measures what the local runner adds to each batch
@@ -22,7 +23,7 @@ func BenchmarkApplyOverhead(b *testing.B) {
 			Hash: fmt.Sprintf("%064x", i), EventTime: t0,
 		}
 	}
-	packed, err := audience.PackMessages(changes, 256<<10)
+	packed, err := audiencetest.Pack(changes, 256<<10)
 	if err != nil {
 		b.Fatal(err)
 	}
