@@ -71,7 +71,7 @@ func (m *Mapper) coalesce() {
 		group:      group,
 		groups:     len(m.p.auds) * len(recLists),
 		key:        func(i int32) uint64 { return binary.BigEndian.Uint64(sums[recs[i].sum][:8]) },
-		radixBytes: 8,
+		radixBytes: 3, // hashes are uniform: ties in 24 bits are rare
 		cmpHash: func(a, b int32) int {
 			x, y := &sums[recs[a].sum], &sums[recs[b].sum]
 			return compareSums(x, y)
