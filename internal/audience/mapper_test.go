@@ -183,13 +183,25 @@ func TestMapperKeepsNoPlainIdentifier(t *testing.T) {
 	for _, body := range []string{
 		"[" + strings.Join(ps, ",") + "]",
 		`[{"identityMap":{"email":[{"id":"Secret.Person\u0040Example.com"}]},"segmentMembership":{"ups":{"a1":{"status":"realized"}}}}]`,
+		// Keys are kept while their object is read: an identifier used as
+		// a key, escaped or not, in a small and in a large object.
+		`[{"segmentMembership":{"ups":{"Secret.Person@Example.com":{},"Secret.Person\u0040Example.org":{}}}}]`,
+		`[{"segmentMembership":{"ups":{` + manyKeys(20) + `,"Secret.Person@Example.com":{"status":"realized"}}}}]`,
 	} {
 		m := NewMapper(Limits{})
 		if _, err := m.Map([]byte(body), recv); err != nil {
 			t.Fatal(err)
 		}
 		p := &m.p
-		for _, buf := range [][]byte{p.strbuf[:cap(p.strbuf)], p.idbuf[:cap(p.idbuf)], p.h.norm[:cap(p.h.norm)]} {
+		bufs := [][]byte{p.strbuf[:cap(p.strbuf)], p.idbuf[:cap(p.idbuf)], p.h.norm[:cap(p.h.norm)]}
+		bufs = append(bufs, p.keys[:cap(p.keys)]...)
+		bufs = append(bufs, p.escKeys[:cap(p.escKeys)]...)
+		for _, set := range p.sets {
+			for k := range set {
+				bufs = append(bufs, []byte(k))
+			}
+		}
+		for _, buf := range bufs {
 			if bytes.Contains(bytes.ToLower(buf), []byte("secret.person")) {
 				t.Fatalf("a scratch buffer still holds the identifier after Map")
 			}

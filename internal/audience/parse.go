@@ -50,12 +50,17 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 }
 
 // wipe zeroes the scratch buffers that can hold a plain identifier (an
-// unescaped string, a normalised email), so that a parser kept between
-// requests keeps none of the last one.
+// unescaped string, a normalised email, a key or a slice of the body), so
+// that a parser kept between requests keeps none of the last one.
 func (p *parser) wipe() {
 	clear(p.strbuf[:cap(p.strbuf)])
 	clear(p.idbuf[:cap(p.idbuf)])
 	clear(p.h.norm[:cap(p.h.norm)])
+	clear(p.keys[:cap(p.keys)])
+	clear(p.escKeys[:cap(p.escKeys)])
+	for _, set := range p.sets {
+		clear(set)
+	}
 }
 
 // resetCap empties s and makes room for at least n elements.
