@@ -96,6 +96,7 @@ func (s *coalesceScratch) order(in coalesceInput) []int32 {
 	n := len(in.group)
 	// Counting sort by group, stable.
 	start := resize(&s.start, in.groups+1)
+	clear(start)
 	for _, g := range in.group {
 		start[g+1]++
 	}
@@ -146,14 +147,13 @@ func (s *coalesceScratch) order(in coalesceInput) []int32 {
 	return out
 }
 
-// resize sets *s to n zeroed elements, reusing its memory, and returns it.
+// resize sets *s to n elements, reusing its memory (they are not
+// cleared: callers overwrite them), and returns it.
 func resize[T any](s *[]T, n int) []T {
 	if cap(*s) < n {
 		*s = make([]T, n)
-	} else {
-		*s = (*s)[:n]
-		clear(*s)
 	}
+	*s = (*s)[:n]
 	return *s
 }
 
