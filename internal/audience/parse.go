@@ -40,7 +40,7 @@ func (p *parser) reset(body []byte, lim Limits, received int64) {
 	p.sums = resetCap(p.sums, len(body)/100)
 	clear(p.auds) // drop the last request's strings
 	p.auds = p.auds[:0]
-	p.ids, p.mems, p.nAud = p.ids[:0], p.mems[:0], 0
+	p.ids, p.mems, p.nAud, p.lastNS = p.ids[:0], p.mems[:0], 0, nil
 	if p.nss == nil {
 		p.nss = map[string]*namespaceEntry{}
 	}
@@ -102,6 +102,7 @@ type parser struct {
 	nAud int
 
 	nss     map[string]*namespaceEntry // audience namespaces seen, with their audiences
+	lastNS  *namespaceEntry            // the last one looked up
 	strbuf  []byte                     // unescaped strings; valid until the next readString
 	escKeys [][]byte                   // unescaped copies of keys with escapes on the path
 	idbuf   []byte                     // an unescaped identifier kept while its entry is read
@@ -521,13 +522,17 @@ func (p *parser) membership(aud int32) error {
 	return nil
 }
 
-// namespace interns an audience namespace key.
+// namespace interns an audience namespace key (bodies mostly name one).
 func (p *parser) namespace(key []byte) *namespaceEntry {
-	if e, ok := p.nss[string(key)]; ok {
-		return e
+	if p.lastNS != nil && p.lastNS.name == string(key) {
+		return p.lastNS
 	}
-	e := &namespaceEntry{name: string(key), ids: map[string]int32{}}
-	p.nss[e.name] = e
+	e, ok := p.nss[string(key)]
+	if !ok {
+		e = &namespaceEntry{name: string(key), ids: map[string]int32{}}
+		p.nss[e.name] = e
+	}
+	p.lastNS = e
 	return e
 }
 
