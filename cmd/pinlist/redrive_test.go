@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -50,7 +51,7 @@ func redriveMessages(t *testing.T) []queue.Outgoing {
 			Hash: redriveHash(id), EventTime: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC), Seq: uint64(i),
 		})
 	}
-	packed, err := audience.PackMessages(changes, 0)
+	packed, err := audiencetest.Pack(changes, 0)
 	if err != nil {
 		t.Fatalf("pack messages: %v", err)
 	}

@@ -6,18 +6,29 @@ import (
 	"strings"
 )
 
-// Coalesce keeps, per (audience, list type, hash), the change with the latest
-// EventTime; on a tie the larger Seq wins (and on a full tie the later one in
-// changes). The result is a new slice sorted by audience (namespace, then
-// ID), list type, op and hash, so equal input sets give equal output
-// whatever their order. The input is not modified.
+// Coalesce keeps, per (audience, list type, hash), the change of the
+// greatest Precedence: the latest event time, on a tie the exit, a receive
+// time below any event time. Of changes of equal precedence (the same
+// state) the larger Seq wins, and on a full tie the later one in changes.
+// The result is a new slice sorted by audience (namespace, then ID), list
+// type, op and hash, so equal input sets give equal output whatever their
+// order. The input is not modified. The Mapper coalesces its records with
+// the same coalesceOrder.
 func Coalesce(changes []Change) []Change {
 	if len(changes) == 0 {
 		return nil
 	}
-	group, groups := indexGroups(changes)
-	ops := opRanks(changes)
-	winners := coalesceOrder(coalesceInput{
+	type groupKey struct {
+		aud  Ref
+		list ListType
+	}
+	group, groups := denseRanks(len(changes), func(i int) groupKey { return groupKey{changes[i].Audience, changes[i].List} },
+		func(a, b groupKey) int {
+			return cmp.Or(compareRef(a.aud, b.aud), strings.Compare(string(a.list), string(b.list)))
+		})
+	ops, nops := denseRanks(len(changes), func(i int) Op { return changes[i].Op },
+		func(a, b Op) int { return strings.Compare(string(a), string(b)) })
+	winners := new(coalesceScratch).order(coalesceInput{
 		group:      group,
 		groups:     groups,
 		key:        func(i int32) uint64 { return prefix8(changes[i].Hash) },
@@ -27,10 +38,12 @@ func Coalesce(changes []Change) []Change {
 		},
 		cmpLater: func(a, b int32) int {
 			x, y := &changes[a], &changes[b]
-			return cmp.Or(x.EventTime.Compare(y.EventTime), cmp.Compare(x.Seq, y.Seq))
+			return cmp.Or(
+				comparePrecedence(x.Received, x.EventTime.UnixNano(), x.Op == OpRemove, y.Received, y.EventTime.UnixNano(), y.Op == OpRemove),
+				cmp.Compare(x.Seq, y.Seq))
 		},
-		op:  func(i int32) int { return int(ops.rank[i]) },
-		ops: ops.n,
+		op:  func(i int32) int { return int(ops[i]) },
+		ops: nops,
 	})
 	out := make([]Change, len(winners))
 	for j, i := range winners {
@@ -39,15 +52,29 @@ func Coalesce(changes []Change) []Change {
 	return out
 }
 
+// comparePrecedence compares two changes' precedences (whether the time is
+// a receive time, Unix nanoseconds, whether the op is REMOVE) as their
+// Precedence strings compare, without building the strings.
+func comparePrecedence(recvA bool, tA int64, removeA bool, recvB bool, tB int64, removeB bool) int {
+	return cmp.Or(cmp.Compare(bit(recvB), bit(recvA)), cmp.Compare(tA, tB), cmp.Compare(bit(removeA), bit(removeB)))
+}
+
+func bit(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // coalesceInput describes n elements to coalesce: each belongs to a group
-// (audience and list type, numbered in output order) and has a hash, an
-// event time and an arrival order, and an op.
+// (audience and list type, numbered in output order) and has a hash, a
+// precedence and an arrival order, and an op.
 type coalesceInput struct {
 	group    []int32
 	groups   int
 	key      func(i int32) uint64 // the first 8 bytes of the hash, big-endian: orders like the hash
 	cmpHash  func(a, b int32) int // compares the whole hashes
-	cmpLater func(a, b int32) int // compares (event time, arrival)
+	cmpLater func(a, b int32) int // compares (precedence, arrival)
 	op       func(i int32) int    // the op's rank in sorted order, < ops
 	ops      int
 	// radixBytes is how many leading bytes of key the radix sort orders
@@ -55,20 +82,30 @@ type coalesceInput struct {
 	radixBytes int
 }
 
-// coalesceOrder returns the winning element of every (group, hash) in output
-// order: by group, then op, then hash.
-func coalesceOrder(in coalesceInput) []int32 {
+// coalesceScratch is coalesceOrder's working memory, kept by a Mapper from
+// one body to the next.
+type coalesceScratch struct {
+	start, next, out, winners []int32
+	items, tmp                []sortItem
+}
+
+// order returns the winning element of every (group, hash) in output
+// order: by group, then op, then hash. The result is in s's memory, valid
+// until the next call.
+func (s *coalesceScratch) order(in coalesceInput) []int32 {
 	n := len(in.group)
 	// Counting sort by group, stable.
-	start := make([]int32, in.groups+1)
+	start := resize(&s.start, in.groups+1)
+	clear(start)
 	for _, g := range in.group {
 		start[g+1]++
 	}
 	for g := 1; g <= in.groups; g++ {
 		start[g] += start[g-1]
 	}
-	items := make([]sortItem, n)
-	next := slices.Clone(start[:in.groups])
+	items := resize(&s.items, n)
+	next := append(s.next[:0], start[:in.groups]...)
+	s.next = next
 	for i, g := range in.group {
 		items[next[g]] = sortItem{k: in.key(int32(i)), i: int32(i)}
 		next[g]++
@@ -80,9 +117,9 @@ func coalesceOrder(in coalesceInput) []int32 {
 		return cmp.Or(in.cmpHash(a.i, b.i), in.cmpLater(a.i, b.i))
 	}
 
-	out := make([]int32, 0, n)
-	tmp := make([]sortItem, n)
-	var winners []int32
+	out := s.out[:0]
+	tmp := resize(&s.tmp, n)
+	winners := s.winners[:0]
 	for g := 0; g < in.groups; g++ {
 		grp := items[start[g]:start[g+1]]
 		if len(grp) == 0 {
@@ -106,70 +143,41 @@ func coalesceOrder(in coalesceInput) []int32 {
 			}
 		}
 	}
+	s.out, s.winners = out, winners
 	return out
 }
 
-// indexGroups numbers the (audience, list type) groups of changes in sorted
-// order: group = rank(audience)*len(lists) + rank(list).
-func indexGroups(changes []Change) (group []int32, groups int) {
-	group = make([]int32, len(changes))
-	listOf := make([]int32, len(changes))
-	audIDs := map[Ref]int32{}
-	var auds []Ref
-	listIDs := map[ListType]int32{}
-	var lists []ListType
-	last, lastID := Ref{}, int32(-1)
-	for i := range changes {
-		c := &changes[i]
-		if lastID < 0 || c.Audience != last {
-			id, ok := audIDs[c.Audience]
-			if !ok {
-				id = int32(len(auds))
-				audIDs[c.Audience] = id
-				auds = append(auds, c.Audience)
-			}
-			last, lastID = c.Audience, id
-		}
-		group[i] = lastID
-		id, ok := listIDs[c.List]
+// resize sets *s to n elements, reusing its memory (they are not
+// cleared: callers overwrite them), and returns it.
+func resize[T any](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	*s = (*s)[:n]
+	return *s
+}
+
+// denseRanks gives each of n elements the rank of its key among the
+// distinct keys (in cmpFn order), and the number of distinct keys.
+func denseRanks[K comparable](n int, key func(i int) K, cmpFn func(a, b K) int) ([]int32, int) {
+	ids := map[K]int32{}
+	var keys []K
+	rank := make([]int32, n)
+	for i := range rank {
+		k := key(i)
+		id, ok := ids[k]
 		if !ok {
-			id = int32(len(lists))
-			listIDs[c.List] = id
-			lists = append(lists, c.List)
+			id = int32(len(keys))
+			ids[k] = id
+			keys = append(keys, k)
 		}
-		listOf[i] = id
+		rank[i] = id
 	}
-	audRank := ranks(auds, compareRef)
-	listRank := ranks(lists, func(a, b ListType) int { return strings.Compare(string(a), string(b)) })
-	nl := int32(len(lists))
-	for i := range group {
-		group[i] = audRank[group[i]]*nl + listRank[listOf[i]]
+	r := ranks(keys, cmpFn)
+	for i := range rank {
+		rank[i] = r[rank[i]]
 	}
-	return group, len(auds) * len(lists)
-}
-
-// opRanks gives each change the rank of its op among the distinct ops.
-type opRanking struct {
-	rank []int32
-	n    int
-}
-
-func opRanks(changes []Change) opRanking {
-	var ops []Op
-	id := make([]int32, len(changes))
-	for i := range changes {
-		j := slices.Index(ops, changes[i].Op)
-		if j < 0 {
-			j = len(ops)
-			ops = append(ops, changes[i].Op)
-		}
-		id[i] = int32(j)
-	}
-	rank := ranks(ops, func(a, b Op) int { return strings.Compare(string(a), string(b)) })
-	for i := range id {
-		id[i] = rank[id[i]]
-	}
-	return opRanking{rank: id, n: len(ops)}
+	return rank, len(keys)
 }
 
 func compareRef(a, b Ref) int {

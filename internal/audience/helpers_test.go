@@ -12,7 +12,7 @@ import (
 var recv = time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 
 // row is a Change written out for comparison: audience key, list, op, hash,
-// event time (RFC 3339, UTC) and Seq.
+// event time (RFC 3339, UTC; " (received)" after a receive time) and Seq.
 type row struct {
 	Aud  string
 	List ListType
@@ -25,7 +25,11 @@ type row struct {
 func rows(changes []Change) []row {
 	out := make([]row, 0, len(changes))
 	for _, c := range changes {
-		out = append(out, row{c.Audience.Key(), c.List, c.Op, c.Hash, c.EventTime.Format(time.RFC3339Nano), c.Seq})
+		at := c.EventTime.Format(time.RFC3339Nano)
+		if c.Received {
+			at += " (received)"
+		}
+		out = append(out, row{c.Audience.Key(), c.List, c.Op, c.Hash, at, c.Seq})
 	}
 	return out
 }

@@ -62,17 +62,16 @@ func asciiEqualFold(b []byte, word string) bool {
 	return true
 }
 
-// list is the customer list type an identity of this namespace goes to.
-func (ns namespace) list() ListType {
+// list is the index into recLists of the customer list type an identity
+// of this namespace goes to (EMAIL, IDFA or MAID).
+func (ns namespace) list() uint8 {
 	switch ns {
-	case nsEmail, nsEmailHash:
-		return ListEmail
-	case nsGAID:
-		return ListMAID
 	case nsIDFA:
-		return ListIDFA
+		return 1
+	case nsGAID:
+		return 2
 	}
-	return ""
+	return 0
 }
 
 // failReason is the Report reason when an identifier of this namespace is malformed.
@@ -103,10 +102,6 @@ const (
 // that mapping one identifier allocates nothing.
 type hasher struct {
 	norm []byte
-
-	// normBuf is norm's usual backing array: inside the parser, so that
-	// the parsers of a split body never write to one cache line.
-	normBuf [320]byte
 }
 
 // hashIdentity normalises id for namespace ns and, when it is valid, writes
@@ -201,21 +196,6 @@ func byteInRange(x uint64, lo, hi byte) uint64 {
 	const ones = 0x0101010101010101
 	return (x + ones*uint64(0x80-lo)) &^ (x + ones*uint64(0x7f-hi)) & 0x8080808080808080
 }
-
-// hexValue maps a hex digit to its value and every other byte to 0xff.
-var hexValue = func() (t [256]byte) {
-	for c := range t {
-		t[c] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-		t[c-'a'+'A'] = byte(c-'a') + 10
-	}
-	return t
-}()
 
 // Email plausibility bounds (RFC 5321 path limits).
 const (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -36,16 +37,26 @@ func (p *parser) ws() {
 	}
 }
 
+// maxDepth is the deepest nesting of objects and arrays the parser reads:
+// encoding/json's limit, so that it accepts exactly the JSON encoding/json
+// accepts, but says why.
+const maxDepth = 10_000
+
 // object reads an object whose '{' is at p.i. For each member it reads the
 // key and calls fn with the key, where it is (for paths) and p.i at the first
-// byte of the value; fn must consume the value.
+// byte of the value; fn must consume the value. A key that comes twice is a
+// duplicate_key error: which of the two values counts would be a guess
+// (encoding/json keeps the last, other readers the first).
 func (p *parser) object(fn func(key []byte, sp span) error) error {
 	p.i++
+	p.depth++
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == '}' {
 		p.i++
+		p.depth--
 		return nil
 	}
+	base := len(p.keys)
 	for {
 		if p.i >= len(p.s) || p.s[p.i] != '"' {
 			return p.syntaxErr("expected an object key")
@@ -58,6 +69,9 @@ func (p *parser) object(fn func(key []byte, sp span) error) error {
 		sp.b = int32(p.i - 1)
 		if escaped {
 			sp = span{a: -1, b: -1}
+		}
+		if err := p.uniqueKey(base, key, escaped, sp); err != nil {
+			return err
 		}
 		p.ws()
 		if p.i >= len(p.s) || p.s[p.i] != ':' {
@@ -72,9 +86,54 @@ func (p *parser) object(fn func(key []byte, sp span) error) error {
 			return err
 		}
 		if done, err := p.next('}'); done || err != nil {
+			p.keys = p.keys[:base]
+			p.depth--
 			return err
 		}
 	}
+}
+
+// uniqueKey adds key to the keys of the object being read (p.keys[base:])
+// and fails if it is there already. Small objects are searched; from
+// maxListedKeys keys on, a set per depth is used instead.
+func (p *parser) uniqueKey(base int, key []byte, escaped bool, sp span) error {
+	const maxListedKeys = 16
+	seen := p.keys[base:]
+	dup := false
+	if len(seen) < maxListedKeys {
+		for _, k := range seen {
+			if bytes.Equal(k, key) {
+				dup = true
+				break
+			}
+		}
+	} else {
+		for len(p.sets) <= p.depth {
+			p.sets = append(p.sets, nil)
+		}
+		set := p.sets[p.depth]
+		if len(seen) == maxListedKeys {
+			if set == nil {
+				set = map[string]struct{}{}
+				p.sets[p.depth] = set
+			}
+			clear(set)
+			for _, k := range seen {
+				set[string(k)] = struct{}{}
+			}
+		}
+		_, dup = set[string(key)]
+		set[string(key)] = struct{}{}
+	}
+	if dup {
+		p.push(key, sp)
+		return p.requestErr(ErrDuplicateKey, "a key repeated in one object: which of its values counts is ambiguous")
+	}
+	if escaped {
+		key = bytes.Clone(key) // it is in strbuf, which the next string overwrites
+	}
+	p.keys = append(p.keys, key)
+	return nil
 }
 
 // next reads what follows an object member or an array element: a ','
@@ -100,9 +159,11 @@ func (p *parser) next(closing byte) (done bool, err error) {
 // p.i at its first byte; fn must consume the element.
 func (p *parser) array(fn func(idx int) error) error {
 	p.i++
+	p.depth++
 	p.ws()
 	if p.i < len(p.s) && p.s[p.i] == ']' {
 		p.i++
+		p.depth--
 		return nil
 	}
 	for idx := 0; ; idx++ {
@@ -113,6 +174,7 @@ func (p *parser) array(fn func(idx int) error) error {
 			return err
 		}
 		if done, err := p.next(']'); done || err != nil {
+			p.depth--
 			return err
 		}
 	}
@@ -232,25 +294,12 @@ func hex4(s []byte, at int) (rune, bool) {
 	if at+4 > len(s) {
 		return 0, false
 	}
-	var r rune
-	for _, c := range s[at : at+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			c -= '0'
-		case 'a' <= c && c <= 'f':
-			c = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
+	v, err := strconv.ParseUint(string(s[at:at+4]), 16, 16)
+	return rune(v), err == nil
 }
 
 // skipValue consumes the value at p.i (after white space) and checks that it
-// is valid JSON.
+// is valid JSON nested at most maxDepth deep.
 func (p *parser) skipValue() error {
 	p.ws()
 	if p.i >= len(p.s) {
@@ -271,7 +320,9 @@ func (p *parser) skipValue() error {
 				}
 				continue
 			case '{', '[':
-				depth++
+				if depth++; p.depth+depth > maxDepth {
+					return p.requestErr(ErrTooDeep, fmt.Sprintf("objects and arrays nested more than %d deep", maxDepth))
+				}
 			case '}', ']':
 				depth--
 				if depth == 0 {

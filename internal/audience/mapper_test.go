@@ -13,7 +13,7 @@ import (
 )
 
 // mixedBody builds n profiles like profile() does, with every kind of
-// identity and membership the fast path handles, failures included:
+// identity and membership, failures included:
 // repeated identities and audiences, unsupported namespaces, opted-out and
 // malformed advertising IDs, bad emails, unknown statuses, bad timestamps,
 // audience IDs that cannot name a list, realized then exited.
@@ -39,9 +39,10 @@ func mixedBody(rng *rand.Rand, n int) []string {
 	return profiles
 }
 
-// checkMapper maps body with m and checks the changes, the chunks, the
-// report and the error against the exact path: ParseProfiles, then
-// Coalesce, then GroupChunks.
+// checkMapper maps body with m and checks the changes, the packed
+// messages, the report and the error against the parser's records in
+// arrival order as Changes, then Coalesce, then PackMessages: the
+// coalescer on records against the coalescer on Changes.
 func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
 	t.Helper()
 	changes, want, wantErr := ParseProfilesBytes(body, lim, recv)
@@ -69,11 +70,6 @@ func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
 			t.Fatalf("Pack(%d) (-PackMessages +Mapper):\n%s", maxBytes, cmp.Diff(want, got))
 		}
 	}
-	for _, bound := range [][2]int{{0, 0}, {3, 0}, {5000, 200}, {2, 64}} {
-		if diff := cmp.Diff(chunkRows(GroupChunks(coalesced, bound[0], bound[1])), chunkRows(m.Chunks(bound[0], bound[1]))); diff != "" {
-			t.Fatalf("chunks of %d records, %d bytes (-GroupChunks +Mapper):\n%s", bound[0], bound[1], diff)
-		}
-	}
 }
 
 // samePacked reports whether two packings are equal (faster than cmp.Equal
@@ -90,19 +86,10 @@ func samePacked(a, b []Packed) bool {
 	return true
 }
 
-// splitMapper is a Mapper that splits every body and shares out every
-// stage between two goroutines, however small.
-func splitMapper(lim Limits) *Mapper {
-	m := NewMapper(lim)
-	m.minSplit, m.minParallel = 1, 1
-	return m
-}
-
-// TestMapperMatchesExactPath maps many generated bodies with one Mapper
-// (so buffers are reused between bodies of different sizes), in every
-// form the fast path reads and some it gives up on, and holds each result
-// to the exact path's.
-func TestMapperMatchesExactPath(t *testing.T) {
+// TestMapperMatchesParseThenCoalesce maps many generated bodies with one
+// Mapper (so buffers are reused between bodies of different sizes), in
+// several forms, and holds each result to Coalesce of the parser's changes.
+func TestMapperMatchesParseThenCoalesce(t *testing.T) {
 	rng := rand.New(rand.NewPCG(11, 12))
 	forms := []struct {
 		name string
@@ -129,56 +116,39 @@ func TestMapperMatchesExactPath(t *testing.T) {
 		}},
 		{"a single profile", func(ps []string) []byte { return []byte(ps[0]) }},
 	}
-	for _, m := range []*Mapper{NewMapper(Limits{}), splitMapper(Limits{})} {
-		for round := range 40 {
-			for _, f := range forms {
-				profiles := mixedBody(rng, 1+rng.IntN(60))
-				body := f.make(profiles)
-				t.Run(fmt.Sprintf("%s/%d/split=%v", f.name, round, m.minSplit == 1), func(t *testing.T) {
-					checkMapper(t, m, body, Limits{})
-				})
-			}
+	m := NewMapper(Limits{})
+	for round := range 40 {
+		for _, f := range forms {
+			profiles := mixedBody(rng, 1+rng.IntN(60))
+			body := f.make(profiles)
+			t.Run(fmt.Sprintf("%s/%d", f.name, round), func(t *testing.T) {
+				checkMapper(t, m, body, Limits{})
+			})
 		}
 	}
 }
 
-// TestMapperSplitsLargeBodies checks that a large body is really mapped in
-// two halves (and the same as in one), that a wrong guess of the cut (a
-// profile-like object inside a skipped value) is caught, and that the
-// limits, the failure cap and the failure paths count the whole body.
-func TestMapperSplitsLargeBodies(t *testing.T) {
+// TestMapperLargeBodies checks a large body, and that the limits, the
+// failure cap and the failure paths count the whole body.
+func TestMapperLargeBodies(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 14))
 	body := []byte(`{"profiles":[` + strings.Join(mixedBody(rng, 4000), ",") + "]}")
-	if len(body) < minSplitBody {
-		t.Fatalf("test body of %d bytes is under minSplitBody", len(body))
-	}
 	m := NewMapper(Limits{})
 	checkMapper(t, m, body, Limits{})
-	if len(m.parts) != 2 || len(m.parts[0].recs) == 0 || len(m.parts[1].recs) == 0 {
-		t.Fatalf("the body was not mapped in two halves: %d parts", len(m.parts))
-	}
+	records := len(m.p.recs)
 	rep, err := m.Map(body, recv)
 	if err != nil || len(rep.Failures) != DefaultMaxFailures || !rep.FailuresTruncated {
 		t.Fatalf("failures %d, truncated %v, err %v: want the cap reached", len(rep.Failures), rep.FailuresTruncated, err)
 	}
 
-	t.Run("wrong cut", func(t *testing.T) {
-		// Every cut candidate is inside an attributes value: profiles
-		// start with "attributes", which splitCandidate does not take.
-		ps := mixedBody(rng, 2000)
-		for i := range ps {
-			ps[i] = `{"attributes":[{"n":1},{"identityMap":{}}],` + ps[i][1:]
-		}
-		checkMapper(t, splitMapper(Limits{}), []byte("["+strings.Join(ps, ",")+"]"), Limits{})
-	})
 	limits := []struct {
 		name string
 		lim  Limits
 	}{
-		{"profiles over the limit only in total", Limits{MaxProfiles: 3000}},
-		{"changes over the limit only in total", Limits{MaxChanges: m.records() - 1}},
-		{"changes at the limit", Limits{MaxChanges: m.records()}},
-		{"failure cap in the second half", Limits{MaxFailures: countFailures(m.p.rep) - 1}},
+		{"profiles over the limit", Limits{MaxProfiles: 3000}},
+		{"changes over the limit", Limits{MaxChanges: records - 1}},
+		{"changes at the limit", Limits{MaxChanges: records}},
+		{"failure cap reached", Limits{MaxFailures: countFailures(m.p.rep) - 1}},
 		{"failure cap not reached", Limits{MaxFailures: countFailures(m.p.rep)}},
 	}
 	for _, tt := range limits {
@@ -200,12 +170,10 @@ func TestMapperOneIdentifierManyTimes(t *testing.T) {
 	}
 	body := []byte("[" + strings.Join(ps, ",") + "]")
 	checkMapper(t, NewMapper(Limits{}), body, Limits{})
-	checkMapper(t, splitMapper(Limits{}), body, Limits{})
 }
 
 // TestMapperKeepsNoPlainIdentifier maps bodies whose identifiers go
-// through every scratch buffer (escapes, emails to normalise, on both
-// halves of a split) and checks that none is left in the Mapper after.
+// through every scratch buffer (escapes, emails to normalise) and checks that none is left in the Mapper after.
 func TestMapperKeepsNoPlainIdentifier(t *testing.T) {
 	const secret = "Secret.Person@Example.com"
 	ps := make([]string, 200)
@@ -215,19 +183,27 @@ func TestMapperKeepsNoPlainIdentifier(t *testing.T) {
 	for _, body := range []string{
 		"[" + strings.Join(ps, ",") + "]",
 		`[{"identityMap":{"email":[{"id":"Secret.Person\u0040Example.com"}]},"segmentMembership":{"ups":{"a1":{"status":"realized"}}}}]`,
+		// Keys are kept while their object is read: an identifier used as
+		// a key, escaped or not, in a small and in a large object.
+		`[{"segmentMembership":{"ups":{"Secret.Person@Example.com":{},"Secret.Person\u0040Example.org":{}}}}]`,
+		`[{"segmentMembership":{"ups":{` + manyKeys(20) + `,"Secret.Person@Example.com":{"status":"realized"}}}}]`,
 	} {
-		m := splitMapper(Limits{})
+		m := NewMapper(Limits{})
 		if _, err := m.Map([]byte(body), recv); err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range []*parser{&m.p, m.q} {
-			if p == nil {
-				continue
+		p := &m.p
+		bufs := [][]byte{p.strbuf[:cap(p.strbuf)], p.idbuf[:cap(p.idbuf)], p.h.norm[:cap(p.h.norm)]}
+		bufs = append(bufs, p.keys[:cap(p.keys)]...)
+		bufs = append(bufs, p.escKeys[:cap(p.escKeys)]...)
+		for _, set := range p.sets {
+			for k := range set {
+				bufs = append(bufs, []byte(k))
 			}
-			for _, buf := range [][]byte{p.strbuf[:cap(p.strbuf)], p.idbuf[:cap(p.idbuf)], p.h.norm[:cap(p.h.norm)]} {
-				if bytes.Contains(bytes.ToLower(buf), []byte("secret.person")) {
-					t.Fatalf("a scratch buffer still holds the identifier after Map")
-				}
+		}
+		for _, buf := range bufs {
+			if bytes.Contains(bytes.ToLower(buf), []byte("secret.person")) {
+				t.Fatalf("a scratch buffer still holds the identifier after Map")
 			}
 		}
 	}
@@ -239,20 +215,6 @@ func countFailures(r Report) int {
 		n += v
 	}
 	return n
-}
-
-// TestMapperFastPathTaken checks that the benchmark's body and the
-// generated test bodies go the fast way, so the tests above test it.
-func TestMapperFastPathTaken(t *testing.T) {
-	body, _ := genBody(100, 1)
-	rng := rand.New(rand.NewPCG(15, 16))
-	for _, b := range [][]byte{body, []byte("[" + strings.Join(mixedBody(rng, 50), ",") + "]")} {
-		var p parser
-		p.reset(b, Limits{}.withDefaults(), 0)
-		if !p.fastDocument() {
-			t.Errorf("the fast path gave up on %.80s…", b)
-		}
-	}
 }
 
 // TestHexEncode32 holds the word-at-a-time hex encoder to encoding/hex.
@@ -272,14 +234,5 @@ func TestHexEncode32(t *testing.T) {
 		if want := hex.EncodeToString(s[:]); string(got[:]) != want {
 			t.Fatalf("hexEncode32(%x) = %s", s, got)
 		}
-	}
-	if got, want := hexSums(sums), func() string {
-		var b strings.Builder
-		for _, s := range sums {
-			b.WriteString(hex.EncodeToString(s[:]))
-		}
-		return b.String()
-	}(); got != want {
-		t.Fatal("hexSums differs from encoding/hex")
 	}
 }

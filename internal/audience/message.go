@@ -21,12 +21,14 @@ type Message struct {
 	Records     []Record `json:"records,omitempty"`
 }
 
-// Record is one change in a message: list type, op, hash and event time.
+// Record is one change in a message: list type, op, hash, event time, and
+// whether that time is only the receive time (Change.Received).
 type Record struct {
-	List ListType `json:"l"`
-	Op   Op       `json:"o"`
-	Hash string   `json:"h"`
-	Time int64    `json:"t"` // event time, Unix nanoseconds
+	List     ListType `json:"l"`
+	Op       Op       `json:"o"`
+	Hash     string   `json:"h"`
+	Time     int64    `json:"t"` // event time, Unix nanoseconds
+	Received bool     `json:"r,omitempty"`
 }
 
 // Message kinds and the envelope version.
@@ -55,51 +57,6 @@ type MessageError struct {
 }
 
 func (e *MessageError) Error() string { return "corrupt queue message: " + e.Reason }
-
-// PackMessages encodes changes (as Coalesce returns them) into message bodies
-// of kind "changes", one audience per message, each body at most maxBytes
-// (DefaultMaxMessageBytes when 0). The records of one audience keep their
-// order and audiences come in order of first appearance, so the messages of
-// one audience can go to one FIFO group in order. A change that cannot be
-// encoded (unknown list type or op, a hash that is not 64 lowercase hex, an
-// invalid audience, a time outside Unix nanoseconds) is an error.
-func PackMessages(changes []Change, maxBytes int) ([]Packed, error) {
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxMessageBytes
-	}
-	// Audiences in order of first appearance, each with its changes in order.
-	var order []Ref
-	var members [][]int32
-	slot := map[Ref]int{}
-	cur := -1
-	for i := range changes {
-		a := changes[i].Audience
-		if cur < 0 || order[cur] != a {
-			var ok bool
-			if cur, ok = slot[a]; !ok {
-				if err := a.Validate(); err != nil {
-					return nil, fmt.Errorf("pack change %d: %w", i, err)
-				}
-				cur = len(order)
-				slot[a] = cur
-				order = append(order, a)
-				members = append(members, nil)
-			}
-		}
-		members[cur] = append(members[cur], int32(i))
-	}
-	pk := packer{maxBytes: maxBytes}
-	for k, a := range order {
-		idx := members[k]
-		err := pk.audience(a, len(idx), func(b []byte, j int) ([]byte, error) {
-			return appendRecord(b, &changes[idx[j]])
-		}, func(j int) int { return int(idx[j]) })
-		if err != nil {
-			return nil, err
-		}
-	}
-	return pk.out, nil
-}
 
 // packer builds the "changes" message bodies of one audience after another
 // into out, each at most maxBytes.
@@ -151,21 +108,9 @@ func (pk *packer) audience(a Ref, n int, record func(b []byte, j int) ([]byte, e
 	return nil
 }
 
-// appendRecord appends c's Record as JSON, the same bytes encoding/json would
-// write for it (every field is plain ASCII once validated).
-func appendRecord(b []byte, c *Change) ([]byte, error) {
-	if err := validRecord(c.List, c.Op, c.Hash); err != nil {
-		return b, err
-	}
-	if c.EventTime.Before(minEventTime) || c.EventTime.After(maxEventTime) {
-		return b, errors.New("event time outside the range of Unix nanoseconds")
-	}
-	return appendRecordJSON(b, c.List, c.Op, c.Hash, c.EventTime.UnixNano()), nil
-}
-
 // appendRecordJSON appends a valid Record as JSON, the bytes encoding/json
 // would write for it.
-func appendRecordJSON[H string | []byte](b []byte, l ListType, op Op, hash H, t int64) []byte {
+func appendRecordJSON[H string | []byte](b []byte, l ListType, op Op, hash H, t int64, received bool) []byte {
 	b = append(b, `{"l":"`...)
 	b = append(b, l...)
 	b = append(b, `","o":"`...)
@@ -174,6 +119,9 @@ func appendRecordJSON[H string | []byte](b []byte, l ListType, op Op, hash H, t 
 	b = append(b, hash...)
 	b = append(b, `","t":`...)
 	b = strconv.AppendInt(b, t, 10)
+	if received {
+		b = append(b, `,"r":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -260,6 +208,7 @@ func (m Message) Changes(seqBase uint64) []Change {
 			Hash:      r.Hash,
 			EventTime: time.Unix(0, r.Time).UTC(),
 			Seq:       seqBase + uint64(i) + 1,
+			Received:  r.Received,
 		}
 	}
 	return out

@@ -23,7 +23,7 @@ func TestPackMessagesRoundTrip(t *testing.T) {
 			aud = b
 		}
 		changes = append(changes, Change{Audience: aud, List: ListTypes[i%3], Op: []Op{OpAdd, OpRemove}[i%2], Hash: sha(fmt.Sprint(i)),
-			EventTime: time.Unix(0, int64(i)*1_000_000_007-5e17).UTC(), Seq: uint64(i + 1)})
+			EventTime: time.Unix(0, int64(i)*1_000_000_007-5e17).UTC(), Seq: uint64(i + 1), Received: i%5 == 0})
 	}
 	changes = Coalesce(changes)
 	for _, maxBytes := range []int{0, 1000, 300} {
@@ -49,6 +49,10 @@ func TestPackMessagesRoundTrip(t *testing.T) {
 				m, err := DecodeMessage(p.Body)
 				if err != nil {
 					t.Fatalf("DecodeMessage: %v", err)
+				}
+				// The packer writes what encoding/json writes.
+				if again, err := json.Marshal(m); err != nil || string(again) != string(p.Body) {
+					t.Fatalf("body %s\nencoding/json %s (%v)", p.Body, again, err)
 				}
 				if m.Audience != p.Audience || m.Kind != MessageChanges || len(m.Records) != p.Records {
 					t.Errorf("message %+v does not match its Packed (%v, %d records)", m, p.Audience, p.Records)

@@ -1,123 +1,23 @@
 package audience
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 )
 
-// ParseProfiles decodes a POST /v1/profiles body (one profile, an array of
-// profiles, or {"profiles": [...]}), maps every identity and membership, and
-// returns the changes in arrival order (Seq set, starting at 1) and the
-// report. A change is one (membership × mapped identity) of a profile.
-// receivedAt is the event time of memberships without lastQualificationTime.
+// parse maps body into p, reusing p's buffers: the records of every
+// (membership × mapped identity) in arrival order, their hashes, audiences
+// and the report. receivedAt is the event time of memberships without
+// lastQualificationTime (their records are marked received).
 //
 // A malformed identity or membership fails alone and is counted in the
 // report; request-level problems (not JSON, a wrong type where the shape is
-// fixed, a limit exceeded) return a *RequestError and no changes. An error
-// from r, or a receivedAt outside Unix nanoseconds (years 1678–2262), is
-// returned as a plain error.
-func ParseProfiles(r io.Reader, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
-	lim = lim.withDefaults()
-	body, err := readBody(r, lim.MaxBodyBytes)
-	if err != nil {
-		return nil, Report{}, err
-	}
-	return ParseProfilesBytes(body, lim, receivedAt)
-}
-
-// readBody reads all of r, but no more than max+1 bytes: more than max is a
-// too_large RequestError. A reader that knows its length (bytes.Reader,
-// strings.Reader) is read into one allocation of the right size.
-func readBody(r io.Reader, max int64) ([]byte, error) {
-	size := 512
-	if l, ok := r.(interface{ Len() int }); ok {
-		if int64(l.Len()) > max {
-			return nil, tooLarge(max)
-		}
-		size = l.Len() + 1 // +1 so that EOF is seen without growing
-	}
-	buf := make([]byte, 0, size)
-	lr := io.LimitReader(r, max+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, cap(buf))
-		}
-		n, err := lr.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read profiles body: %w", err)
-		}
-	}
-	if int64(len(buf)) > max {
-		return nil, tooLarge(max)
-	}
-	return buf, nil
-}
-
-// ParseProfilesBytes is ParseProfiles for a body already in memory (an API
-// Gateway event's body). It does not keep body.
-func ParseProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
-	p, err := parse(body, lim, receivedAt)
-	if err != nil {
-		return nil, Report{}, err
-	}
-	if len(p.recs) == 0 {
-		return nil, p.rep, nil
-	}
-	hexes := &hexTable{half: [2]string{hexSums(p.sums)}, cut: int32(len(p.sums))}
-	out := make([]Change, len(p.recs))
-	for i := range p.recs {
-		p.change(&out[i], int32(i), hexes)
-	}
-	return out, p.rep, nil
-}
-
-// MapProfiles is Coalesce(ParseProfiles(...)) in one pass: it parses, maps
-// and coalesces without building the arrival-order changes, which makes it
-// the fast path for ingest. The result and the report are exactly those of
-// ParseProfiles followed by Coalesce.
-func MapProfiles(r io.Reader, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
-	lim = lim.withDefaults()
-	body, err := readBody(r, lim.MaxBodyBytes)
-	if err != nil {
-		return nil, Report{}, err
-	}
-	return MapProfilesBytes(body, lim, receivedAt)
-}
-
-// MapProfilesBytes is MapProfiles for a body already in memory. It maps
-// with a new Mapper; a caller that maps many bodies keeps one instead.
-func MapProfilesBytes(body []byte, lim Limits, receivedAt time.Time) ([]Change, Report, error) {
-	m := NewMapper(lim)
-	rep, err := m.Map(body, receivedAt)
-	if err != nil {
-		return nil, Report{}, err
-	}
-	return m.Changes(), rep, nil
-}
-
-// parse maps body on the exact path alone: ParseProfiles's reference
-// behaviour, which the fast path is held to.
-func parse(body []byte, lim Limits, receivedAt time.Time) (*parser, error) {
-	p := &parser{}
-	if err := p.run(body, lim, receivedAt, false); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// run maps body into p, reusing p's buffers. With fast it first tries the
-// fast path (fastDocument) and, if the body is not of the shape that path
-// reads, starts over on the exact path (document); the result is the same
-// either way.
-func (p *parser) run(body []byte, lim Limits, receivedAt time.Time, fast bool) error {
+// fixed, a repeated key, nesting too deep, a limit exceeded) return a
+// *RequestError. A receivedAt outside Unix nanoseconds (years 1678–2262) is
+// a plain error.
+func (p *parser) parse(body []byte, lim Limits, receivedAt time.Time) error {
 	lim = lim.withDefaults()
 	if int64(len(body)) > lim.MaxBodyBytes {
 		return tooLarge(lim.MaxBodyBytes)
@@ -126,52 +26,41 @@ func (p *parser) run(body []byte, lim Limits, receivedAt time.Time, fast bool) e
 		return errors.New("parse profiles: receivedAt is outside the range of Unix nanoseconds")
 	}
 	p.reset(body, lim, receivedAt.UnixNano())
-	if fast {
-		if p.fastDocument() {
-			return nil
-		}
-		p.reset(body, lim, receivedAt.UnixNano())
-	}
 	return p.document()
 }
 
 // reset readies p for body, keeping the capacity of its buffers.
 func (p *parser) reset(body []byte, lim Limits, received int64) {
-	p.s, p.i, p.lim, p.received = body, 0, lim, received
+	p.s, p.i, p.lim, p.received, p.depth = body, 0, lim, received, 0
 	p.rep = newReport()
-	p.path = p.path[:0]
+	p.path, p.keys = p.path[:0], p.keys[:0]
 	// AEP bodies carry about one change per 80 bytes and one identity per
-	// 150: sized a little above that, typical bodies never grow these
-	// (larger counts double them).
+	// 150: sized a little above that, typical bodies never grow these.
 	p.recs = resetCap(p.recs, min(len(body)/60, lim.MaxChanges))
 	p.sums = resetCap(p.sums, len(body)/100)
 	clear(p.auds) // drop the last request's strings
-	p.auds, p.audCounts = p.auds[:0], p.audCounts[:0]
-	// The profile's identities and memberships, and the normalised email,
-	// live in arrays inside the parser (see its padding): written for
-	// every profile, they must not share cache lines with another parser.
-	p.ids, p.mems, p.nAud = p.idsBuf[:0], p.memsBuf[:0], 0
-	p.h.norm = p.h.normBuf[:0]
+	p.auds = p.auds[:0]
+	p.ids, p.mems, p.nAud, p.lastNS = p.ids[:0], p.mems[:0], 0, nil
 	if p.nss == nil {
 		p.nss = map[string]*namespaceEntry{}
 	}
 	clear(p.nss)
-	p.lastNS, p.lastNSKey = nil, span{}
-	clear(p.audCache[:])
-	clear(p.idNS[:])
 	clear(p.escKeys)
 	p.escKeys = p.escKeys[:0]
-	p.fastWrapper, p.fastProfile = false, 0
-	p.deferPaths, p.deferred = false, p.deferred[:0]
 }
 
 // wipe zeroes the scratch buffers that can hold a plain identifier (an
-// unescaped string, a normalised email), so that a parser kept between
-// requests keeps none of the last one.
+// unescaped string, a normalised email, a key or a slice of the body), so
+// that a parser kept between requests keeps none of the last one.
 func (p *parser) wipe() {
 	clear(p.strbuf[:cap(p.strbuf)])
 	clear(p.idbuf[:cap(p.idbuf)])
 	clear(p.h.norm[:cap(p.h.norm)])
+	clear(p.keys[:cap(p.keys)])
+	clear(p.escKeys[:cap(p.escKeys)])
+	for _, set := range p.sets {
+		clear(set)
+	}
 }
 
 // resetCap empties s and makes room for at least n elements.
@@ -189,13 +78,6 @@ func tooLarge(max int64) *RequestError {
 // parser walks one body. Only the parts pinlist reads are decoded; every
 // other value is skipped but still checked to be valid JSON.
 type parser struct {
-	// Two parsers map the halves of a split body at the same time, and
-	// two objects of this size can be neighbours in memory: the padding
-	// keeps one's most written fields (the first and the last) off the
-	// cache lines of the other (128 bytes: x86 fetches lines in pairs).
-	// Without it the first half took 40 % longer than the second.
-	_ [128]byte
-
 	s        []byte
 	i        int
 	lim      Limits
@@ -203,66 +85,57 @@ type parser struct {
 	rep      Report
 	h        hasher
 
-	path []pathSeg // where the walk is, for error paths
+	path  []pathSeg // where the walk is, for error paths
+	depth int       // open objects and arrays around p.i
+	keys  [][]byte  // the keys of the open objects, for repeats (see object)
+	sets  []map[string]struct{}
 
 	// Output: one compact record per change, in arrival order; sums holds
 	// the hashes they point at and auds the audiences.
 	recs []rec
 	sums [][32]byte
 	auds []Ref
-	// audCounts counts the records of each audience and list type:
-	// audCounts[3*aud+list].
-	audCounts []int32
 
 	// The profile being read.
-	ids     []profileIdentity
-	mems    []profileMembership
-	nAud    int
-	idsBuf  [32]profileIdentity
-	memsBuf [32]profileMembership
+	ids  []profileIdentity
+	mems []profileMembership
+	nAud int
 
-	nss       map[string]*namespaceEntry // audience namespaces seen, with their audiences
-	lastNS    *namespaceEntry            // the fast path's last audience namespace
-	lastNSKey span                       // and where its key was
-	audCache  [256]audienceSlotEntry     // see audience
-	idNS      [16]span                   // the fast path's last identity namespace keys, by first byte
-	strbuf    []byte                     // unescaped strings; valid until the next readString
-	escKeys   [][]byte                   // unescaped copies of keys with escapes on the path
-	idbuf     []byte                     // an unescaped identifier kept while its entry is read
-
-	// Where the fast path is, for failure paths: in {"profiles": [...]}
-	// (else a top-level array), at profile fastProfile.
-	fastWrapper bool
-	fastProfile int
-	deferPaths  bool              // failures go to deferred (see fastFail)
-	deferred    []deferredFailure // with deferPaths
-
-	_ [128]byte // see the first field
+	nss     map[string]*namespaceEntry // audience namespaces seen, with their audiences
+	lastNS  *namespaceEntry            // the last one looked up
+	strbuf  []byte                     // unescaped strings; valid until the next readString
+	escKeys [][]byte                   // unescaped copies of keys with escapes on the path
+	idbuf   []byte                     // an unescaped identifier kept while its entry is read
 }
 
 // rec is one change without pointers: cheap to build, sort and drop.
 type rec struct {
 	t   int64  // event time, Unix nanoseconds
 	sum int32  // index into parser.sums
-	alo uint32 // aud<<3 | list<<1 | op: see packALO
+	alo uint32 // aud<<4 | received<<3 | list<<1 | op: see packALO
 }
 
-// packALO packs a record's audience (index into parser.auds), list type
-// (index into recLists) and op (index into recOps) into 32 bits, so that a
-// record is 16 bytes: a body of 10,000 profiles writes and reads fewer
-// cache lines. maxAudiences bounds the audience index.
-func packALO(aud int32, list, op uint8) uint32 {
-	return uint32(aud)<<3 | uint32(list)<<1 | uint32(op)
+// packALO packs a record's audience (index into parser.auds), whether its
+// time is the receive time, its list type (index into recLists) and op
+// (index into recOps) into 32 bits, so that a record is 16 bytes.
+// maxAudiences bounds the audience index.
+func packALO(aud int32, received bool, list, op uint8) uint32 {
+	r := uint32(0)
+	if received {
+		r = 1
+	}
+	return uint32(aud)<<4 | r<<3 | uint32(list)<<1 | uint32(op)
 }
 
 // maxAudiences is one more than the largest audience index packALO keeps.
 // A body would need gigabytes to name that many audiences; one that does
 // gets invalid_audience for the audiences past it.
-const maxAudiences = 1 << 29
+const maxAudiences = 1 << 28
 
-func (r *rec) aud() int32  { return int32(r.alo >> 3) }
-func (r *rec) list() uint8 { return uint8(r.alo >> 1 & 3) }
-func (r *rec) op() uint8   { return uint8(r.alo & 1) }
+func (r *rec) aud() int32     { return int32(r.alo >> 4) }
+func (r *rec) received() bool { return r.alo&8 != 0 }
+func (r *rec) list() uint8    { return uint8(r.alo >> 1 & 3) }
+func (r *rec) op() uint8      { return uint8(r.alo & 1) }
 
 // The list types and ops of recs, each in sorted order so that indexes sort
 // like the strings.
@@ -277,47 +150,38 @@ const (
 	recRemove uint8 = 1
 )
 
-func listIndex(l ListType) uint8 {
-	switch l {
-	case ListIDFA:
-		return 1
-	case ListMAID:
-		return 2
-	}
-	return 0
-}
-
 type profileIdentity struct {
 	list uint8
 	sum  int32
 }
 
 type profileMembership struct {
-	aud int32
-	op  uint8
-	t   int64
+	aud      int32
+	op       uint8
+	received bool
+	t        int64
 }
 
+// namespaceEntry is an audience namespace: its name and its audiences'
+// indexes into parser.auds (-1: an invalid audience).
 type namespaceEntry struct {
 	name string
-	ids  map[string]audienceEntry
+	ids  map[string]int32
 }
 
-type audienceEntry struct {
-	idx int32  // index into parser.auds; -1 for an invalid audience
-	id  string // the audience ID (the map key)
-}
-
-// change fills c from record i.
-func (p *parser) change(c *Change, i int32, hexes *hexTable) {
+// change is record i as a Change, its hash hex-encoded.
+func (p *parser) change(i int32) Change {
 	r := &p.recs[i]
-	*c = Change{
+	var hx [64]byte
+	hexEncode32(&hx, &p.sums[r.sum])
+	return Change{
 		Audience:  p.auds[r.aud()],
 		List:      recLists[r.list()],
 		Op:        recOps[r.op()],
-		Hash:      hexes.of(r.sum),
+		Hash:      string(hx[:]),
 		EventTime: time.Unix(0, r.t).UTC(),
 		Seq:       uint64(i) + 1,
+		Received:  r.received(),
 	}
 }
 
@@ -337,7 +201,7 @@ func (p *parser) document() error {
 		if err := p.skipValue(); err != nil {
 			return err
 		}
-		return p.wrongType("the body must be a profile object, an array of profiles or {\"profiles\": [...]}")
+		return p.requestErr(ErrWrongType, "the body must be a profile object, an array of profiles or {\"profiles\": [...]}")
 	}
 	if err != nil {
 		return err
@@ -369,9 +233,8 @@ func (p *parser) topObject() error {
 				return p.ambiguous()
 			}
 			single = true
-			return p.profileField(key[0] == 'i')
 		}
-		return p.skipValue()
+		return p.profileField(key)
 	})
 	if err != nil || wrapper {
 		return err
@@ -389,30 +252,23 @@ func (p *parser) profileArray() error {
 		if err := p.skipValue(); err != nil {
 			return err
 		}
-		return p.wrongType("profiles must be an array")
+		return p.requestErr(ErrWrongType, "profiles must be an array")
 	}
 	return p.array(func(idx int) error {
 		p.pushIndex(idx)
 		defer p.pop()
 		if p.rep.Profiles >= p.lim.MaxProfiles {
-			return p.limitErr(ErrTooManyProfiles, fmt.Sprintf("more than %d profiles", p.lim.MaxProfiles))
+			return p.requestErr(ErrTooManyProfiles, fmt.Sprintf("more than %d profiles", p.lim.MaxProfiles))
 		}
 		if p.s[p.i] != '{' {
 			if err := p.skipValue(); err != nil {
 				return err
 			}
-			return p.wrongType("a profile must be an object")
+			return p.requestErr(ErrWrongType, "a profile must be an object")
 		}
 		p.rep.Profiles++
 		p.startProfile()
-		err := p.object(func(key []byte, _ span) error {
-			switch string(key) {
-			case "identityMap", "segmentMembership":
-				return p.profileField(key[0] == 'i')
-			}
-			return p.skipValue()
-		})
-		if err != nil {
+		if err := p.object(func(key []byte, _ span) error { return p.profileField(key) }); err != nil {
 			return err
 		}
 		return p.endProfile()
@@ -432,19 +288,23 @@ func (p *parser) container(want byte, msg string) (ok bool, err error) {
 	if err := p.skipValue(); err != nil {
 		return false, err
 	}
-	return false, p.wrongType(msg)
+	return false, p.requestErr(ErrWrongType, msg)
 }
 
-// profileField reads a profile's identityMap or segmentMembership.
-func (p *parser) profileField(identityMap bool) error {
-	if identityMap {
+// profileField reads the value of a profile's member key: identityMap and
+// segmentMembership are mapped, anything else skipped.
+func (p *parser) profileField(key []byte) error {
+	switch string(key) {
+	case "identityMap":
 		p.pushName(nameIdentityMap)
 		defer p.pop()
 		return p.identityMap()
+	case "segmentMembership":
+		p.pushName(nameSegmentMembership)
+		defer p.pop()
+		return p.segmentMembership()
 	}
-	p.pushName(nameSegmentMembership)
-	defer p.pop()
-	return p.segmentMembership()
+	return p.skipValue()
 }
 
 func (p *parser) startProfile() {
@@ -460,18 +320,16 @@ func (p *parser) endProfile() error {
 	}
 	n := len(p.ids) * len(p.mems)
 	if len(p.recs)+n > p.lim.MaxChanges {
-		return p.limitErr(ErrTooManyChanges, fmt.Sprintf("more than %d changes (identities × memberships) in the request", p.lim.MaxChanges))
+		return p.requestErr(ErrTooManyChanges, fmt.Sprintf("more than %d changes (identities × memberships) in the request", p.lim.MaxChanges))
 	}
 	if cap(p.recs)-len(p.recs) < n {
 		// Double, rather than append's 1.25× for large slices.
 		p.recs = slices.Grow(p.recs, max(n, len(p.recs), 1024))
 	}
 	for _, m := range p.mems {
-		ao := packALO(m.aud, 0, m.op)
-		counts := p.audCounts[3*m.aud : 3*m.aud+3]
+		ao := packALO(m.aud, m.received, 0, m.op)
 		for _, id := range p.ids {
 			p.recs = append(p.recs, rec{t: m.t, sum: id.sum, alo: ao | uint32(id.list)<<1})
-			counts[id.list]++
 		}
 	}
 	return nil
@@ -491,7 +349,7 @@ func (p *parser) identityMap() error {
 		}
 		return p.array(func(idx int) error {
 			if idx >= p.lim.MaxIdentitiesPerNS {
-				return p.limitErr(ErrTooManyIdentities, fmt.Sprintf("more than %d identities in one namespace of one profile", p.lim.MaxIdentitiesPerNS))
+				return p.requestErr(ErrTooManyIdentities, fmt.Sprintf("more than %d identities in one namespace of one profile", p.lim.MaxIdentitiesPerNS))
 			}
 			if ns == nsOther {
 				p.rep.Excluded[ExcludedUnsupportedNamespace]++
@@ -532,6 +390,11 @@ func (p *parser) identity(ns namespace, idx int) error {
 		id, haveID, badID = s, true, false
 		return nil
 	})
+	if re, ok := err.(*RequestError); ok && re.Kind == ErrDuplicateKey {
+		// Name the entry, as failures do: the path ends in the key.
+		key := p.path[len(p.path)-1]
+		re.Path = p.renderPath(p.path[:len(p.path)-1], indexSeg(idx), key)
+	}
 	if err != nil {
 		return err
 	}
@@ -546,7 +409,7 @@ func (p *parser) identity(ns namespace, idx int) error {
 	switch p.h.hashIdentity(ns, id, p.newSum()) {
 	case idOK:
 		p.rep.Activated++
-		p.ids = append(p.ids, profileIdentity{list: listIndex(ns.list()), sum: int32(len(p.sums) - 1)})
+		p.ids = append(p.ids, profileIdentity{list: ns.list(), sum: int32(len(p.sums) - 1)})
 		return nil
 	case idOptedOut:
 		p.rep.Excluded[ExcludedOptedOut]++
@@ -596,7 +459,7 @@ func (p *parser) segmentMembership() error {
 }
 
 // membership reads one {"status": ..., "lastQualificationTime": ...}.
-func (p *parser) membership(aud audienceEntry) error {
+func (p *parser) membership(aud int32) error {
 	if p.s[p.i] != '{' {
 		if err := p.skipValue(); err != nil {
 			return err
@@ -605,7 +468,7 @@ func (p *parser) membership(aud audienceEntry) error {
 		return nil
 	}
 	var op uint8
-	t := p.received
+	t, received := p.received, true
 	var statusOK, timeOK = false, true
 	err := p.object(func(key []byte, _ span) error {
 		switch string(key) {
@@ -633,9 +496,10 @@ func (p *parser) membership(aud audienceEntry) error {
 					return err
 				}
 				t, timeOK = parseTimestamp(s)
+				received = false
 				return nil
 			case 'n':
-				t, timeOK = p.received, true
+				t, received, timeOK = p.received, true, true
 				return p.null()
 			}
 			timeOK = false
@@ -646,70 +510,45 @@ func (p *parser) membership(aud audienceEntry) error {
 	switch {
 	case err != nil:
 		return err
-	case aud.idx < 0:
+	case aud < 0:
 		p.fail(FailInvalidAudience)
 	case !statusOK:
 		p.fail(FailInvalidStatus, nameSeg(nameStatus))
 	case !timeOK:
 		p.fail(FailInvalidTimestamp, nameSeg(nameLastQualificationTime))
 	default:
-		p.mems = append(p.mems, profileMembership{aud: aud.idx, op: op, t: t})
+		p.mems = append(p.mems, profileMembership{aud: aud, op: op, received: received, t: t})
 	}
 	return nil
 }
 
-// namespace interns an audience namespace key.
+// namespace interns an audience namespace key (bodies mostly name one).
 func (p *parser) namespace(key []byte) *namespaceEntry {
-	if e, ok := p.nss[string(key)]; ok {
-		return e
+	if p.lastNS != nil && p.lastNS.name == string(key) {
+		return p.lastNS
 	}
-	e := &namespaceEntry{name: string(key), ids: map[string]audienceEntry{}}
-	p.nss[e.name] = e
-	return e
-}
-
-// audience interns an audience of namespace ns and checks it once. A
-// small cache in front of the namespace's map answers most lookups: a
-// body names a few audiences many times.
-func (p *parser) audience(ns *namespaceEntry, id []byte) audienceEntry {
-	slot := &p.audCache[audienceSlot(id)]
-	if slot.ns == ns && slot.e.id == string(id) {
-		return slot.e
-	}
-	e, ok := ns.ids[string(id)]
+	e, ok := p.nss[string(key)]
 	if !ok {
-		ref := Ref{Namespace: ns.name, ID: string(id)}
-		e = audienceEntry{idx: -1, id: ref.ID}
-		if ref.Validate() == nil && len(p.auds) < maxAudiences {
-			e.idx = int32(len(p.auds))
-			p.auds = append(p.auds, ref)
-			p.audCounts = append(p.audCounts, 0, 0, 0)
-		}
-		ns.ids[ref.ID] = e
+		e = &namespaceEntry{name: string(key), ids: map[string]int32{}}
+		p.nss[e.name] = e
 	}
-	*slot = audienceSlotEntry{ns: ns, e: e}
+	p.lastNS = e
 	return e
 }
 
-// audienceSlot picks id's slot in parser.audCache from its first eight
-// bytes (audience IDs are mostly UUIDs), or from all of a shorter one:
-// the fast path finds the slot before it knows where the ID ends.
-func audienceSlot(id []byte) uint8 {
-	var h uint64
-	if len(id) >= 8 {
-		h = binary.LittleEndian.Uint64(id)
-	} else {
-		for _, c := range id {
-			h = h<<8 | uint64(c)
-		}
+// audience interns an audience of namespace ns and checks it once.
+func (p *parser) audience(ns *namespaceEntry, id []byte) int32 {
+	if idx, ok := ns.ids[string(id)]; ok {
+		return idx
 	}
-	return uint8((h * 0x9e3779b97f4a7c15) >> 56)
-}
-
-// audienceSlotEntry is one slot of parser.audCache.
-type audienceSlotEntry struct {
-	ns *namespaceEntry
-	e  audienceEntry
+	ref := Ref{Namespace: ns.name, ID: string(id)}
+	idx := int32(-1)
+	if ref.Validate() == nil && len(p.auds) < maxAudiences {
+		idx = int32(len(p.auds))
+		p.auds = append(p.auds, ref)
+	}
+	ns.ids[ref.ID] = idx
+	return idx
 }
 
 // fail counts a failed identity or membership at the current path plus extra.
@@ -726,10 +565,7 @@ func (p *parser) syntaxErr(msg string) error {
 	return &RequestError{Kind: ErrMalformedJSON, Path: p.renderPath(p.path), Message: fmt.Sprintf("%s (byte offset %d)", msg, p.i)}
 }
 
-func (p *parser) wrongType(msg string) error {
-	return &RequestError{Kind: ErrWrongType, Path: p.renderPath(p.path), Message: msg}
-}
-
-func (p *parser) limitErr(kind, msg string) error {
+// requestErr is a request error of kind at the current path.
+func (p *parser) requestErr(kind, msg string) error {
 	return &RequestError{Kind: kind, Path: p.renderPath(p.path), Message: msg}
 }

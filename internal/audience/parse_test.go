@@ -17,12 +17,13 @@ const (
 	audB  = "ups:bbbbbbbb-0000-4000-8000-000000000002"
 	gaid  = "e4fe9bde-caa0-47b6-908d-ffba3fa184f2"
 	idfa  = "AEBE52E7-03EE-455A-B3C4-E57283966239"
-	tRecv = "2025-01-02T03:04:05Z"
+	tRecv = "2025-01-02T03:04:05Z (received)" // rows marks receive times
 )
 
 // profile builds one profile: identities as "<namespace>=<id>" and
 // memberships as "<audience id>=<status>@<lastQualificationTime>" ("@" alone
-// leaves the time out), all in the ups namespace.
+// leaves the time out), all in the ups namespace. Of memberships of one
+// audience only the first is written: a repeated key is a request error.
 func profile(ids []string, mems []string) string {
 	var b strings.Builder
 	b.WriteString(`{"identityMap":{`)
@@ -42,12 +43,17 @@ func profile(ids []string, mems []string) string {
 		fmt.Fprintf(&b, `%q:[%s]`, ns, strings.Join(byNS[ns], ","))
 	}
 	b.WriteString(`},"segmentMembership":{"ups":{`)
-	for i, m := range mems {
+	seen := map[string]bool{}
+	for _, m := range mems {
 		aud, rest, _ := strings.Cut(m, "=")
 		status, at, _ := strings.Cut(rest, "@")
-		if i > 0 {
+		if seen[aud] {
+			continue
+		}
+		if len(seen) > 0 {
 			b.WriteByte(',')
 		}
+		seen[aud] = true
 		fmt.Fprintf(&b, `%q:{"status":%q`, aud, status)
 		if at != "" {
 			fmt.Fprintf(&b, `,"lastQualificationTime":%q`, at)
@@ -316,9 +322,16 @@ func TestParseMapping(t *testing.T) {
 			report: Report{Profiles: 1, Activated: 1},
 		},
 		{
-			name:   "a duplicated status key: the last one counts",
-			body:   `{"identityMap":{"email":[{"id":"a@example.com"}]},"segmentMembership":{"ups":{"x":{"status":"realized","status":"exited"}}}}`,
-			want:   []row{{"ups:x", ListEmail, OpRemove, sha("a@example.com"), tRecv, 1}},
+			name:   "a key repeated in a skipped value is not the parser's concern",
+			body:   `{"attributes":{"a":1,"a":[{"b":1,"b":2}]},"identityMap":{"email":[{"id":"a@example.com","x":{"y":1,"y":2}}]},"segmentMembership":{"ups":{"x":{"status":"realized"}}}}`,
+			want:   []row{{"ups:x", ListEmail, OpAdd, sha("a@example.com"), tRecv, 1}},
+			report: Report{Profiles: 1, Activated: 1},
+		},
+		{
+			name: "nesting at the limit (10,000, encoding/json's) is read",
+			body: `{"attributes":` + strings.Repeat("[", maxDepth-1) + strings.Repeat("]", maxDepth-1) +
+				`,"identityMap":{"email":[{"id":"a@example.com"}]},"segmentMembership":{"ups":{"x":{"status":"realized"}}}}`,
+			want:   []row{{"ups:x", ListEmail, OpAdd, sha("a@example.com"), tRecv, 1}},
 			report: Report{Profiles: 1, Activated: 1},
 		},
 		{
@@ -441,6 +454,19 @@ func TestParseRequestErrors(t *testing.T) {
 		{"an audience namespace that is not an object", `{"segmentMembership":{"ups":[]}}`, Limits{}, ErrWrongType, "$.segmentMembership.ups"},
 		{"profiles and profile fields together", `{"profiles":[],"identityMap":{}}`, Limits{}, ErrAmbiguousBody, "$"},
 		{"profile fields then profiles", `{"segmentMembership":{},"profiles":[]}`, Limits{}, ErrAmbiguousBody, "$"},
+		{"profiles twice", `{"profiles":[],"profiles":[]}`, Limits{}, ErrDuplicateKey, "$.profiles"},
+		{"identityMap twice, once escaped", `{"identityMap":{},"\u0069dentityMap":{}}`, Limits{}, ErrDuplicateKey, "$.identityMap"},
+		{"segmentMembership twice in a listed profile", `[{},{"segmentMembership":{},"segmentMembership":{}}]`, Limits{}, ErrDuplicateKey, "$[1].segmentMembership"},
+		{"a namespace twice", `{"identityMap":{"email":[],"gaid":[],"email":[]}}`, Limits{}, ErrDuplicateKey, "$.identityMap.email"},
+		{"id twice", `[{"identityMap":{"email":[{"id":"a@example.com","id":"b@example.com"}]}}]`, Limits{}, ErrDuplicateKey, "$[0].identityMap.email[0].id"},
+		{"an audience namespace twice", `{"segmentMembership":{"ups":{},"ups":{}}}`, Limits{}, ErrDuplicateKey, "$.segmentMembership.ups"},
+		{"an audience twice", `{"segmentMembership":{"ups":{"x":{},"x":{}}}}`, Limits{}, ErrDuplicateKey, "$.segmentMembership.ups.x"},
+		{"an audience key with @ twice: the path hides it", `{"segmentMembership":{"ups":{"a@example.com":{},"a@example.com":{}}}}`, Limits{}, ErrDuplicateKey, "$.segmentMembership.ups[?]"},
+		{"status twice", `{"segmentMembership":{"ups":{"x":{"status":"realized","status":"exited"}}}}`, Limits{}, ErrDuplicateKey, "$.segmentMembership.ups.x.status"},
+		{"lastQualificationTime twice", `{"segmentMembership":{"ups":{"x":{"lastQualificationTime":null,"lastQualificationTime":null}}}}`, Limits{}, ErrDuplicateKey, "$.segmentMembership.ups.x.lastQualificationTime"},
+		{"a key repeated in a large object", `{"identityMap":{` + manyKeys(40) + `,"k7":[]}}`, Limits{}, ErrDuplicateKey, "$.identityMap.k7"},
+		{"nesting one over the limit", `{"attributes":` + strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth) + `}`, Limits{}, ErrTooDeep, "$"},
+		{"nesting 100,000 deep in a profile list", strings.Repeat("[", 100_000) + strings.Repeat("]", 100_000), Limits{}, ErrTooDeep, "$[0]"},
 		{"too large", `[{},{}]`, Limits{MaxBodyBytes: 6}, ErrTooLarge, "$"},
 		{"too many profiles", many(4, "{}"), Limits{MaxProfiles: 3}, ErrTooManyProfiles, "$[3]"},
 		{"too many profiles in the wrapper", `{"profiles":` + many(3, "{}") + `}`, Limits{MaxProfiles: 2}, ErrTooManyProfiles, "$.profiles[2]"},
@@ -466,6 +492,15 @@ func TestParseRequestErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyKeys is n distinct members "k0":[] … of an object.
+func manyKeys(n int) string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf(`"k%d":[]`, i)
+	}
+	return strings.Join(keys, ",")
 }
 
 // TestParseLimitsAtTheBound accepts exactly the limits.
@@ -509,7 +544,7 @@ func TestParseTooLargeStream(t *testing.T) {
 
 // TestRealizedThenExited sends one identifier realized and exited in one
 // request, in both arrival orders: the later lastQualificationTime decides,
-// and on equal times the later arrival.
+// and on equal times the exit, whatever the arrival order.
 func TestRealizedThenExited(t *testing.T) {
 	realized := func(at string) string { return profile([]string{"email=a@example.com"}, []string{"x=realized@" + at}) }
 	exited := func(at string) string { return profile([]string{"Email= A@EXAMPLE.COM"}, []string{"x=exited@" + at}) }
@@ -523,8 +558,9 @@ func TestRealizedThenExited(t *testing.T) {
 		{"realized later, arriving last", "[" + exited(early) + "," + realized(late) + "]", OpAdd},
 		{"exited later, arriving first", "[" + exited(late) + "," + realized(early) + "]", OpRemove},
 		{"exited later, arriving last", "[" + realized(early) + "," + exited(late) + "]", OpRemove},
-		{"same time: the later arrival, exited", "[" + realized(early) + "," + exited(early) + "]", OpRemove},
-		{"same time: the later arrival, realized", "[" + exited(early) + "," + realized(early) + "]", OpAdd},
+		{"same time: the exit, arriving last", "[" + realized(early) + "," + exited(early) + "]", OpRemove},
+		{"same time: the exit, arriving first", "[" + exited(early) + "," + realized(early) + "]", OpRemove},
+		{"an event time over a later receive time", "[" + exited("") + "," + realized(early) + "]", OpAdd},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

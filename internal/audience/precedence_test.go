@@ -1,6 +1,8 @@
 package audience
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -40,5 +42,22 @@ func TestPrecedence(t *testing.T) {
 	c := Change{EventTime: t10, Op: OpRemove}
 	if c.Precedence() != Precedence(t10, false, OpRemove) {
 		t.Error("Change.Precedence differs from Precedence of its parts")
+	}
+}
+
+// TestComparePrecedence holds the coalescer's comparison to the order of
+// the Precedence strings.
+func TestComparePrecedence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	times := []int64{-1 << 62, -1, 0, 1, 1_700_000_000_000_000_000, 1<<63 - 1}
+	ops := []Op{OpAdd, OpRemove}
+	for range 2000 {
+		ta, tb := times[rng.IntN(len(times))], times[rng.IntN(len(times))]
+		ra, rb := rng.IntN(2) == 0, rng.IntN(2) == 0
+		oa, ob := ops[rng.IntN(2)], ops[rng.IntN(2)]
+		want := strings.Compare(Precedence(time.Unix(0, ta), ra, oa), Precedence(time.Unix(0, tb), rb, ob))
+		if got := comparePrecedence(ra, ta, oa == OpRemove, rb, tb, ob == OpRemove); got != want {
+			t.Fatalf("comparePrecedence(%v %d %s, %v %d %s) = %d, want %d", ra, ta, oa, rb, tb, ob, got, want)
+		}
 	}
 }

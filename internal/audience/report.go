@@ -24,25 +24,20 @@ const (
 
 // withDefaults fills zero (or negative) fields with the defaults.
 func (l Limits) withDefaults() Limits {
-	if l.MaxBodyBytes <= 0 {
-		l.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if l.MaxProfiles <= 0 {
-		l.MaxProfiles = DefaultMaxProfiles
-	}
-	if l.MaxIdentitiesPerNS <= 0 {
-		l.MaxIdentitiesPerNS = DefaultMaxIdentitiesPerNS
-	}
-	if l.MaxAudiencesPerProfile <= 0 {
-		l.MaxAudiencesPerProfile = DefaultMaxAudiencesPerProfile
-	}
-	if l.MaxFailures <= 0 {
-		l.MaxFailures = DefaultMaxFailures
-	}
-	if l.MaxChanges <= 0 {
-		l.MaxChanges = DefaultMaxChanges
-	}
+	l.MaxBodyBytes = orDefault(l.MaxBodyBytes, DefaultMaxBodyBytes)
+	l.MaxProfiles = orDefault(l.MaxProfiles, DefaultMaxProfiles)
+	l.MaxIdentitiesPerNS = orDefault(l.MaxIdentitiesPerNS, DefaultMaxIdentitiesPerNS)
+	l.MaxAudiencesPerProfile = orDefault(l.MaxAudiencesPerProfile, DefaultMaxAudiencesPerProfile)
+	l.MaxFailures = orDefault(l.MaxFailures, DefaultMaxFailures)
+	l.MaxChanges = orDefault(l.MaxChanges, DefaultMaxChanges)
 	return l
+}
+
+func orDefault[T int | int64](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }
 
 // Kinds of RequestError.
@@ -50,12 +45,13 @@ const (
 	ErrMalformedJSON     = "malformed_json"      // not JSON, or trailing data after it
 	ErrWrongType         = "wrong_type"          // a value of the wrong JSON type where the shape is fixed
 	ErrAmbiguousBody     = "ambiguous_body"      // an object with both "profiles" and a profile's fields
+	ErrDuplicateKey      = "duplicate_key"       // a key twice in one object the parser reads
+	ErrTooDeep           = "too_deep"            // objects and arrays nested deeper than encoding/json allows (10,000)
 	ErrTooLarge          = "too_large"           // body over Limits.MaxBodyBytes
 	ErrTooManyProfiles   = "too_many_profiles"   // over Limits.MaxProfiles
 	ErrTooManyIdentities = "too_many_identities" // one namespace of one profile over Limits.MaxIdentitiesPerNS
 	ErrTooManyAudiences  = "too_many_audiences"  // one profile over Limits.MaxAudiencesPerProfile
 	ErrTooManyChanges    = "too_many_changes"    // the request over Limits.MaxChanges
-	ErrReadBody          = "read_body"           // the reader failed
 )
 
 // RequestError is a problem with the whole request: nothing of it is mapped.

@@ -8,8 +8,8 @@
 //
 //   - GET (or HEAD) /healthz: 200 {"status":"ok"}, no credentials.
 //   - POST /v1/profiles: one AEP profile, an array of them or
-//     {"profiles": [...]}. The profiles are mapped (audience.ParseProfiles),
-//     coalesced within the request, packed per audience into messages of at
+//     {"profiles": [...]}. The profiles are mapped and coalesced within the
+//     request (a pooled audience.Mapper), packed per audience into messages of at
 //     most Options.MaxMessageBytes, and sent in batches of at most 10 with
 //     group = the audience key and deduplication ID = the hex SHA-256 of the
 //     message body. 202 {"profiles","identitiesActivated","excluded",
@@ -43,8 +43,9 @@
 // body is at fault. Codes and statuses:
 //
 //	400 invalid_request, or the audience.RequestError kind (malformed_json,
-//	    wrong_type, ambiguous_body, too_many_profiles, too_many_identities,
-//	    too_many_audiences, too_many_changes)
+//	    wrong_type, ambiguous_body, duplicate_key: a key twice in one object
+//	    the mapping reads, too_deep: nesting over 10,000, too_many_profiles,
+//	    too_many_identities, too_many_audiences, too_many_changes)
 //	401 unauthorized (with WWW-Authenticate: Bearer)
 //	404 not_found
 //	405 method_not_allowed (with Allow)

@@ -30,7 +30,7 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, 
 	m := h.mappers.Get().(*audience.Mapper)
 	defer h.mappers.Put(m)
 	// Map parses, normalises, hashes and coalesces in one pass; Pack gives
-	// the same bodies as audience.PackMessages, so the same dedup IDs.
+	// the same bodies for the same changes, so the same dedup IDs.
 	report, err := m.Map(body, h.now())
 	if err != nil {
 		h.writeRequestError(w, r, err, log)

@@ -89,9 +89,25 @@ type oracleKey struct {
 }
 
 type oracleState struct {
-	t       int64 // event time, Unix nanoseconds
-	arrival uint64
-	add     bool
+	t        int64 // event time, Unix nanoseconds
+	received bool  // t is the receive time: no lastQualificationTime
+	arrival  uint64
+	add      bool
+}
+
+// outranks is the mapping rules' order: an event time above a receive
+// time, then the later time, then on a tie the exit; of equal ones (the
+// same state) the later arrival.
+func (s oracleState) outranks(cur oracleState) bool {
+	switch {
+	case s.received != cur.received:
+		return cur.received
+	case s.t != cur.t:
+		return s.t > cur.t
+	case s.add != cur.add:
+		return !s.add
+	}
+	return s.arrival >= cur.arrival
 }
 
 var oracleLists = [...]string{ListEmail, ListMAID, ListIDFA}
@@ -147,7 +163,7 @@ func (o *Oracle) AddBody(body []byte, receivedAt time.Time) (BodyStats, error) {
 			for _, id := range ids {
 				changes = append(changes, change{
 					key: oracleKey{aud: m.aud, list: oracleList(id.list), hash: id.hash},
-					s:   oracleState{t: m.t, arrival: o.arrival, add: m.add},
+					s:   oracleState{t: m.t, received: m.received, arrival: o.arrival, add: m.add},
 				})
 			}
 		}
@@ -156,7 +172,7 @@ func (o *Oracle) AddBody(body []byte, receivedAt time.Time) (BodyStats, error) {
 	for _, c := range changes {
 		distinct[c.key] = struct{}{}
 		cur, ok := o.state[c.key]
-		if !ok || c.s.t > cur.t || c.s.t == cur.t && c.s.arrival >= cur.arrival {
+		if !ok || c.s.outranks(cur) {
 			o.state[c.key] = c.s
 		}
 	}
@@ -255,9 +271,10 @@ func readIdentities(raw json.RawMessage, st *BodyStats) ([]oracleIdentity, error
 }
 
 type oracleMembership struct {
-	aud uint32
-	add bool
-	t   int64
+	aud      uint32
+	add      bool
+	t        int64
+	received bool
 }
 
 // readMemberships reads a segmentMembership, counting failures in st.
@@ -307,7 +324,8 @@ func (o *Oracle) readMemberships(raw json.RawMessage, receivedAt time.Time, st *
 				st.Failed[FailedInvalidTimestamp]++
 				continue
 			}
-			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, t: t})
+			lqt := m["lastQualificationTime"]
+			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, t: t, received: lqt == nil || isNull(lqt)})
 		}
 	}
 	return out, nil

@@ -100,13 +100,12 @@ func TestOracleLatestEventTimeWins(t *testing.T) {
 				profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:04Z") + "]"},
 		},
 		{
-			name: "a tie goes to the later profile",
+			name: "a tie goes to the exit, arriving first",
 			bodies: []string{"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "," +
 				profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]"},
-			want: []string{hashAda},
 		},
 		{
-			name: "a tie goes to the later body",
+			name: "a tie goes to the exit, in a later body",
 			bodies: []string{
 				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
 				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
@@ -115,9 +114,16 @@ func TestOracleLatestEventTimeWins(t *testing.T) {
 		{
 			name: "equal instants in different offsets tie",
 			bodies: []string{
-				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T02:00:05+02:00") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T02:00:05+02:00") + "]",
 				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T02:00:05+02:00") + "]",
 			},
+		},
+		{
+			name: "an event time outranks a later receive time",
+			bodies: []string{"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "," +
+				`{"identityMap":{"email":[{"id":"ada.lovelace@example.com"}]},"segmentMembership":{"ups":{"a":{"status":"exited"}}}}` + "]"},
 			want: []string{hashAda},
 		},
 	}

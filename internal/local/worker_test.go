@@ -15,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/retry"
@@ -127,7 +128,7 @@ func testBatch(g string, n, receiveCount, records int) queue.Batch {
 		}
 		body := []byte(`{"v":1,"kind":"audience","audience":{"ns":"ups","id":"` + g + `"},"name":"x"}`)
 		if records > 0 {
-			packed, err := audience.PackMessages(changes, 0)
+			packed, err := audiencetest.Pack(changes, 0)
 			if err != nil {
 				panic(err)
 			}
@@ -308,7 +309,7 @@ func TestCountRecordsMatchesPackMessages(t *testing.T) {
 			Hash: h + "0000000000000000000000000000000000000000000000000000000000000000"[len(h):], EventTime: t0,
 		})
 	}
-	packed, err := audience.PackMessages(changes, 16<<10)
+	packed, err := audiencetest.Pack(changes, 16<<10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/ledger"
@@ -335,7 +336,7 @@ type sqsMsg struct {
 // changesBody encodes changes (one audience) as exactly one message body.
 func changesBody(tb testing.TB, cs []audience.Change) string {
 	tb.Helper()
-	packed, err := audience.PackMessages(cs, 1<<20)
+	packed, err := audiencetest.Pack(cs, 1<<20)
 	if err != nil {
 		tb.Fatalf("pack messages: %v", err)
 	}

@@ -455,7 +455,7 @@ func TestPipelineCorruptMessageEndsInTheDLQ(t *testing.T) {
 // oracle computes the expected membership from the requests themselves,
 // independently of internal/audience: for each (audience, list type,
 // identifier hash) the change with the latest event time wins, on a tie the
-// exit.
+// exit, a receive time never above an event time; of equal ones the later.
 type oracle struct {
 	latest map[oracleKey]oracleChange
 	n      int
@@ -464,8 +464,23 @@ type oracle struct {
 type oracleKey struct{ list, hash string } // list: "pinlist <ns>:<id> <TYPE>"
 
 type oracleChange struct {
-	add bool
-	at  time.Time
+	add      bool
+	at       time.Time
+	received bool // at is the receive time
+	seq      int
+}
+
+// outranks is the coalescing order (audience.Precedence), then arrival.
+func (c oracleChange) outranks(cur oracleChange) bool {
+	switch {
+	case c.received != cur.received:
+		return cur.received
+	case !c.at.Equal(cur.at):
+		return c.at.After(cur.at)
+	case c.add != cur.add:
+		return !c.add
+	}
+	return c.seq >= cur.seq
 }
 
 func newOracle() *oracle { return &oracle{latest: map[oracleKey]oracleChange{}} }
@@ -522,8 +537,9 @@ func (o *oracle) add(t *testing.T, body []byte) (emails []string) {
 			for id, mem := range am {
 				mm, _ := mem.(map[string]any)
 				status, _ := mm["status"].(string)
-				at := receivedAt
+				at, received := receivedAt, true
 				if s, ok := mm["lastQualificationTime"].(string); ok {
+					received = false
 					var err error
 					if at, err = time.Parse(time.RFC3339, s); err != nil {
 						if at, err = time.Parse("2006-01-02T15:04:05.000-0700", s); err != nil {
@@ -542,8 +558,8 @@ func (o *oracle) add(t *testing.T, body []byte) (emails []string) {
 				for _, in := range idents {
 					o.n++
 					k := oracleKey{"pinlist " + ns + ":" + id + " " + in.list, in.hash}
-					c := oracleChange{add: add, at: at}
-					if cur, ok := o.latest[k]; !ok || c.at.After(cur.at) || (c.at.Equal(cur.at) && !c.add) {
+					c := oracleChange{add: add, at: at, received: received, seq: o.n}
+					if cur, ok := o.latest[k]; !ok || c.outranks(cur) {
 						o.latest[k] = c
 					}
 				}

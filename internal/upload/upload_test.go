@@ -86,7 +86,7 @@ func TestHandleSQSCreatesListsWithTheirFirstRecords(t *testing.T) {
 	got := e.lastEMF()
 	wantEMF := map[string]float64{
 		"MessageFailures": 0, "ChangesFlipped": 9, "ChangesNoOp": 0, "ChangesStale": 0,
-		"RecordsSent": 9, "ListCalls": 3, "ListsCreated": 3, "ListFailures": 0, "Retries": 0,
+		"RecordsSent": 9, "ListCalls": 3, "ListsCreated": 3, "ListFailures": 0, "Retries": 0, "RateLimited": 0,
 		"APICalls": float64(sumCalls(e.sim.Calls())),
 	}
 	if diff := cmp.Diff(wantEMF, got); diff != "" {
