@@ -14,8 +14,8 @@
 //     membership of every (audience, list type) with its own, deliberately
 //     separate code for the mapping rules of ARCHITECTURE.md: normalise and
 //     SHA-256 each identifier, and for one (audience, list type, identifier)
-//     the latest lastQualificationTime wins, a tie going to the later
-//     arrival. It imports no pinlist package, so a bug in internal/audience
+//     the latest lastQualificationTime wins, on a tie the exit wins, so the
+//     outcome never depends on arrival order (retries and replays included). It imports no pinlist package, so a bug in internal/audience
 //     cannot hide itself by being repeated here.
 //   - Sim is a client of the simulator's inspection and control API
 //     (/_sim/state, records, calls, faults, expire_tokens, tokens).

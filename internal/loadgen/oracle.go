@@ -40,6 +40,15 @@ type BodyStats struct {
 	// Changes is the number of distinct (audience, list type, identifier)
 	// the body changes: its changes after coalescing within the request.
 	Changes int
+	// Of those, Flips won over the oracle's state and changed it (in to
+	// out or out to in; an identifier never seen is out); Unchanged won but
+	// left the state as it was (AEP re-sending a membership that did not
+	// change, with a later time); Stale lost (not newer than the state:
+	// a retry, a replay, an older re-send). They add up to Changes. They
+	// are counted in the order the oracle is given the bodies.
+	Flips     int
+	Unchanged int
+	Stale     int
 }
 
 // Identities is the number of identity entries of the body: activated,
@@ -72,14 +81,20 @@ func sum(m map[string]int) int {
 
 // Oracle computes the membership the customer lists must end with, from the
 // bodies as they were sent, with its own implementation of the mapping rules
-// (see the package doc). Bodies must be added in the order the server
-// accepted them. It is safe for concurrent use.
+// (see the package doc). The order rule does not depend on arrival: for one
+// (audience, list type, identifier) the latest lastQualificationTime wins, on
+// a tie the exit wins, and a membership without a time (stamped with its
+// receive time) never outranks one that carried a time. So bodies may be
+// added in any order, and adding one twice changes nothing. It is safe for
+// concurrent use.
 type Oracle struct {
 	mu      sync.Mutex
 	auds    map[string]uint32
 	audKeys []string
 	state   map[oracleKey]oracleState
-	arrival uint64
+	// epoch counts BeginPhase calls: a state whose epoch is the current one
+	// remembers in wasAdd what it was when the phase began.
+	epoch uint32
 }
 
 type oracleKey struct {
@@ -89,9 +104,25 @@ type oracleKey struct {
 }
 
 type oracleState struct {
-	t       int64 // event time, Unix nanoseconds
-	arrival uint64
-	add     bool
+	timed bool  // t is a lastQualificationTime, not a receive time
+	t     int64 // Unix nanoseconds
+	add   bool
+	// wasAdd is the state when phase epoch began (false: out or absent).
+	epoch  uint32
+	wasAdd bool
+}
+
+// newer reports whether a outranks b: a time that was sent beats a receive
+// time, then the later time wins, then an exit beats a join. Equal ranks
+// mean the same state.
+func (a oracleState) newer(b oracleState) bool {
+	if a.timed != b.timed {
+		return a.timed
+	}
+	if a.t != b.t {
+		return a.t > b.t
+	}
+	return !a.add && b.add
 }
 
 var oracleLists = [...]string{ListEmail, ListMAID, ListIDFA}
@@ -142,26 +173,95 @@ func (o *Oracle) AddBody(body []byte, receivedAt time.Time) (BodyStats, error) {
 		if err != nil {
 			return BodyStats{}, err
 		}
-		o.arrival++
 		for _, m := range mems {
 			for _, id := range ids {
 				changes = append(changes, change{
 					key: oracleKey{aud: m.aud, list: oracleList(id.list), hash: id.hash},
-					s:   oracleState{t: m.t, arrival: o.arrival, add: m.add},
+					s:   oracleState{timed: m.timed, t: m.t, add: m.add},
 				})
 			}
 		}
 	}
-	distinct := make(map[oracleKey]struct{}, len(changes))
+	// Coalesce within the body first (the winner per key), then apply
+	// each winner to the state, so the counts are per distinct key.
+	winners := make(map[oracleKey]oracleState, len(changes))
 	for _, c := range changes {
-		distinct[c.key] = struct{}{}
-		cur, ok := o.state[c.key]
-		if !ok || c.s.t > cur.t || c.s.t == cur.t && c.s.arrival >= cur.arrival {
-			o.state[c.key] = c.s
+		if w, ok := winners[c.key]; !ok || c.s.newer(w) {
+			winners[c.key] = c.s
 		}
 	}
-	st.Changes = len(distinct)
+	for k, w := range winners {
+		cur, ok := o.state[k]
+		switch {
+		case ok && !w.newer(cur):
+			st.Stale++
+			continue
+		case cur.add != w.add: // an absent key is out
+			st.Flips++
+		default:
+			st.Unchanged++
+		}
+		if !ok || cur.epoch != o.epoch {
+			cur.wasAdd, cur.epoch = cur.add, o.epoch
+		}
+		w.epoch, w.wasAdd = cur.epoch, cur.wasAdd
+		o.state[k] = w
+	}
+	st.Changes = len(winners)
 	return st, nil
+}
+
+// BeginPhase starts counting the state flips of a phase: PhaseFlips
+// compares every identifier's state with the one it had here.
+func (o *Oracle) BeginPhase() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.epoch++
+}
+
+// PhaseFlips is, per list, how many identifiers are in now and were out
+// (or unknown) when the phase began (Add), and the reverse (Remove): the
+// records Pinterest must be sent for the phase, however many times AEP
+// re-sent them. An identifier that flipped and flipped back counts for
+// nothing.
+func (o *Oracle) PhaseFlips() map[ListKey]OpCounts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[ListKey]OpCounts{}
+	for k, s := range o.state {
+		if s.epoch != o.epoch || s.add == s.wasAdd {
+			continue
+		}
+		lk := ListKey{Audience: o.audKeys[k.aud], Type: oracleLists[k.list]}
+		c := out[lk]
+		if s.add {
+			c.Add++
+		} else {
+			c.Remove++
+		}
+		out[lk] = c
+	}
+	return out
+}
+
+// LowerBoundOf is the fewest customer list calls that carry counts with at
+// most maxRecords records per call: for each list and operation,
+// ceil(records / maxRecords).
+func LowerBoundOf(counts map[ListKey]OpCounts, maxRecords int) int {
+	n := 0
+	for _, c := range counts {
+		n += ceilDiv(c.Add, maxRecords) + ceilDiv(c.Remove, maxRecords)
+	}
+	return n
+}
+
+// Total is the records of counts: adds and removes over every list.
+func Total(counts map[ListKey]OpCounts) int {
+	n := 0
+	for _, c := range counts {
+		n += c.Add + c.Remove
+	}
+	return n
 }
 
 // splitProfiles finds the profiles of a body: one profile object, an array
@@ -255,9 +355,10 @@ func readIdentities(raw json.RawMessage, st *BodyStats) ([]oracleIdentity, error
 }
 
 type oracleMembership struct {
-	aud uint32
-	add bool
-	t   int64
+	aud   uint32
+	add   bool
+	timed bool
+	t     int64
 }
 
 // readMemberships reads a segmentMembership, counting failures in st.
@@ -307,7 +408,8 @@ func (o *Oracle) readMemberships(raw json.RawMessage, receivedAt time.Time, st *
 				st.Failed[FailedInvalidTimestamp]++
 				continue
 			}
-			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, t: t})
+			timed := m["lastQualificationTime"] != nil && !isNull(m["lastQualificationTime"])
+			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, timed: timed, t: t})
 		}
 	}
 	return out, nil
@@ -421,11 +523,7 @@ func (o *Oracle) Identifiers() int {
 // the expected state with at most maxRecords records per call: for each
 // list and operation, ceil(records / maxRecords).
 func (o *Oracle) LowerBound(maxRecords int) int {
-	n := 0
-	for _, c := range o.Counts() {
-		n += ceilDiv(c.Add, maxRecords) + ceilDiv(c.Remove, maxRecords)
-	}
-	return n
+	return LowerBoundOf(o.Counts(), maxRecords)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
