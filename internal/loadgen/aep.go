@@ -143,6 +143,34 @@ func (a *AEPGenerator) Next(n int) AEPBody {
 	return b
 }
 
+// Resend makes bodies of perBody profiles (at most MaxAEPProfiles) that
+// re-send every profile made so far, in a shuffled order, each with all its
+// memberships exactly as at its last send (statuses "existing" or
+// "exited" and their old times): what AEP sends when nothing changed, e.g.
+// on its next export. Not one membership in them flips a state, and their
+// bytes differ from the bodies before (other profiles side by side), so a
+// queue's deduplication by content does not hide them. The generator's
+// profiles are left as they were.
+func (a *AEPGenerator) Resend(perBody int) [][]Profile {
+	perBody = min(max(perBody, 1), MaxAEPProfiles)
+	order := a.g.rnd.Perm(len(a.people))
+	var out [][]Profile
+	for start := 0; start < len(order); start += perBody {
+		var ps []Profile
+		for _, i := range order[start:min(start+perBody, len(order))] {
+			p := a.profile(a.people[i])
+			for k, m := range p.Memberships {
+				if m.Status == StatusRealized {
+					p.Memberships[k].Status = StatusExisting
+				}
+			}
+			ps = append(ps, p)
+		}
+		out = append(out, ps)
+	}
+	return out
+}
+
 // pick chooses a known profile to re-send (one not sent within ExitLag
 // bodies, not already in this body), or nil for a new one.
 func (a *AEPGenerator) pick(inBody map[*aepPerson]bool) *aepPerson {

@@ -130,12 +130,13 @@ func TestMarkerIsFreshAndWatchable(t *testing.T) {
 // TestAEPGeneratorShape: bodies of at most ten profiles, each profile with
 // all its memberships, most of them unchanged re-sends; some bodies retried
 // and older bodies replayed after newer ones of the same profile, which the
-// oracle finds stale to the last change.
+// oracle finds winning nothing; and a re-send of every profile flips
+// nothing.
 func TestAEPGeneratorShape(t *testing.T) {
 	gen := NewAEPGenerator(AEPOptions{Seed: 7})
 	o := NewOracle()
 	var bodies [][]byte
-	var retries, replays, mems, unchanged, flips, resent int
+	var retries, replays, staleReplays, mems, unchanged, flips, resent int
 	for i := range 3000 {
 		b := gen.Next(10 + i%3) // asking for more than ten gets ten
 		if b.Index != i {
@@ -163,13 +164,13 @@ func TestAEPGeneratorShape(t *testing.T) {
 			t.Fatalf("body %d: %v", i, err)
 		}
 		flips += st.Flips
-		resent += st.Unchanged + st.Stale
+		resent += st.Resent
 		mems += b.Memberships
 		unchanged += b.Unchanged
 		if b.Retry {
 			retries++
-			if st, _ := o.AddBody(raw, recv); st.Stale != st.Changes {
-				t.Fatalf("body %d sent again: %+v, want every change stale", i, st)
+			if st, _ := o.AddBody(raw, recv); st.Resent != st.Changes {
+				t.Fatalf("body %d sent again: %+v, want every change re-sent", i, st)
 			}
 		}
 		for _, r := range b.Replays {
@@ -177,16 +178,43 @@ func TestAEPGeneratorShape(t *testing.T) {
 				t.Fatalf("body %d replays body %d, not an older one", i, r)
 			}
 			replays++
-			if st, _ := o.AddBody(bodies[r], recv); st.Stale != st.Changes {
-				t.Fatalf("body %d replayed after body %d: %+v, want every change stale", r, i, st)
+			st, _ := o.AddBody(bodies[r], recv)
+			if st.Flips+st.NoOps != 0 {
+				t.Fatalf("body %d replayed after body %d: %+v, want no change to win", r, i, st)
+			}
+			if st.Stale > 0 {
+				staleReplays++
 			}
 		}
 	}
 	if retries < 100 || retries > 200 {
 		t.Errorf("%d of 3000 bodies retried, want about 5 %%", retries)
 	}
-	if replays < 100 {
-		t.Errorf("%d replays in 3000 bodies, want some hundreds", replays)
+	if replays < 100 || staleReplays < replays/10 {
+		t.Errorf("%d replays in 3000 bodies, %d of them with a change a later send undid; want some hundreds, some undone", replays, staleReplays)
+	}
+	// Re-sending everyone unchanged flips nothing, in new bodies.
+	seen := map[string]bool{}
+	for _, b := range bodies {
+		seen[string(b)] = true
+	}
+	profiles := 0
+	for _, ps := range gen.Resend(10) {
+		if len(ps) == 0 || len(ps) > MaxAEPProfiles {
+			t.Fatalf("a re-send body of %d profiles", len(ps))
+		}
+		profiles += len(ps)
+		raw := EncodeBody(ps, FormArray)
+		if seen[string(raw)] {
+			t.Fatalf("a re-send body is byte for byte an earlier body")
+		}
+		st, err := o.AddBody(raw, recv)
+		if err != nil || st.Resent != st.Changes || st.Changes == 0 {
+			t.Fatalf("a re-send body: %+v, %v; want every change re-sent", st, err)
+		}
+	}
+	if profiles != len(gen.people) {
+		t.Errorf("re-sent %d profiles of %d", profiles, len(gen.people))
 	}
 	if share := float64(unchanged) / float64(mems); share < 0.6 || share > 0.9 {
 		t.Errorf("%d of %d memberships unchanged (%.2f), want most but not all", unchanged, mems, share)

@@ -40,15 +40,17 @@ type BodyStats struct {
 	// Changes is the number of distinct (audience, list type, identifier)
 	// the body changes: its changes after coalescing within the request.
 	Changes int
-	// Of those, Flips won over the oracle's state and changed it (in to
-	// out or out to in; an identifier never seen is out); Unchanged won but
-	// left the state as it was (AEP re-sending a membership that did not
-	// change, with a later time); Stale lost (not newer than the state:
-	// a retry, a replay, an older re-send). They add up to Changes. They
-	// are counted in the order the oracle is given the bodies.
-	Flips     int
-	Unchanged int
-	Stale     int
+	// Each of those is exactly one of: a Flip, won over the oracle's state
+	// and changed it (in to out or out to in; an identifier never seen is
+	// out); Resent, of the same precedence as the state (a membership AEP
+	// re-sends unchanged, with its old lastQualificationTime; a retry);
+	// Stale, lost to a newer state (a replay of an older body); NoOp, newer
+	// than the state but leaving it as it was. They are counted in the
+	// order the oracle is given the bodies.
+	Flips  int
+	Resent int
+	Stale  int
+	NoOps  int
 }
 
 // Identities is the number of identity entries of the body: activated,
@@ -193,13 +195,16 @@ func (o *Oracle) AddBody(body []byte, receivedAt time.Time) (BodyStats, error) {
 	for k, w := range winners {
 		cur, ok := o.state[k]
 		switch {
-		case ok && !w.newer(cur):
+		case ok && cur.newer(w):
 			st.Stale++
+			continue
+		case ok && !w.newer(cur):
+			st.Resent++
 			continue
 		case cur.add != w.add: // an absent key is out
 			st.Flips++
 		default:
-			st.Unchanged++
+			st.NoOps++
 		}
 		if !ok || cur.epoch != o.epoch {
 			cur.wasAdd, cur.epoch = cur.add, o.epoch

@@ -158,7 +158,7 @@ func TestOracleLatestEventTimeWins(t *testing.T) {
 }
 
 // TestOracleFlipsAndResends: the oracle tells the changes that flip a
-// state from AEP's unchanged re-sends and from retries and replays, and a
+// state from AEP's unchanged re-sends, retries, replays and no-ops, and a
 // phase's flips are the net change since it began.
 func TestOracleFlipsAndResends(t *testing.T) {
 	join := "[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:01Z") + "]"
@@ -175,19 +175,19 @@ func TestOracleFlipsAndResends(t *testing.T) {
 		flips  map[ListKey]OpCounts
 	}{
 		{name: "a join flips", bodies: []string{join}, want: BodyStats{Flips: 1}, flips: map[ListKey]OpCounts{key: {Add: 1}}},
-		{name: "a retry of the same body is stale", bodies: []string{join, join, join}, want: BodyStats{Flips: 1, Stale: 2},
+		{name: "a retry of the same body is re-sent", bodies: []string{join, join, join}, want: BodyStats{Flips: 1, Resent: 2},
 			flips: map[ListKey]OpCounts{key: {Add: 1}}},
-		{name: "an unchanged membership with the same time is stale", before: []string{join}, bodies: []string{resend},
-			want: BodyStats{Stale: 1}, flips: map[ListKey]OpCounts{}},
-		{name: "an unchanged membership with a later time flips nothing", before: []string{join}, bodies: []string{later},
-			want: BodyStats{Unchanged: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "an unchanged membership with its old time is re-sent", before: []string{join}, bodies: []string{resend},
+			want: BodyStats{Resent: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "an unchanged membership with a later time is a no-op", before: []string{join}, bodies: []string{later},
+			want: BodyStats{NoOps: 1}, flips: map[ListKey]OpCounts{}},
 		{name: "an exit replayed after a later re-send is stale", before: []string{join}, bodies: []string{later, exit},
-			want: BodyStats{Unchanged: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
+			want: BodyStats{NoOps: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
 		{name: "an exit flips", before: []string{join}, bodies: []string{exit}, want: BodyStats{Flips: 1},
 			flips: map[ListKey]OpCounts{key: {Remove: 1}}},
-		{name: "out and back in within a phase is no net flip", before: []string{join}, bodies: []string{rejoin, exit},
-			want: BodyStats{Unchanged: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
-		{name: "out and back in, in order", before: []string{join}, bodies: []string{exit, rejoin},
+		{name: "out and back in, the exit arriving last", before: []string{join}, bodies: []string{rejoin, exit},
+			want: BodyStats{NoOps: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "out and back in, in order, is no net flip", before: []string{join}, bodies: []string{exit, rejoin},
 			want: BodyStats{Flips: 2}, flips: map[ListKey]OpCounts{}},
 	}
 	for _, tt := range tests {
@@ -205,12 +205,13 @@ func TestOracleFlipsAndResends(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if st.Flips+st.Unchanged+st.Stale != st.Changes {
-					t.Fatalf("%+v: flips, unchanged and stale do not add up to the changes", st)
+				if st.Flips+st.Resent+st.Stale+st.NoOps != st.Changes {
+					t.Fatalf("%+v: the counts do not add up to the changes", st)
 				}
 				got.Flips += st.Flips
-				got.Unchanged += st.Unchanged
+				got.Resent += st.Resent
 				got.Stale += st.Stale
+				got.NoOps += st.NoOps
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("counts (-want +got):\n%s", diff)
@@ -250,8 +251,8 @@ func TestOracleBodyStats(t *testing.T) {
 		// ada and the GAID, each in ups:a (added) and ups:b (removed).
 		Changes: 4,
 		// The joins flip out to in; the exits leave "never seen" out.
-		Flips:     2,
-		Unchanged: 2,
+		Flips: 2,
+		NoOps: 2,
 	}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Fatalf("stats (-want +got):\n%s", diff)
