@@ -10,7 +10,7 @@ import (
 // runAEP is RunLoad for ShapeAEP: a warm-up, saturation and a paced phase
 // of AEP-shaped bodies, then a second pass of every body.
 func runAEP(ctx context.Context, o LoadOptions) (*LoadResult, error) {
-	res := &LoadResult{Shape: ShapeAEP, MaxRecords: o.MaxRecords, Budget: o.Budget}
+	res := &LoadResult{Shape: ShapeAEP, MaxRecords: o.MaxRecords, Budget: o.Budget, RetryDelays: o.RetryDelays}
 	gen := NewAEPGenerator(o.AEP)
 	r := &runner{o: o, gen: gen.Generator(), oracle: NewOracle(), listIDs: map[ListKey]string{}}
 	r.accepted = newWatermark(0)

@@ -169,6 +169,21 @@ func WriteBudgetText(w io.Writer, r *LoadResult, goals BudgetGoals) {
 	}
 }
 
+// delayList is "15s and 30s".
+func delayList(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "(no retries)"
+	}
+	parts := make([]string, len(ds))
+	for i, d := range ds {
+		parts[i] = d.String()
+	}
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return strings.Join(parts[:len(parts)-1], ", ") + " and " + parts[len(parts)-1]
+}
+
 // changeMix describes what the phase's changes were, by the oracle.
 func changeMix(p PhaseResult) string {
 	return fmt.Sprintf("%d (%.0f %%) re-sent unchanged, %d stale, %d no-ops; %d flips net of the phase, markers included",
@@ -191,7 +206,7 @@ func BudgetMarkdown(r *LoadResult, goals BudgetGoals, m Machine, command string,
 	b.WriteString("bench-load` builds the binary, starts the two servers on loopback ports, runs it and stops them.\n")
 	b.WriteString("The traffic is what Adobe's HTTP API destination sends: at most 10 profiles a request, each with\n")
 	b.WriteString("all its memberships and their own lastQualificationTime (most `existing` and unchanged since the\n")
-	b.WriteString("profile's last send, one newly `realized` or `exited`), some bodies retried 15 s and 30 s after\n")
+	fmt.Fprintf(&b, "profile's last send, one newly `realized` or `exited`), some bodies retried %s after\n", delayList(r.RetryDelays))
 	b.WriteString("their 202, and older bodies replayed after newer ones of the same profile. A warm-up creates the\n")
 	b.WriteString("lists; then saturation, then a paced phase; each ends when the simulator holds exactly the\n")
 	b.WriteString("membership an independent oracle computed from the bodies (latest lastQualificationTime wins, on\n")

@@ -12,7 +12,7 @@ import (
 // figure.
 func budgetResult() *LoadResult {
 	return &LoadResult{
-		Shape: ShapeAEP, Budget: 400, MaxRecords: 5000,
+		Shape: ShapeAEP, Budget: 400, MaxRecords: 5000, RetryDelays: []time.Duration{15 * time.Second, 30 * time.Second},
 		Saturation: PhaseResult{Name: "saturation", Bodies: 100, Flips: 100_000, OfferedFlipRate: 20_000, Sustained: 17_000,
 			Converged: 6 * time.Second, WriteCalls: 60, LowerBound: 50},
 		Fixed: PhaseResult{Name: "1,000 flips/s", Bodies: 10, OfferedRate: 1000,
@@ -121,7 +121,7 @@ func TestBudgetReport(t *testing.T) {
 		}
 	}
 	md := Markdown(r, DefaultGoals, Machine{Cores: 2, CPU: "Test CPU"}, "make bench-load", time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), "")
-	for _, want := range []string{"## Load\n", "Budget: 400 write calls a minute, 5000 records per call (33,333 flips/s at most)",
+	for _, want := range []string{"## Load\n", "some bodies retried 15s and 30s after", "Budget: 400 write calls a minute, 5000 records per call (33,333 flips/s at most)",
 		"| Pinterest write calls at saturation | ≤ 1.25 × lower bound 50 = 62 | 100 (2.00×) | **MISSED** |",
 		"| 429 answers / write calls | ≤ 5 % | 5.0 % (10 / 200) | MET |"} {
 		if !strings.Contains(md, want) {

@@ -204,6 +204,8 @@ type LoadResult struct {
 	ThrottledKnown bool
 	// Budget is the write calls a minute the simulator allowed.
 	Budget int
+	// RetryDelays are the AEP retries' delays after a body's 202.
+	RetryDelays []time.Duration
 	// Calls is every Pinterest API call the simulator served, by route;
 	// WriteCalls the customer list creates and updates among them, and
 	// LowerBound the fewest that could have carried the records (for each
@@ -495,7 +497,7 @@ func (r *runner) phase(ctx context.Context, name string, jobs []job, rate float6
 	defer cancel(nil)
 	ps := &phaseState{name: name, start: time.Now()}
 	defer ps.followUps.Wait() // after the cancel above: they end early on an error
-	fmt.Fprintf(r.o.Progress, "[%s] posting %d bodies with %d in flight%s\n", name, len(jobs), r.o.Concurrency, rateNote(rate))
+	fmt.Fprintf(r.o.Progress, "[%s] posting %d bodies with %d in flight%s\n", name, len(jobs), r.o.Concurrency, rateNote(rate, r.o.Shape))
 
 	stopProgress := r.progress(ctx, ps, len(jobs))
 	defer stopProgress()
@@ -609,9 +611,13 @@ feed:
 	return p, nil
 }
 
-func rateNote(rate float64) string {
+func rateNote(rate float64, shape Shape) string {
+	unit := "identity changes"
+	if shape == ShapeAEP {
+		unit = "state flips"
+	}
 	if rate > 0 {
-		return fmt.Sprintf(", offering %.0f identity changes/s", rate)
+		return fmt.Sprintf(", offering %.0f %s/s", rate, unit)
 	}
 	return ", as fast as they are accepted"
 }
