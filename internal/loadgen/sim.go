@@ -128,9 +128,91 @@ func (s *Sim) Records(ctx context.Context, listID string) ([]string, error) {
 // Calls reads the API requests the simulator has served, by route name
 // (e.g. "customer_lists.update"), faulted ones included.
 func (s *Sim) Calls(ctx context.Context) (map[string]int, error) {
-	out := map[string]int{}
-	err := s.get(ctx, "/_sim/calls", &out)
-	return out, err
+	c, err := s.CallCounts(ctx)
+	return c.Routes, err
+}
+
+// CallCounts is GET /_sim/calls read leniently: the calls by route and,
+// when the simulator reports them, the 429 answers among them.
+type CallCounts struct {
+	Routes map[string]int
+	// Throttled is the calls answered 429; ThrottledKnown is false when the
+	// simulator does not report them (then Throttled is 0).
+	Throttled      int
+	ThrottledKnown bool
+}
+
+// CallCounts reads GET /_sim/calls (see ParseCalls).
+func (s *Sim) CallCounts(ctx context.Context) (CallCounts, error) {
+	var raw json.RawMessage
+	if err := s.get(ctx, "/_sim/calls", &raw); err != nil {
+		return CallCounts{}, err
+	}
+	c, err := ParseCalls(raw)
+	if err != nil {
+		return CallCounts{}, fmt.Errorf("GET /_sim/calls: %w", err)
+	}
+	return c, nil
+}
+
+// ParseCalls reads a /_sim/calls answer without insisting on one layout:
+// a number under a route name is that route's calls; a member whose name
+// mentions 429, "throttled" or "rate_limited" counts 429 answers (a number,
+// or an object of numbers, e.g. by route, summed); an object under
+// "routes", "calls" or "by_route" holds route counts; an object under a
+// route name holds its "calls" (or "count", "total", "requests") and
+// possibly its 429s. Anything else is ignored.
+func ParseCalls(raw []byte) (CallCounts, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &top); err != nil {
+		return CallCounts{}, fmt.Errorf("read the call counts: %w", err)
+	}
+	c := CallCounts{Routes: map[string]int{}}
+	c.read(top, "")
+	return c, nil
+}
+
+func (c *CallCounts) read(m map[string]json.RawMessage, route string) {
+	for k, v := range m {
+		var n float64
+		isNum := json.Unmarshal(v, &n) == nil
+		var sub map[string]json.RawMessage
+		isObj := !isNum && json.Unmarshal(v, &sub) == nil && sub != nil
+		switch lk := strings.ToLower(k); {
+		case strings.Contains(lk, "429") || strings.Contains(lk, "throttled") || strings.Contains(lk, "rate_limited"):
+			c.ThrottledKnown = true
+			if isNum {
+				c.Throttled += int(n)
+			} else if isObj {
+				c.Throttled += sumNumbers(sub)
+			}
+		case isNum && route == "":
+			c.Routes[k] += int(n)
+		case isNum && (lk == "calls" || lk == "count" || lk == "total" || lk == "requests"):
+			c.Routes[route] += int(n)
+		case isObj && route == "" && (lk == "routes" || lk == "calls" || lk == "by_route"):
+			c.read(sub, "")
+		case isObj && route == "":
+			c.read(sub, k)
+		}
+	}
+}
+
+// sumNumbers adds the numbers of an object, nested objects included.
+func sumNumbers(m map[string]json.RawMessage) int {
+	total := 0
+	for _, v := range m {
+		var n float64
+		if json.Unmarshal(v, &n) == nil {
+			total += int(n)
+			continue
+		}
+		var sub map[string]json.RawMessage
+		if json.Unmarshal(v, &sub) == nil {
+			total += sumNumbers(sub)
+		}
+	}
+	return total
 }
 
 // Fault is the body of POST /_sim/faults.
