@@ -51,6 +51,7 @@ type workers struct {
 	q            batchQueue
 	h            batchHandler
 	count        *counters
+	changes      *changeHistory // what was applied, per list, for the status page
 	wake         chan struct{} // a send happened: an idle worker looks now
 	poll         time.Duration
 	batchSize    int // messages per receive: queue.Local's BatchSize
@@ -120,6 +121,7 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 		}
 	}
 	var done, retry []string
+	var doneBodies [][]byte
 	var applied int64
 	firstFailed := 0
 	for _, m := range b.Messages {
@@ -131,6 +133,7 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 			continue
 		}
 		done = append(done, m.Receipt)
+		doneBodies = append(doneBodies, m.Body)
 		applied += countRecords(m.Body)
 	}
 
@@ -144,6 +147,9 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 		} else {
 			w.count.applied.Add(applied)
 			w.count.messagesApplied.Add(int64(len(done)))
+			if w.changes != nil {
+				w.changes.record(time.Now(), b.GroupID, doneBodies)
+			}
 		}
 	}
 	if len(retry) > 0 {
