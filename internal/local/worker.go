@@ -52,7 +52,7 @@ type workers struct {
 	h            batchHandler
 	count        *counters
 	changes      *changeHistory // what was applied, per list, for the status page
-	wake         chan struct{} // a send happened: an idle worker looks now
+	wake         chan struct{}  // a send happened: an idle worker looks now
 	poll         time.Duration
 	batchSize    int // messages per receive: queue.Local's BatchSize
 	batchTimeout time.Duration
