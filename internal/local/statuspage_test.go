@@ -121,7 +121,7 @@ func TestStatusPageShowsTheStack(t *testing.T) {
 	}
 	for _, want := range []string{
 		`<html lang="en">`, `name="viewport"`, `http-equiv="refresh"`,
-		"ups:" + audA, `<th scope="col">`, "<title id=\"calls-title\">", "<desc id=\"calls-desc\">",
+		"ups:" + audA, `<th scope="col" role="columnheader">`, `<caption>`, "<title id=\"calls-title\">", "<desc id=\"calls-desc\">",
 		"upload batch failed: add [hash] for [email] to list 123: status 500",
 		`id="ad-account">` + s.AdAccountID() + "<",
 		`id="queue-depth">0<`, `id="dead-letters">0<`,
@@ -185,9 +185,9 @@ type listRow struct {
 }
 
 var (
-	rowPattern   = regexp.MustCompile(`(?s)<tr data-list="([^"]+)">(.*?)</tr>`)
-	typePattern  = regexp.MustCompile(`<th scope="row">([^<]*)</th>`)
-	fieldPattern = regexp.MustCompile(`data-field="([a-z]+)">([^<]*)<`)
+	rowPattern   = regexp.MustCompile(`(?s)<tr[^>]* data-list="([^"]+)"[^>]*>(.*?)</tr>`)
+	typePattern  = regexp.MustCompile(`<th scope="row"[^>]*>([^<]*)</th>`)
+	fieldPattern = regexp.MustCompile(`data-field="([a-z]+)"[^>]*>([^<]*)<`)
 )
 
 // listRows reads the list rows of a status page (as served, or as a
