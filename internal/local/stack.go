@@ -56,7 +56,7 @@ type Stack struct {
 	tokenOrigin string
 
 	// The status page's history (activity.go) and whether it asks for the
-	// ingest token (statusNeedsToken).
+	// ingest token (statusNeedsToken of the listener; set before serving).
 	calls            *callHistory
 	changes          *changeHistory
 	errs             *errorRing
@@ -179,7 +179,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	}
 	s.ingestURL = "http://" + ln.Addr().String()
 	s.statusNeedsToken = statusNeedsToken(ln.Addr())
-	s.ingestHTTP = newHTTPServer(s.routes(handler), s.log)
+	s.ingestHTTP = newHTTPServer(s.routes(handler, s.statusNeedsToken), s.log)
 	s.served = make(chan error, 1)
 	go func() {
 		err := s.ingestHTTP.Serve(ln)

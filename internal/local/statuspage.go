@@ -54,12 +54,13 @@ func statusNeedsToken(addr net.Addr) bool {
 	return !ok || !tcp.IP.IsLoopback()
 }
 
-// routes are the ingest address's routes: the status page, and the ingest
-// handler for everything else.
-func (s *Stack) routes(ingest http.Handler) http.Handler {
+// routes are the ingest address's routes: the status page (asking for the
+// ingest token when needsToken), and the ingest handler for everything
+// else.
+func (s *Stack) routes(ingest http.Handler, needsToken bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathStatus {
-			s.serveStatus(w, r)
+			s.serveStatus(w, r, needsToken)
 			return
 		}
 		ingest.ServeHTTP(w, r)
@@ -67,7 +68,7 @@ func (s *Stack) routes(ingest http.Handler) http.Handler {
 }
 
 // serveStatus answers GET /status with the status page.
-func (s *Stack) serveStatus(w http.ResponseWriter, r *http.Request) {
+func (s *Stack) serveStatus(w http.ResponseWriter, r *http.Request, needsToken bool) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -78,7 +79,7 @@ func (s *Stack) serveStatus(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed; use GET", http.StatusMethodNotAllowed)
 		return
 	}
-	if s.statusNeedsToken && !s.validIngestToken(r.Header.Get("Authorization")) {
+	if needsToken && !s.validIngestToken(r.Header.Get("Authorization")) {
 		h.Set("WWW-Authenticate", `Bearer realm="pinlist"`)
 		http.Error(w, "unauthorized: this status page is not on a loopback address, so it needs the ingest token (Authorization: Bearer <token>)", http.StatusUnauthorized)
 		return

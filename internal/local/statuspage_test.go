@@ -38,8 +38,8 @@ func TestStatusNeedsToken(t *testing.T) {
 }
 
 // TestStatusPageAuth: on loopback the page needs no token; bound elsewhere
-// (statusNeedsToken true, as Start sets it for such a listener) it answers
-// 401 unless the request carries the ingest token.
+// (the routes Start builds for such a listener) it answers 401 unless the
+// request carries the ingest token.
 func TestStatusPageAuth(t *testing.T) {
 	s := newStack(t, nil)
 	resp, err := http.Get(s.IngestURL() + PathStatus)
@@ -55,7 +55,8 @@ func TestStatusPageAuth(t *testing.T) {
 		t.Fatal("a stack on 127.0.0.1 asks for the token on /status")
 	}
 
-	s.statusNeedsToken = true // what Start sets for a listener that is not on loopback
+	// What Start sets up for a listener that is not on loopback.
+	route := s.routes(http.NotFoundHandler(), true)
 	for _, tc := range []struct {
 		name, method, auth string
 		want               int
@@ -73,7 +74,7 @@ func TestStatusPageAuth(t *testing.T) {
 				req.Header.Set("Authorization", tc.auth)
 			}
 			rec := httptest.NewRecorder()
-			s.routes(http.NotFoundHandler()).ServeHTTP(rec, req)
+			route.ServeHTTP(rec, req)
 			if rec.Code != tc.want {
 				t.Fatalf("%s /status with %q = %d, want %d: %s", tc.method, tc.auth, rec.Code, tc.want, rec.Body)
 			}
@@ -343,6 +344,18 @@ func TestCountOps(t *testing.T) {
 	if a := h.get(now.Add(2*time.Hour), "ups:x MAID"); a.AddsLastHour != 0 || !a.LastChange.Equal(now) {
 		t.Errorf("MAID activity two hours later = %+v, want no adds in the last hour and the last change kept", a)
 	}
+}
+
+func FuzzCountOps(f *testing.F) {
+	f.Add([]byte(`{"records":[{"l":"EMAIL","o":"ADD","h":"x","t":1}]}`))
+	f.Add([]byte(`"l":"`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n := 0
+		countOps(body, func(list, op []byte) { n++ })
+		if max := bytes.Count(body, listKey); n > max {
+			t.Errorf("countOps found %d records in a body with %d list keys", n, max)
+		}
+	})
 }
 
 // TestCallChart: bars scale to a round axis top, the 429s draw over the
