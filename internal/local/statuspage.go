@@ -169,11 +169,11 @@ func groupLists(lists []ListStatus, activity func(key string) ListActivity) []au
 	byKey := map[string]*audienceView{}
 	var order []string
 	for _, l := range lists {
-		rest, _ := strings.CutPrefix(l.Name, listNamePrefix)
+		rest, ours := strings.CutPrefix(l.Name, listNamePrefix)
 		key, rest, _ := strings.Cut(rest, " ")
 		typ, name, _ := strings.Cut(rest, " - ")
-		if key == "" || typ == "" {
-			key, typ = l.Name, "?"
+		if !ours || key == "" || typ == "" || strings.Contains(typ, " ") {
+			key, typ, name = l.Name, "?", ""
 		}
 		a := byKey[key]
 		if a == nil {

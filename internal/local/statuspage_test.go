@@ -401,3 +401,91 @@ func TestNiceCeil(t *testing.T) {
 func slogJSON(w io.Writer, ring *errorRing) *slog.Logger {
 	return slog.New(&errorRecorder{next: slog.NewJSONHandler(w, nil), ring: ring})
 }
+
+// TestStatusPageNeedsAttention: what a person must do is on the page, with
+// the exact command: reconnect, redrive; parts that could not be read say
+// why.
+func TestStatusPageNeedsAttention(t *testing.T) {
+	now := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	age := 95.0
+	expiring := &TokenStatus{AccountExpiresAt: now.Add(3 * 24 * time.Hour), AccountDaysLeft: 3,
+		AccessTokenExpiresAt: now.Add(time.Hour), Warning: "the connection expires in 3.0 days, within the 14-day warning threshold: reconnect before then",
+		ReconnectCommand: "pinlist connect --store file:/data/token.json"}
+	for _, tc := range []struct {
+		name     string
+		st       Status
+		want     []string
+		mustNot  []string
+		audience []audienceView
+	}{
+		{
+			name: "connection expiring, dead letters",
+			st: Status{Warnings: []string{"2 dead letters: fix their cause, then run pinlist redrive"}, Token: expiring,
+				Queue: &QueueStatus{Kind: QueueKindLocal, Depth: 3, Waiting: 3, DeadLetters: 2, OldestAgeSeconds: &age}, Lists: []ListStatus{}},
+			want: []string{"Needs attention", `<code id="reconnect-command">pinlist connect --store file:/data/token.json</code>`,
+				`id="dead-letters">2<`, `<code id="redrive-command">pinlist redrive --data-dir /data</code>`,
+				`id="queue-oldest">1m35s old<`, "2 dead letters: fix their cause", `id="no-lists"`},
+		},
+		{
+			name: "healthy",
+			st: Status{Healthy: true, Token: &TokenStatus{AccountExpiresAt: now.Add(50 * 24 * time.Hour), AccountDaysLeft: 50, ReconnectCommand: "pinlist connect"},
+				Queue: &QueueStatus{Kind: QueueKindLocal}, Lists: []ListStatus{}},
+			want:    []string{"Healthy", `id="dead-letters">0<`, `id="queue-oldest">none waiting<`},
+			mustNot: []string{"reconnect-command", "redrive-command", "Needs attention"},
+		},
+		{
+			name: "nothing could be read",
+			st: Status{Warnings: []string{"x"}, TokenError: "no Pinterest token in file:/data/token.json: run pinlist connect --store file:/data/token.json",
+				QueueError: "read the queue: disk I/O error", ListsError: "no token to read the lists with", Lists: []ListStatus{}},
+			want: []string{`id="token-error">no Pinterest token in file:/data/token.json: run pinlist connect --store file:/data/token.json<`,
+				`id="queue-error">The queue could not be read: read the queue: disk I/O error<`, `id="lists-error">The lists could not be read: no token to read the lists with<`},
+			mustNot: []string{`id="no-lists"`},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			p := statusPage{Status: tc.st, Generated: now, Refresh: statusPageRefresh, RedriveCommand: "pinlist redrive --data-dir /data",
+				Audiences: groupLists(tc.st.Lists, func(string) ListActivity { return ListActivity{} }), Calls: newCallChart([historyMinutes][2]int64{}, now)}
+			if err := statusPageTemplate.Execute(&buf, p); err != nil {
+				t.Fatal(err)
+			}
+			page := buf.String()
+			for _, want := range tc.want {
+				if !strings.Contains(page, want) {
+					t.Errorf("the page lacks %q", want)
+				}
+			}
+			for _, not := range tc.mustNot {
+				if strings.Contains(page, not) {
+					t.Errorf("the page shows %q", not)
+				}
+			}
+		})
+	}
+}
+
+// TestGroupLists: lists grouped by audience from their names, sorted by
+// type, with the audience's display name and latest change.
+func TestGroupLists(t *testing.T) {
+	t1 := time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+	lists := []ListStatus{
+		{ID: "3", Name: "pinlist ups:b MAID - VIPs"},
+		{ID: "1", Name: "pinlist ups:a EMAIL"},
+		{ID: "2", Name: "pinlist ups:b EMAIL - VIPs"},
+		{ID: "4", Name: "someone else's list"},
+	}
+	got := groupLists(lists, func(key string) ListActivity {
+		if key == "ups:b MAID" {
+			return ListActivity{AddsLastHour: 5, LastChange: t1}
+		}
+		return ListActivity{}
+	})
+	if len(got) != 3 || got[0].Key != "someone else's list" || got[1].Key != "ups:a" || got[2].Key != "ups:b" {
+		t.Fatalf("audiences = %+v", got)
+	}
+	b := got[2]
+	if b.Name != "VIPs" || len(b.Lists) != 2 || b.Lists[0].Type != "EMAIL" || b.Lists[1].Type != "MAID" ||
+		b.Lists[1].Activity.AddsLastHour != 5 || !b.LastChange.Equal(t1) {
+		t.Errorf("audience ups:b = %+v", b)
+	}
+}
