@@ -92,6 +92,16 @@ bench-load:
 		--doc-command 'make bench-load$(if $(LOAD_FLAGS), LOAD_FLAGS="$(LOAD_FLAGS)")' $(LOAD_FLAGS) \
 		|| { echo "pinlist load failed; the last lines of serve's log:" >&2; tail -n 20 "$$dir/serve.log" >&2; exit 1; }
 
+## screenshot: refresh docs/status.png, the README's picture of the status
+## page: runs the status page's browser test (a real stack, examples/profiles.json,
+## headless Chromium) with its wide-screen screenshot pointed at docs/status.png.
+## Needs Chromium (Debian/Ubuntu: sudo apt-get install chromium).
+.PHONY: screenshot
+screenshot:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+		|| { echo "screenshot: Chromium is not on PATH (Debian/Ubuntu: sudo apt-get install chromium)" >&2; exit 1; }
+	PINLIST_STATUS_SCREENSHOT="$(CURDIR)/docs/status.png" $(GO) test -count=1 -run '^TestStatusPageInChromium$$' -v ./internal/local/
+
 ## build: compile everything.
 build:
 	$(GO) build $(PKGS)

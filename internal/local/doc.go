@@ -8,7 +8,12 @@
 // # What runs
 //
 //   - The ingest HTTP server on Config.Addr (POST /v1/profiles, POST
-//     /v1/audiences, GET /healthz), the ingest handler unchanged.
+//     /v1/audiences, GET /healthz), the ingest handler unchanged, and the
+//     status page at GET /status (statuspage.go): what ReadStatus reports,
+//     plus the stack's recent history kept in memory (activity.go): changes
+//     applied per list, Pinterest calls and 429s per minute, the last
+//     warnings and errors scrubbed of identifiers. It needs no token on a
+//     loopback address and the ingest token elsewhere.
 //   - Config.Workers upload workers. Each takes one batch of up to
 //     Config.BatchSize (default 100) messages of one audience
 //     (queue.Local.ReceiveGroupBatch: a group is never in two workers at

@@ -59,6 +59,13 @@ type Stack struct {
 	ingestToken string
 	tokenOrigin string
 
+	// The status page's history (activity.go) and whether it asks for the
+	// ingest token (statusNeedsToken of the listener; set before serving).
+	calls            *callHistory
+	changes          *changeHistory
+	errs             *errorRing
+	statusNeedsToken bool
+
 	ingestHTTP *http.Server
 	ingestURL  string
 	failed     chan error // a server stopped on its own
@@ -102,8 +109,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start the local stack: create the data directory: %w", err)
 	}
-	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2),
-		refreshNow: make(chan struct{}, 1), flushWake: make(chan struct{}, 1)}
+	s := &Stack{cfg: cfg, count: &counters{}, failed: make(chan error, 2), refreshNow: make(chan struct{}, 1),
+		flushWake: make(chan struct{}, 1), changes: &changeHistory{}, errs: &errorRing{}}
+	// Every log line passes the recorder, which keeps the last warnings and
+	// errors, scrubbed of identifiers, for the status page.
+	s.log = slog.New(&errorRecorder{next: cfg.Logger.Handler(), ring: s.errs})
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -164,6 +174,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		ledger:       s.ledger,
 		flush:        s.wakeFlusher,
 		count:        s.count,
+		changes:      s.changes,
 		wake:         make(chan struct{}, 1),
 		poll:         cfg.PollInterval,
 		batchSize:    cfg.BatchSize,
@@ -181,7 +192,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 	s.ingestURL = "http://" + ln.Addr().String()
-	s.ingestHTTP = newHTTPServer(handler, s.log)
+	s.statusNeedsToken = statusNeedsToken(ln.Addr())
+	s.ingestHTTP = newHTTPServer(s.routes(handler, s.statusNeedsToken), s.log)
 	s.served = make(chan error, 1)
 	go func() {
 		err := s.ingestHTTP.Serve(ln)
@@ -204,6 +216,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.loopsDone.Go(func() { s.refreshLoop(loopCtx) })
 	s.loopsDone.Go(func() { s.flushLoop(loopCtx) })
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.MaintainEvery, s.maintain) })
+	s.loopsDone.Go(func() {
+		s.every(loopCtx, callSampleEvery, func(context.Context) { s.calls.sample(time.Now()) })
+	})
 	s.progressOut = &progressPrinter{w: cfg.Stdout}
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.ProgressEvery, s.printProgress) })
 
@@ -270,6 +285,7 @@ func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.calls = &callHistory{stats: client.Stats}
 	up, err := upload.New(upload.Options{
 		Client:               client,
 		Ledger:               s.ledger.SQLite,
@@ -538,7 +554,7 @@ func (s *Stack) PrintBanner() {
 		dataDir = abs
 	}
 	fmt.Fprintln(w, "pinlist serve: the connector, running locally")
-	fmt.Fprintf(w, "  ingest:        %s  (POST /v1/profiles, POST /v1/audiences, GET /healthz)\n", s.ingestURL)
+	fmt.Fprintf(w, "  ingest:        %s  (POST /v1/profiles, POST /v1/audiences, GET /healthz, GET /status)\n", s.ingestURL)
 	tokenRef := "$PINLIST_INGEST_TOKEN"
 	switch s.tokenOrigin {
 	case ingestTokenGenerated:
@@ -567,6 +583,11 @@ func (s *Stack) PrintBanner() {
 	}
 	fmt.Fprintf(w, "  try:           curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' --data-binary @examples/profiles.json %s%s\n",
 		tokenRef, s.ingestURL, ingest.PathProfiles)
+	fmt.Fprintf(w, "  status page:   %s%s", s.ingestURL, PathStatus)
+	if s.statusNeedsToken {
+		fmt.Fprint(w, "  (not on a loopback address: it asks for the ingest token)")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "  status:        pinlist status")
 }
 
