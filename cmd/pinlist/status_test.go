@@ -45,7 +45,8 @@ func TestServeThenStatus(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--sim-addr", simAddr, "--data-dir", dir}, stdout, stderr)
 	}()
 	waitUntil(t, "the serve banner", func() bool { return strings.Contains(stdout.String(), "status:") })
-	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5", "data dir:"} {
+	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5",
+		"write limit:   400 calls a minute per ad account", "data dir:"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, stdout)
 		}
@@ -323,8 +324,8 @@ func statusSim(t *testing.T) (apiURL, access string) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	access, _ = sim.IssueToken("status-app", []string{"ads:read", "ads:write"})
-	client, err := pinterest.NewClient(statusAdAccount, pinterest.WithBaseURL(srv.URL+"/v5"), pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})))
+	client, err := pinterest.New(pinterest.Options{AdAccountID: statusAdAccount, BaseURL: srv.URL + "/v5", HTTPClient: srv.Client(),
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})})
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}
