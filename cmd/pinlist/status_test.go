@@ -99,6 +99,7 @@ func TestServeAndStatusFlags(t *testing.T) {
 		args []string
 	}{
 		{"serve negative write rate", []string{"serve", "--write-rate", "-2"}},
+		{"serve negative simulator write limit", []string{"serve", "--sim-write-limit", "-1"}},
 		{"serve extra argument", []string{"serve", "now"}},
 		{"serve batch size zero", []string{"serve", "--batch-size", "0"}},
 		{"serve batch size above the local limit", []string{"serve", "--batch-size", "1001"}},
