@@ -108,7 +108,7 @@ func (p *pacer) settled() {
 
 // interval is the time between write starts at the current pace.
 func (p *pacer) interval() time.Duration {
-	return time.Duration(float64(time.Second) / p.rate)
+	return min(time.Duration(float64(time.Second)/p.rate), maxRetryAfter)
 }
 
 // holdUntil keeps every write from starting before t, also those that
@@ -193,7 +193,8 @@ type budgetHint struct {
 
 func parseBudgetHint(h http.Header, now time.Time) budgetHint {
 	hint := budgetHint{remaining: -1, reset: rateLimitReset(h, now)}
-	if v, ok := firstNumber(h.Get("X-RateLimit-Limit")); ok && v > 0 {
+	// Less than a call a minute is no budget Pinterest would run: garbage.
+	if v, ok := firstNumber(h.Get("X-RateLimit-Limit")); ok && v >= 1 && v < 1e9 {
 		hint.perMinute = v
 	}
 	if v, ok := firstNumber(h.Get("X-RateLimit-Remaining")); ok && v >= 0 && v < 1e9 {

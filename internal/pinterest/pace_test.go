@@ -309,3 +309,34 @@ func TestAdaptivePaceKeeps429sRare(t *testing.T) {
 		})
 	}
 }
+
+// FuzzBudgetHint: whatever X-RateLimit headers a server sends, the hint
+// stays in range and the pace stays positive, at most its ceiling.
+func FuzzBudgetHint(f *testing.F) {
+	f.Add("400", "12", "1", 200)
+	f.Add("400, 400;w=60", "0", "1767225600", 429)
+	f.Add("-5", "-1", "-3", 429)
+	f.Add("NaN", "Inf", "1e308", 200)
+	f.Add("0.0001", "99999999999", "", 200)
+	f.Add("1e-300", "0", "5", 429)
+	f.Fuzz(func(t *testing.T, limit, remaining, reset string, status int) {
+		h := http.Header{}
+		h.Set("X-RateLimit-Limit", limit)
+		h.Set("X-RateLimit-Remaining", remaining)
+		h.Set("X-RateLimit-Reset", reset)
+		hint := parseBudgetHint(h, paceT0)
+		if hint.perMinute < 0 || hint.perMinute != hint.perMinute || hint.remaining < -1 || hint.reset < 0 || hint.reset > maxRetryAfter {
+			t.Fatalf("hint out of range: %+v", hint)
+		}
+		p := newPacer(float64(DefaultWriteRate), retry.Jitter)
+		for range 3 {
+			p.observe(status, h, paceT0)
+		}
+		if !(p.rate > 0) || p.rate > p.ceiling || p.ceiling > p.max {
+			t.Fatalf("pace %v, ceiling %v, max %v", p.rate, p.ceiling, p.max)
+		}
+		if d, _, _ := p.reserve(paceT0); d < 0 || p.interval() <= 0 {
+			t.Fatalf("negative wait %v", d)
+		}
+	})
+}
