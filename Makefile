@@ -83,7 +83,7 @@ bench-load:
 	trap 'for pid in $$serve $$sim; do kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true; done; rm -rf "$$dir"' EXIT; \
 	$(GO) build -o "$$dir/pinlist" ./cmd/pinlist; \
 	mkdir -m 700 "$$dir/data"; \
-	"$$dir/pinlist" sim --addr $(LOAD_SIM_ADDR) >"$$dir/sim.log" 2>&1 & sim=$$!; \
+	"$$dir/pinlist" sim --addr $(LOAD_SIM_ADDR) --write-limit 0 >"$$dir/sim.log" 2>&1 & sim=$$!; \
 	"$$dir/pinlist" load --sim-url http://$(LOAD_SIM_ADDR) --provision-token "$$dir/data/token.json"; \
 	PINLIST_INGEST_TOKEN=bench-load-token "$$dir/pinlist" serve --addr $(LOAD_ADDR) --data-dir "$$dir/data" \
 		--pinterest-url http://$(LOAD_SIM_ADDR)/v5 --write-rate 0 >"$$dir/serve.log" 2>&1 & serve=$$!; \

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/token"
 )
@@ -24,6 +26,8 @@ func TestLoadAgainstALocalStack(t *testing.T) {
 	s, err := local.Start(context.Background(), local.Config{
 		Addr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(), IngestToken: ingestToken,
 		PollInterval: 20 * time.Millisecond,
+		// The load, not the write budget, is tested.
+		SimWriteLimit: local.NoSimWriteLimit, WriteRate: rate.Inf,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -78,11 +78,13 @@ func newApplier(t *testing.T) *applier {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	access, _ := sim.IssueToken("redrive-test", []string{"ads:read", "ads:write"})
-	client, err := pinterest.NewClient(redriveAdAccount,
-		pinterest.WithBaseURL(srv.URL+"/v5"),
-		pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})),
-		pinterest.WithWriteLimit(rate.Inf, 1))
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: redriveAdAccount,
+		BaseURL:     srv.URL + "/v5",
+		HTTPClient:  srv.Client(),
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access}),
+		WriteRate:   rate.Inf,
+	})
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}

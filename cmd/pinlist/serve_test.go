@@ -309,7 +309,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	)
 	bin := buildPinlist(t)
 	sim := startProc(t, bin, nil, "example", "sim", "--addr", "127.0.0.1:0", "--ad-account", adAccount,
-		"--access-token", accessToken, "--client-id", clientID, "--client-secret", clientSecret)
+		"--access-token", accessToken, "--client-id", clientID, "--client-secret", clientSecret, "--write-limit", "0")
 	simRoot := sim.banner["inspect"]
 	simRoot = strings.TrimSuffix(simRoot, "/_sim/state")
 	if !strings.HasPrefix(simRoot, "http://127.0.0.1:") {

@@ -45,7 +45,8 @@ func TestServeThenStatus(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--sim-addr", simAddr, "--data-dir", dir}, stdout, stderr)
 	}()
 	waitUntil(t, "the serve banner", func() bool { return strings.Contains(stdout.String(), "status:") })
-	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5", "data dir:"} {
+	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5",
+		"write limit:   400 calls a minute per ad account", "data dir:"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, stdout)
 		}
@@ -98,6 +99,7 @@ func TestServeAndStatusFlags(t *testing.T) {
 		args []string
 	}{
 		{"serve negative write rate", []string{"serve", "--write-rate", "-2"}},
+		{"serve negative simulator write limit", []string{"serve", "--sim-write-limit", "-1"}},
 		{"serve extra argument", []string{"serve", "now"}},
 		{"serve batch size zero", []string{"serve", "--batch-size", "0"}},
 		{"serve batch size above the local limit", []string{"serve", "--batch-size", "1001"}},
@@ -323,8 +325,8 @@ func statusSim(t *testing.T) (apiURL, access string) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	access, _ = sim.IssueToken("status-app", []string{"ads:read", "ads:write"})
-	client, err := pinterest.NewClient(statusAdAccount, pinterest.WithBaseURL(srv.URL+"/v5"), pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})))
+	client, err := pinterest.New(pinterest.Options{AdAccountID: statusAdAccount, BaseURL: srv.URL + "/v5", HTTPClient: srv.Client(),
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})})
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pinlist/pinlist/internal/loadgen"
 	"github.com/pinlist/pinlist/internal/local"
 )
@@ -24,6 +26,9 @@ func TestRunLoadAgainstTheLocalStack(t *testing.T) {
 		DataDir:      t.TempDir(),
 		IngestToken:  "load-test-token",
 		PollInterval: 20 * time.Millisecond,
+		// The load, not the write budget, is tested.
+		SimWriteLimit: local.NoSimWriteLimit,
+		WriteRate:     rate.Inf,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)

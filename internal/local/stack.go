@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/pinlist/pinlist/internal/ingest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
@@ -269,19 +267,14 @@ func (s *Stack) startPinterest(ctx context.Context, store token.FileStore) error
 func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	cfg := s.cfg
 	s.accessToken = token.NewAccessTokenSource(store)
-	opts := []pinterest.Option{
-		pinterest.WithBaseURL(s.apiURL),
-		pinterest.WithTokenSource(s.accessToken),
-		pinterest.WithHTTPClient(&http.Client{Timeout: pinterestCallTimeout}),
-		pinterest.WithLogger(s.log.With("component", "pinterest")),
-	}
-	switch {
-	case cfg.WriteRate != 0:
-		opts = append(opts, pinterest.WithWriteLimit(cfg.WriteRate, max(1, int(cfg.WriteRate))))
-	case s.sim != nil:
-		opts = append(opts, pinterest.WithWriteLimit(rate.Inf, 1))
-	}
-	client, err := pinterest.NewClient(s.adAccount, opts...)
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: s.adAccount,
+		BaseURL:     s.apiURL,
+		TokenSource: s.accessToken,
+		HTTPClient:  &http.Client{Timeout: pinterestCallTimeout},
+		WriteRate:   cfg.WriteRate, // 0: Pinterest's budget, adapted to its answers
+		Logger:      s.log.With("component", "pinterest"),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -569,6 +562,9 @@ func (s *Stack) PrintBanner() {
 	}
 	if s.sim != nil {
 		fmt.Fprintf(w, "  pinterest:     built-in simulator at %s (in memory: it starts empty on every start)\n", s.apiURL)
+		if s.cfg.SimWriteLimit > 0 {
+			fmt.Fprintf(w, "  write limit:   %d calls a minute per ad account, like Pinterest's (--sim-write-limit)\n", s.cfg.SimWriteLimit)
+		}
 		fmt.Fprintf(w, "  inspect:       %s/_sim/state\n", s.sim.root)
 	} else {
 		fmt.Fprintf(w, "  pinterest:     %s\n", s.apiURL)

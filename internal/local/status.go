@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -321,12 +322,14 @@ func readQueueStatus(ctx context.Context, dataDir string) (*QueueStatus, error) 
 // readLists lists the ad account's pinlist customer lists, with the sizes of
 // their audiences, and exact member counts when the API is a simulator.
 func readLists(ctx context.Context, opts StatusOptions, apiURL, adAccount string, store token.Store) ([]ListStatus, error) {
-	client, err := pinterest.NewClient(adAccount,
-		pinterest.WithBaseURL(apiURL),
-		pinterest.WithTokenSource(token.NewAccessTokenSource(store)),
-		pinterest.WithHTTPClient(opts.HTTPClient),
-		pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 2}),
-	)
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: adAccount,
+		BaseURL:     apiURL,
+		TokenSource: token.NewAccessTokenSource(store),
+		HTTPClient:  opts.HTTPClient,
+		Retry:       pinterest.RetryPolicy{MaxAttempts: 2},
+		Logger:      slog.New(slog.DiscardHandler), // the status report says what failed
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the lists: %w", err)
 	}
