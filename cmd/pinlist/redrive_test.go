@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/audience/audiencetest"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -88,7 +91,20 @@ func newApplier(t *testing.T) *applier {
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}
-	h, err := upload.New(upload.Options{Client: client, Metrics: io.Discard, Logger: slog.New(slog.DiscardHandler)})
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "ledger.db")+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	led, err := ledger.NewSQLite(t.Context(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := ledger.NewSQLiteNames(t.Context(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := upload.New(upload.Options{Client: client, Ledger: led, Names: names, Metrics: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("new upload handler: %v", err)
 	}

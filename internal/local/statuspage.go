@@ -109,7 +109,7 @@ func (s *Stack) validIngestToken(header string) bool {
 // the token file and the queue in its data directory, the lists from its
 // Pinterest API (or simulator).
 func (s *Stack) ReadStatus(ctx context.Context) Status {
-	opts := StatusOptions{DataDir: s.cfg.DataDir, AdAccountID: s.adAccount}
+	opts := StatusOptions{DataDir: s.cfg.DataDir, AdAccountID: s.adAccount, Ledger: s.ledger.SQLite}
 	if s.sim != nil {
 		opts.SimAddr = strings.TrimPrefix(s.sim.root, "http://")
 	} else {
