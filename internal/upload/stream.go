@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"slices"
 	"strings"
@@ -351,3 +352,36 @@ func outcomeOf(retryable bool) outcome {
 	}
 	return failedFinal
 }
+
+// errApplyOnly is what every ApplyOnly call answers.
+var errApplyOnly = errors.New("this handler only applies batches to the ledger (the apply function): it has no Pinterest client")
+
+// ApplyOnly is the Client of a Handler that only applies (the apply
+// function, which has neither Pinterest settings nor access to the token):
+// every call fails with an error saying so, and Stats is zero. Such a
+// Handler must only Apply or HandleApply, never flush.
+type ApplyOnly struct{}
+
+var _ Client = ApplyOnly{}
+
+func (ApplyOnly) CustomerLists(context.Context) iter.Seq2[*pinterest.CustomerList, error] {
+	return func(yield func(*pinterest.CustomerList, error) bool) { yield(nil, errApplyOnly) }
+}
+
+func (ApplyOnly) CreateCustomerList(context.Context, pinterest.CustomerListCreate) (*pinterest.CustomerList, error) {
+	return nil, errApplyOnly
+}
+
+func (ApplyOnly) UpdateCustomerList(context.Context, string, pinterest.Operation, []string) (*pinterest.CustomerList, error) {
+	return nil, errApplyOnly
+}
+
+func (ApplyOnly) Audiences(context.Context) iter.Seq2[*pinterest.Audience, error] {
+	return func(yield func(*pinterest.Audience, error) bool) { yield(nil, errApplyOnly) }
+}
+
+func (ApplyOnly) CreateAudience(context.Context, pinterest.AudienceCreate) (*pinterest.Audience, error) {
+	return nil, errApplyOnly
+}
+
+func (ApplyOnly) Stats() pinterest.Stats { return pinterest.Stats{} }

@@ -360,3 +360,29 @@ func TestNewFlusherChecksItsOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestApplyOnlyHandlerRecordsAndNeverCallsPinterest is the apply function's
+// Handler: it records the sample standard-queue batch, and a flush by
+// mistake fails saying why instead of pretending.
+func TestApplyOnlyHandlerRecordsAndNeverCallsPinterest(t *testing.T) {
+	_, store, names := openLedger(t)
+	h, err := upload.New(upload.Options{Client: upload.ApplyOnly{}, Ledger: store, Names: names, Metrics: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := os.ReadFile(filepath.Join("..", "..", "events", "sqs-standard-batch.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := lambda.NewHandler(h.HandleApply).Invoke(t.Context(), payload)
+	if err != nil || string(out) != `{"batchItemFailures":[]}` {
+		t.Fatalf("HandleApply = %s, %v; want no failures", out, err)
+	}
+	lists, err := store.PendingLists(t.Context())
+	if err != nil || len(lists) == 0 {
+		t.Fatalf("PendingLists = %v, %v; want the sample's lists", lists, err)
+	}
+	if _, err := h.FlushAll(t.Context()); err == nil || !strings.Contains(err.Error(), "only applies") {
+		t.Fatalf("FlushAll on the apply-only handler = %v, want an error saying it only applies", err)
+	}
+}
