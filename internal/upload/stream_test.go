@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -22,6 +24,7 @@ import (
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
+	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/upload"
 )
 
@@ -384,5 +387,79 @@ func TestApplyOnlyHandlerRecordsAndNeverCallsPinterest(t *testing.T) {
 	}
 	if _, err := h.FlushAll(t.Context()); err == nil || !strings.Contains(err.Error(), "only applies") {
 		t.Fatalf("FlushAll on the apply-only handler = %v, want an error saying it only applies", err)
+	}
+}
+
+// TestUpgradeFromTheFIFOStackLosesNothing is docs/DEPLOY.md's upgrade: the
+// legacy FIFO queue (and its dead-letter queue) still hold messages the old
+// ingest enqueued; `pinlist redrive --queue-url <changes queue> --dlq-url
+// <legacy queue>` (queue.SQS.Redrive) moves them into the standard changes
+// queue, and the apply function records every change in the ledger, where
+// the stream and the sweep pick them up.
+func TestUpgradeFromTheFIFOStackLosesNothing(t *testing.T) {
+	a := newAWSEnv(t)
+	ctx := t.Context()
+	legacy, legacyDLQ := moto.CreateFIFOQueueWithDLQ(t, "legacy", 5, 30*time.Second)
+	changesURL, _ := moto.CreateQueueWithDLQ(t, "changes", 5, 30*time.Second)
+
+	aud := ref("aaaa")
+	inQueue, inDLQ := hashes("q", 12), hashes("d", 3)
+	old := func(url string, msgs ...sqsMsg) {
+		t.Helper()
+		var out []queue.Outgoing
+		for i, m := range msgs {
+			out = append(out, queue.Outgoing{GroupID: m.group, DedupID: url[len(url)-8:] + strconv.Itoa(i), Body: []byte(m.body)})
+		}
+		if failed, err := queue.NewSQS(moto.SQS(), url).SendBatch(ctx, out); err != nil || failed != nil {
+			t.Fatalf("fill the legacy queue: %v, %v", failed, err)
+		}
+	}
+	old(legacy,
+		audienceMsg(t, aud, "VIP buyers", "from before the upgrade"),
+		changesMsg(t, changes(aud, audience.ListEmail, audience.OpAdd, t0, inQueue[:6]...)...),
+		changesMsg(t, changes(aud, audience.ListEmail, audience.OpAdd, t0, inQueue[6:]...)...),
+	)
+	old(legacyDLQ, changesMsg(t, changes(aud, audience.ListEmail, audience.OpAdd, t0, inDLQ...)...))
+
+	target := queue.NewSQS(moto.SQS(), changesURL)
+	moved := 0
+	for _, from := range []string{legacy, legacyDLQ} {
+		n, err := target.Redrive(ctx, from, 0)
+		if err != nil {
+			t.Fatalf("redrive from %s: %v", from, err)
+		}
+		moved += n
+	}
+	if moved != 4 {
+		t.Fatalf("moved %d messages, want 4", moved)
+	}
+	for {
+		ev := moto.ReceiveEvent(t, changesURL, 10)
+		if len(ev.Records) == 0 {
+			break
+		}
+		resp, err := a.h.HandleApply(ctx, ev)
+		if err != nil || len(resp.BatchItemFailures) != 0 {
+			t.Fatalf("HandleApply = %+v, %v", resp, err)
+		}
+		moto.Settle(t, changesURL, ev, resp)
+	}
+	for _, url := range []string{legacy, legacyDLQ} {
+		if d, err := queue.NewSQS(moto.SQS(), url).Depth(ctx); err != nil || d.Visible+d.InFlight != 0 {
+			t.Errorf("legacy queue %s after the move: %+v, %v; want empty", url, d, err)
+		}
+	}
+	list := ledger.List{Audience: aud, Type: audience.ListEmail}
+	for _, h := range slices.Concat(inQueue, inDLQ) {
+		row, ok, err := a.ledger.Get(ctx, list, h)
+		if err != nil || !ok || row.Want != ledger.In {
+			t.Errorf("ledger row %.8s…: %+v, %v, %v; want In", h, row, ok, err)
+		}
+	}
+	if _, err := a.flusher.HandleSchedule(ctx, events.EventBridgeEvent{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.membership()["pinlist ups:aaaa EMAIL"]; len(got) != 15 {
+		t.Errorf("the list has %d members after the sweep, want 15", len(got))
 	}
 }
