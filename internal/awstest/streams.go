@@ -24,9 +24,9 @@ type Stream struct {
 	shards    map[string]string // shard ID → next iterator ("" before the first read)
 }
 
-// Stream opens the stream of table (which must have one) at its oldest
+// DynamoDBStream opens the stream of table (which must have one) at its oldest
 // record.
-func (m *Moto) Stream(t testing.TB, table string) *Stream {
+func (m *Moto) DynamoDBStream(t testing.TB, table string) *Stream {
 	t.Helper()
 	d, err := m.DynamoDB().DescribeTable(t.Context(), &dynamodb.DescribeTableInput{TableName: aws.String(table)})
 	if err != nil {

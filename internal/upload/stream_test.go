@@ -97,7 +97,7 @@ func newAWSEnv(t *testing.T) *awsEnv {
 		names:  func(ledger.Names) ledger.Names { return names },
 	})
 	a.flusher = a.newFlusher(t, a.h)
-	a.stream = moto.Stream(t, a.table)
+	a.stream = moto.DynamoDBStream(t, a.table)
 	return a
 }
 
