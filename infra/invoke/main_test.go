@@ -33,7 +33,7 @@ func TestRunEachFunction(t *testing.T) {
 			if f, ok := resp["batchItemFailures"].([]any); !ok || len(f) != 0 {
 				t.Errorf("batchItemFailures = %v, want []", resp["batchItemFailures"])
 			}
-		}, "4 lists with rows pending"},
+		}, "6 lists with rows pending"},
 		{"upload", func(t *testing.T, resp map[string]any) {
 			if f, ok := resp["batchItemFailures"].([]any); !ok || len(f) != 0 {
 				t.Errorf("batchItemFailures = %v, want []", resp["batchItemFailures"])

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
+	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/token"
@@ -311,11 +312,21 @@ func (f *Flusher) flushLeased(ctx context.Context, logger *slog.Logger, lists []
 	}
 	after := f.h.o.Client.Stats()
 	res.APICalls, res.Retries = after.Calls-before.Calls, after.Retries-before.Retries
-	f.h.writeMetrics(ctx, logger, append(res.metrics(),
-		count("RateLimited", after.RateLimited-before.RateLimited),
-		count("ListsLeaseHeld", int64(res.held)),
-	))
+	metrics := setMetric(res.metrics(), count("RateLimited", after.RateLimited-before.RateLimited))
+	f.h.writeMetrics(ctx, logger, append(metrics, count("ListsLeaseHeld", int64(res.held))))
 	return res
+}
+
+// setMetric sets m's value in ms, or appends it when ms has no metric of
+// its name (one name per EMF line).
+func setMetric(ms []emf.Metric, m emf.Metric) []emf.Metric {
+	for i := range ms {
+		if ms[i].Name == m.Name {
+			ms[i] = m
+			return ms
+		}
+	}
+	return append(ms, m)
 }
 
 // add sums a flush's counts into res (API calls are counted over the whole
