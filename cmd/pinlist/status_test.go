@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -364,7 +366,26 @@ func TestStatusAWS(t *testing.T) {
 		t.Fatalf("received %d messages, want 1 to hold in flight", len(ev.Records))
 	}
 
-	args := []string{"--store", "secretsmanager:" + secretARN, "--queue-url", queueURL, "--pinterest-url", apiURL}
+	// The ledger holds the list's two members and one who left.
+	const table = "status-ledger"
+	if err := ledger.CreateDynamoTable(t.Context(), moto.DynamoDB(), table); err != nil {
+		t.Fatal(err)
+	}
+	store, err := ledger.NewDynamo(ledger.DynamoOptions{Client: moto.DynamoDB(), Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := audience.Ref{Namespace: "ups", ID: "aud-status"}
+	var changes []audience.Change
+	for i, who := range []string{"a", "b", "c"} {
+		changes = append(changes, audience.Change{Audience: aud, List: audience.ListEmail, Hash: redriveHash(who), Op: audience.OpAdd, EventTime: now.Add(time.Duration(i) * time.Second)})
+	}
+	changes = append(changes, audience.Change{Audience: aud, List: audience.ListEmail, Hash: redriveHash("c"), Op: audience.OpRemove, EventTime: now.Add(time.Minute)})
+	if _, err := store.Apply(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"--store", "secretsmanager:" + secretARN, "--queue-url", queueURL, "--pinterest-url", apiURL, "--ledger-table", table}
 	doc, err := statusJSONOf(t, args...)
 	msg := wantExit(t, err, exitNeedsAttention)
 	if doc.Token == nil || !doc.Token.AccountExpiresAt.Equal(tok.RefreshTokenExpiresAt) || doc.Token.Warning != "" {
@@ -395,7 +416,7 @@ func TestStatusAWS(t *testing.T) {
 	}
 	if doc.DataDir != "" || doc.AdAccountID != statusAdAccount || doc.ListsError != "" || len(doc.Lists) != 1 ||
 		doc.Lists[0].Members == nil || *doc.Lists[0].Members != 2 {
-		t.Errorf("data dir %q, lists of %s: %+v (%s); want no data dir, the simulator's one list of 2", doc.DataDir, doc.AdAccountID, doc.Lists, doc.ListsError)
+		t.Errorf("data dir %q, lists of %s: %+v (%s); want no data dir, the simulator's one list with the ledger's 2 members", doc.DataDir, doc.AdAccountID, doc.Lists, doc.ListsError)
 	}
 
 	out, _, err := runStatusCmd(t, args...)
