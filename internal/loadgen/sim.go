@@ -155,64 +155,24 @@ func (s *Sim) CallCounts(ctx context.Context) (CallCounts, error) {
 	return c, nil
 }
 
-// ParseCalls reads a /_sim/calls answer without insisting on one layout:
-// a number under a route name is that route's calls; a member whose name
-// mentions 429, "throttled" or "rate_limited" counts 429 answers (a number,
-// or an object of numbers, e.g. by route, summed); an object under
-// "routes", "calls" or "by_route" holds route counts; an object under a
-// route name holds its "calls" (or "count", "total", "requests") and
-// possibly its 429s. Anything else is ignored.
+// ParseCalls reads pinterestsim's GET /_sim/calls answer: requests per
+// route ({"customer_lists.update": 7, ...}), and the 429 answers of a
+// route under "<route>.429", a key that appears once the route has
+// answered one (so its absence means none).
 func ParseCalls(raw []byte) (CallCounts, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &top); err != nil {
+	var m map[string]int
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return CallCounts{}, fmt.Errorf("read the call counts: %w", err)
 	}
-	c := CallCounts{Routes: map[string]int{}}
-	c.read(top, "")
-	return c, nil
-}
-
-func (c *CallCounts) read(m map[string]json.RawMessage, route string) {
-	for k, v := range m {
-		var n float64
-		isNum := json.Unmarshal(v, &n) == nil
-		var sub map[string]json.RawMessage
-		isObj := !isNum && json.Unmarshal(v, &sub) == nil && sub != nil
-		switch lk := strings.ToLower(k); {
-		case strings.Contains(lk, "429") || strings.Contains(lk, "throttled") || strings.Contains(lk, "rate_limited"):
-			c.ThrottledKnown = true
-			if isNum {
-				c.Throttled += int(n)
-			} else if isObj {
-				c.Throttled += sumNumbers(sub)
-			}
-		case isNum && route == "":
-			c.Routes[k] += int(n)
-		case isNum && (lk == "calls" || lk == "count" || lk == "total" || lk == "requests"):
-			c.Routes[route] += int(n)
-		case isObj && route == "" && (lk == "routes" || lk == "calls" || lk == "by_route"):
-			c.read(sub, "")
-		case isObj && route == "":
-			c.read(sub, k)
-		}
-	}
-}
-
-// sumNumbers adds the numbers of an object, nested objects included.
-func sumNumbers(m map[string]json.RawMessage) int {
-	total := 0
-	for _, v := range m {
-		var n float64
-		if json.Unmarshal(v, &n) == nil {
-			total += int(n)
+	c := CallCounts{Routes: map[string]int{}, ThrottledKnown: true}
+	for k, n := range m {
+		if route, ok := strings.CutSuffix(k, ".429"); ok && route != "" {
+			c.Throttled += n
 			continue
 		}
-		var sub map[string]json.RawMessage
-		if json.Unmarshal(v, &sub) == nil {
-			total += sumNumbers(sub)
-		}
+		c.Routes[k] += n
 	}
-	return total
+	return c, nil
 }
 
 // Fault is the body of POST /_sim/faults.
