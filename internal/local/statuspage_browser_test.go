@@ -112,9 +112,11 @@ func TestStatusPageInChromium(t *testing.T) {
 			DeadLetters int `json:"deadLetters"`
 		} `json:"queue"`
 		Lists []struct {
-			ID      string `json:"id"`
-			Name    string `json:"name"`
-			Members int    `json:"members"`
+			ID         string `json:"id"`
+			Name       string `json:"name"`
+			AudienceID string `json:"audience_id"`
+			ListType   string `json:"list_type"`
+			Members    int    `json:"members"`
 		} `json:"lists"`
 	}
 	if err := json.Unmarshal(raw, &want); err != nil {
@@ -147,7 +149,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	var changed int // adds and removes
 	for _, l := range want.Lists {
-		r, ok := rows[l.ID]
+		r, ok := rows[l.AudienceID+"/"+l.ListType]
 		if !ok {
 			t.Errorf("the page lacks list %s (%s)", l.ID, l.Name)
 			continue

@@ -179,7 +179,7 @@ func assertNoIdentifiers(t *testing.T, page string, emails, hashes []string) {
 	}
 }
 
-// listRow is one list row of the page: its ID, type and data-field cells.
+// listRow is one list row of the page: its key ("<audience key>/<TYPE>"), type and data-field cells.
 type listRow struct {
 	id, typ string
 	fields  map[string]string
