@@ -163,7 +163,15 @@ func (r *run) flushList(l ledger.List) error {
 		}
 	}
 	exists, created := existed, false
+	// added is what this flush put into a list that did not exist when it
+	// began: all such a list can hold.
+	added := map[string]bool{}
 	err = r.drain(l, audience.OpAdd, func(records []string) error {
+		if !existed {
+			for _, h := range records {
+				added[h] = true
+			}
+		}
 		if exists {
 			return r.update(info.id, pinterest.OpAdd, records)
 		}
@@ -200,10 +208,14 @@ func (r *run) flushList(l ledger.List) error {
 	}
 	return r.drain(l, audience.OpRemove, func(records []string) error {
 		if !existed {
-			// The list did not exist when this flush began: it holds
-			// nobody but what this flush added, and a row pending removal
-			// was not among those.
-			return nil
+			// The list did not exist when this flush began: it holds only
+			// what this flush added (nobody, when it made no list). Of
+			// those, a row that left while the list was being created is
+			// removed; the other removals need no call.
+			records = slices.DeleteFunc(records, func(h string) bool { return !added[h] })
+			if len(records) == 0 {
+				return nil
+			}
 		}
 		return r.update(info.id, pinterest.OpRemove, records)
 	})
