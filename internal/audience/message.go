@@ -169,6 +169,12 @@ func DecodeMessage(body []byte) (Message, error) {
 	if m.Version != MessageVersion {
 		return Message{}, &MessageError{Reason: fmt.Sprintf("unsupported version %d", m.Version)}
 	}
+	if m.Kind == MessageErasure {
+		if err := decodeErasure(m); err != nil {
+			return Message{}, err
+		}
+		return m, nil
+	}
 	if err := m.Audience.Validate(); err != nil {
 		return Message{}, &MessageError{Reason: err.Error()}
 	}

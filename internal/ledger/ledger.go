@@ -67,7 +67,7 @@ type Result struct {
 	// again): the row is no longer pending.
 	Reverted int
 	// Stale were not newer than the row (or than another change to the same
-	// row in the same call): dropped.
+	// row in the same call), or were for a retired list: dropped.
 	Stale int
 }
 
