@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -127,4 +128,21 @@ func decodeErasure(m Message) error {
 		}
 	}
 	return nil
+}
+
+// MessageRetire is the kind of a queue message that retires an audience
+// (AEP deleted it): its members leave its lists, the ledger drops its rows
+// and its lists are never written to again. It has no records.
+const MessageRetire = "retire"
+
+// NewRetireMessage encodes a "retire" message for a.
+func NewRetireMessage(a Ref) ([]byte, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("retire message: %w", err)
+	}
+	body, err := json.Marshal(Message{Version: MessageVersion, Kind: MessageRetire, Audience: a})
+	if err != nil {
+		return nil, fmt.Errorf("encode retire message: %w", err)
+	}
+	return body, nil
 }

@@ -333,6 +333,11 @@ func (d *Dynamo) Retired(ctx context.Context) (map[string]bool, error) {
 // FinishRetire deletes list's rows, counters and list item and marks the
 // retired item done.
 func (d *Dynamo) FinishRetire(ctx context.Context, list List) error {
+	if _, known, err := d.ListByKey(ctx, list.Key()); err != nil {
+		return fmt.Errorf("drop the rows of retired list %s: %w", list.Key(), err)
+	} else if !known {
+		return d.markRetiredDone(ctx, list)
+	}
 	var keys []map[string]types.AttributeValue
 	err := d.scanRows(ctx, []string{list.Key()}, func(_ List, r Row, _ map[string]types.AttributeValue) error {
 		keys = append(keys, rowKeyAttrs(list, r.Hash))
@@ -350,7 +355,12 @@ func (d *Dynamo) FinishRetire(ctx context.Context, list List) error {
 	}
 	d.registered.Delete(list.Key())
 	d.known.Delete(list.Key())
-	_, err = d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	return d.markRetiredDone(ctx, list)
+}
+
+// markRetiredDone marks list's retired item done.
+func (d *Dynamo) markRetiredDone(ctx context.Context, list List) error {
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(d.table),
 		Key:                       map[string]types.AttributeValue{dynPK: attrS(dynRetiredPK), dynSK: attrS(list.Key())},
 		UpdateExpression:          aws.String("SET " + dynDone + " = :one"),
@@ -388,4 +398,79 @@ func (d *Dynamo) batchDelete(ctx context.Context, keys []map[string]types.Attrib
 		}
 	}
 	return nil
+}
+
+// memberCount sums list's counter shards.
+func (d *Dynamo) memberCount(ctx context.Context, list List) (int64, error) {
+	keys := make([]map[string]types.AttributeValue, counterShards)
+	for s := range counterShards {
+		keys[s] = counterKeyAttrs(list, string([]byte{hexDigits[s>>4], hexDigits[s&15]}))
+	}
+	var n int64
+	err := d.batchGet(ctx, keys, dynCount, func(item map[string]types.AttributeValue) error {
+		c, ok := item[dynCount].(*types.AttributeValueMemberN)
+		if !ok {
+			return errors.New("counter item without a count")
+		}
+		v, err := strconv.ParseInt(c.Value, 10, 64)
+		if err != nil {
+			return fmt.Errorf("counter item's count %q: %w", c.Value, err)
+		}
+		n += v
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read the member count of %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
+
+// sentInProbe bounds the pending ADDs SentIn reads.
+const sentInProbe = 5000
+
+// SentIn compares list's member count with its pending ADDs: a member
+// that is not pending was sent. It reads at most sentInProbe pending rows:
+// a list with more members than that, all of the first sentInProbe
+// pending, counts as never sent (a new list; a vanished one is then
+// repaired on its first 404). Counts and index are eventually consistent.
+func (d *Dynamo) SentIn(ctx context.Context, list List) (bool, error) {
+	n, err := d.memberCount(ctx, list)
+	if err != nil || n <= 0 {
+		return false, err
+	}
+	probe := int(min(n, sentInProbe))
+	p, err := d.Pending(ctx, list, audience.OpAdd, probe)
+	if err != nil {
+		return false, err
+	}
+	return len(p) < probe, nil
+}
+
+// PendingCount counts list's pending rows in the pending index.
+func (d *Dynamo) PendingCount(ctx context.Context, list List) (int64, error) {
+	var n int64
+	for _, op := range []audience.Op{audience.OpAdd, audience.OpRemove} {
+		for shard := range pendingShards {
+			var start map[string]types.AttributeValue
+			for {
+				q, err := d.client.Query(ctx, &dynamodb.QueryInput{
+					TableName:                 aws.String(d.table),
+					IndexName:                 aws.String(DynamoPendingIndex),
+					KeyConditionExpression:    aws.String(dynPending + " = :g"),
+					ExpressionAttributeValues: map[string]types.AttributeValue{":g": attrS(pendingKey(list, op, hexDigits[shard]))},
+					Select:                    types.SelectCount,
+					ExclusiveStartKey:         start,
+				})
+				if err != nil {
+					return 0, fmt.Errorf("count pending rows of %s: %w", list.Key(), err)
+				}
+				n += int64(q.Count)
+				if q.LastEvaluatedKey == nil {
+					break
+				}
+				start = q.LastEvaluatedKey
+			}
+		}
+	}
+	return n, nil
 }

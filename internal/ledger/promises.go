@@ -60,6 +60,12 @@ type Keeper interface {
 	// FinishRetire drops list's rows and member count: Pinterest has the
 	// removals. The list stays registered as retired.
 	FinishRetire(ctx context.Context, list List) error
+	// SentIn reports whether Pinterest was sent a member of list that is
+	// still in (a row with Want and Sent In): the ledger expects the list
+	// to exist on Pinterest.
+	SentIn(ctx context.Context, list List) (bool, error)
+	// PendingCount counts list's pending rows (resync progress).
+	PendingCount(ctx context.Context, list List) (int64, error)
 }
 
 // ErasurePrecedence is the precedence of an erasure made at t: that of a

@@ -363,3 +363,31 @@ func retiredTx(ctx context.Context, tx *sql.Tx, key string) (bool, error) {
 	}
 	return true, nil
 }
+
+// SentIn reports whether list has a row Pinterest was sent in and that is
+// still in.
+func (s *SQLite) SentIn(ctx context.Context, list List) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `
+select 1 from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and sent = 1 and want = 1 limit 1`, list.Key()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look for members of %s sent to Pinterest: %w", list.Key(), err)
+	}
+	return true, nil
+}
+
+// PendingCount counts list's pending rows.
+func (s *SQLite) PendingCount(ctx context.Context, list List) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `
+select count(*) from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and pending is not null`, list.Key()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending rows of %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
