@@ -79,7 +79,7 @@ func runErase(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ctx, cancel := context.WithTimeout(ctx, eraseTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(*ingestURL, "/")+ingest.PathErasure, bytes.NewReader(body))
-	clear(body)
+	defer clear(body) // the plain identifiers: kept no longer than the request
 	if err != nil {
 		return fmt.Errorf("%w: --ingest-url: %v", errUsage, err)
 	}
