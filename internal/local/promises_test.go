@@ -8,7 +8,6 @@ import (
 	"time"
 )
 
-
 // TestErasureAndDeletionEndToEnd runs the promises through the local
 // stack: an email in three audiences' EMAIL lists and a GAID in one MAID
 // list are erased over POST /v1/erasure; a join stamped before the erasure
