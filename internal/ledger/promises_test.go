@@ -185,8 +185,17 @@ func TestResetListAndRetire(t *testing.T) {
 			}); err != nil {
 				t.Fatal(err)
 			}
+			if ok, err := s.SentIn(ctx, listA); err != nil || ok {
+				t.Fatalf("SentIn before anything was sent = %v, %v", ok, err)
+			}
+			if n, err := s.PendingCount(ctx, listA); err != nil || n != 3 {
+				t.Fatalf("PendingCount = %d, %v; want 3", n, err)
+			}
 			sendAll(t, s, listA)
 			sendAll(t, s, listC)
+			if ok, err := s.SentIn(ctx, listA); err != nil || !ok {
+				t.Fatalf("SentIn after the send = %v, %v", ok, err)
+			}
 			n, err := s.ResetList(ctx, listA, Unknown)
 			if err != nil || n != 3 {
 				t.Fatalf("ResetList(Unknown) = %d, %v; want 3", n, err)
