@@ -38,7 +38,8 @@ type Erased struct {
 // stale. The row is the guard; it is kept for the store's ErasureGuard
 // (config.DefaultErasureGuard, PINLIST_ERASURE_GUARD) once Pinterest has
 // the removal, then deleted, and with it the hash (SQLite: Purge; DynamoDB:
-// the table's TTL).
+// the table's TTL). The guard is per list: a list the ledger first sees
+// after the erasure does not drop a join stamped before it.
 type Keeper interface {
 	Erase(ctx context.Context, erasures []Erasure) (Erased, error)
 	// ResetList forgets what Pinterest was sent for list's rows: Sent
