@@ -187,7 +187,16 @@ func (r *run) flushListOnce(l ledger.List) error {
 		}
 	}
 	exists, created := existed, false
+	var added map[string]bool // when the list is new: the hashes this flush sent it
 	err = r.drain(l, audience.OpAdd, func(records []string) error {
+		if !existed {
+			if added == nil {
+				added = map[string]bool{}
+			}
+			for _, h := range records {
+				added[h] = true
+			}
+		}
 		if exists {
 			return r.update(info.id, pinterest.OpAdd, records)
 		}
@@ -225,9 +234,20 @@ func (r *run) flushListOnce(l ledger.List) error {
 	return r.drain(l, audience.OpRemove, func(records []string) error {
 		if !existed {
 			// The list did not exist when this flush began: it holds
-			// nobody but what this flush added, and a row pending removal
-			// was not among those.
-			return nil
+			// nobody but what this flush added. A removal recorded
+			// meanwhile (an exit or an erasure racing the create) may
+			// concern one of those: those are sent, the others need no
+			// call.
+			var held []string
+			for _, h := range records {
+				if added[h] {
+					held = append(held, h)
+				}
+			}
+			if len(held) == 0 || !exists {
+				return nil
+			}
+			records = held
 		}
 		return r.update(info.id, pinterest.OpRemove, records)
 	})

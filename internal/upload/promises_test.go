@@ -1,9 +1,11 @@
 package upload_test
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -325,4 +327,44 @@ func newHandlerLike(e *env, logs, metrics *syncBuffer) (*upload.Handler, error) 
 	o.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	o.Metrics = metrics
 	return upload.New(o)
+}
+
+// raceStore applies a change just before the first ADD rows of a list are
+// marked sent: an exit that arrives while the flush creates the list.
+type raceStore struct {
+	ledger.Store
+	once   sync.Once
+	change audience.Change
+	t      *testing.T
+}
+
+func (s *raceStore) MarkSent(ctx context.Context, l ledger.List, op audience.Op, rows []ledger.Pending) error {
+	if op == audience.OpAdd {
+		s.once.Do(func() {
+			if _, err := s.Store.Apply(ctx, []audience.Change{s.change}); err != nil {
+				s.t.Errorf("apply the racing change: %v", err)
+			}
+		})
+	}
+	return s.Store.MarkSent(ctx, l, op, rows)
+}
+
+// TestRemovalRacingACreateIsSent: a removal recorded while the flush creates
+// a list with that person in it is sent in the same flush, not marked sent
+// without a call.
+func TestRemovalRacingACreateIsSent(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a := ref("race")
+	members := hashes("r", 3)
+	e := newEnv(t, envConfig{ledger: func(s ledger.Store) ledger.Store {
+		return &raceStore{Store: s, t: t, change: audience.Change{
+			Audience: a, List: audience.ListEmail, Op: audience.OpRemove, Hash: members[0], EventTime: t0.Add(time.Hour),
+		}}
+	}})
+	if failed := e.handle(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	if _, recs, _ := e.listOf(a, audience.ListEmail); !slices.Equal(recs, sortedOf(members[1:]...)) {
+		t.Fatalf("list %v, want the removal that raced the create applied", recs)
+	}
 }
