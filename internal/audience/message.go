@@ -11,7 +11,9 @@ import (
 // Message is the JSON body of one queue message between ingest and upload.
 // Kind "changes" carries records of one audience; kind "audience" carries
 // audience metadata (AEP's audience create/update: name, description) so the
-// upload step can name the lists before members arrive.
+// upload step can name the lists before members arrive; kind "erasure"
+// (MessageErasure) erases identifiers from every list of their type; kind
+// "retire" (MessageRetire) retires an audience AEP deleted.
 type Message struct {
 	Version     int      `json:"v"`    // MessageVersion
 	Kind        string   `json:"kind"` // MessageChanges or MessageAudience
@@ -169,6 +171,12 @@ func DecodeMessage(body []byte) (Message, error) {
 	if m.Version != MessageVersion {
 		return Message{}, &MessageError{Reason: fmt.Sprintf("unsupported version %d", m.Version)}
 	}
+	if m.Kind == MessageErasure {
+		if err := decodeErasure(m); err != nil {
+			return Message{}, err
+		}
+		return m, nil
+	}
 	if err := m.Audience.Validate(); err != nil {
 		return Message{}, &MessageError{Reason: err.Error()}
 	}
@@ -185,6 +193,10 @@ func DecodeMessage(body []byte) (Message, error) {
 	case MessageAudience:
 		if len(m.Records) != 0 {
 			return Message{}, &MessageError{Reason: "an audience message with records"}
+		}
+	case MessageRetire:
+		if len(m.Records) != 0 || m.Name != "" || m.Description != "" {
+			return Message{}, &MessageError{Reason: "a retire message with records or a name"}
 		}
 	default:
 		return Message{}, &MessageError{Reason: "unknown kind"}

@@ -106,6 +106,11 @@ type parser struct {
 	strbuf  []byte                     // unescaped strings; valid until the next readString
 	escKeys [][]byte                   // unescaped copies of keys with escapes on the path
 	idbuf   []byte                     // an unescaped identifier kept while its entry is read
+
+	// An erasure request (MapErasure): memberships are skipped and every
+	// profile's identities kept in erased.
+	erasure bool
+	erased  []profileIdentity
 }
 
 // rec is one change without pointers: cheap to build, sort and drop.
@@ -300,6 +305,9 @@ func (p *parser) profileField(key []byte) error {
 		defer p.pop()
 		return p.identityMap()
 	case "segmentMembership":
+		if p.erasure {
+			return p.skipValue()
+		}
 		p.pushName(nameSegmentMembership)
 		defer p.pop()
 		return p.segmentMembership()
@@ -315,6 +323,9 @@ func (p *parser) startProfile() {
 
 // endProfile emits the profile's changes: every membership × every identity.
 func (p *parser) endProfile() error {
+	if p.erasure {
+		return p.endErasureProfile()
+	}
 	if len(p.ids) == 0 || len(p.mems) == 0 {
 		return nil
 	}

@@ -32,7 +32,8 @@ const (
 	// EnvLedgerTable is the DynamoDB membership ledger table (AWS only; the
 	// apply and upload functions, which also keep audience names and the
 	// per-list flush leases in it).
-	EnvLedgerTable = "PINLIST_LEDGER_TABLE"
+	EnvLedgerTable  = "PINLIST_LEDGER_TABLE"
+	EnvErasureGuard = "PINLIST_ERASURE_GUARD"
 )
 
 // Defaults for the optional settings.
@@ -48,6 +49,10 @@ const (
 	DefaultMaxBodyBytes = 5 << 20
 	DefaultAddr         = "127.0.0.1:8080"
 	DefaultDataDir      = "./.pinlist"
+	// DefaultErasureGuard is how long the ledger keeps an erased
+	// identifier's hash (PINLIST_ERASURE_GUARD), so that a join stamped
+	// before the erasure that arrives later is dropped; then the hash goes.
+	DefaultErasureGuard = 30 * 24 * time.Hour
 )
 
 // Config is every setting pinlist reads from the environment. Each function
@@ -68,6 +73,7 @@ type Config struct {
 	Addr                 string
 	DataDir              string
 	LedgerTable          string
+	ErasureGuard         time.Duration
 }
 
 // FromEnv reads the configuration with os.LookupEnv.
@@ -124,6 +130,14 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s: want a positive Go duration such as 240h, got %q", EnvRefreshBefore, v)
 		}
 		c.RefreshBefore = d
+	}
+	c.ErasureGuard = DefaultErasureGuard
+	if v := get(EnvErasureGuard); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return Config{}, fmt.Errorf("%s: want a positive Go duration such as 720h, got %q", EnvErasureGuard, v)
+		}
+		c.ErasureGuard = d
 	}
 	c.MaxRecordsPerRequest = DefaultMaxRecordsPerRequest
 	if v := get(EnvMaxRecordsPerRequest); v != "" {

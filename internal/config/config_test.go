@@ -23,7 +23,7 @@ func TestLoadDefaults(t *testing.T) {
 	if c.RefreshBefore != 240*time.Hour {
 		t.Errorf("RefreshBefore = %v, want 240h", c.RefreshBefore)
 	}
-	if c.MaxRecordsPerRequest != 5000 || c.Addr != "127.0.0.1:8080" || c.DataDir != "./.pinlist" || c.ConnectionName != "pinlist" {
+	if c.MaxRecordsPerRequest != 5000 || c.Addr != "127.0.0.1:8080" || c.DataDir != "./.pinlist" || c.ConnectionName != "pinlist" || c.ErasureGuard != DefaultErasureGuard {
 		t.Errorf("defaults wrong: %+v", c)
 	}
 }
@@ -36,12 +36,16 @@ func TestLoadValues(t *testing.T) {
 		EnvMaxRecordsPerRequest: "1900",
 		EnvQueueURL:             " http://q ",
 		EnvLedgerTable:          " pinlist-ledger ",
+		EnvErasureGuard:         "48h",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.APIBaseURL != "http://127.0.0.1:8081/v5" || !c.APIBaseURLSet {
 		t.Errorf("APIBaseURL = %q", c.APIBaseURL)
+	}
+	if c.ErasureGuard != 48*time.Hour {
+		t.Errorf("ErasureGuard = %v, want 48h", c.ErasureGuard)
 	}
 	if c.RefreshBefore != 72*time.Hour || c.MaxRecordsPerRequest != 1900 || c.QueueURL != "http://q" || c.AdAccountID != "549755885175" || c.LedgerTable != "pinlist-ledger" {
 		t.Errorf("values wrong: %+v", c)
@@ -57,6 +61,8 @@ func TestLoadRejects(t *testing.T) {
 		"max records zero":        {EnvMaxRecordsPerRequest: "0"},
 		"max records text":        {EnvMaxRecordsPerRequest: "many"},
 		"log level unknown":       {EnvLogLevel: "LOUD"},
+		"erasure guard bad":       {EnvErasureGuard: "a month"},
+		"erasure guard zero":      {EnvErasureGuard: "0s"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Load(lookupMap(env))

@@ -196,7 +196,8 @@ func orDefault[T int | int64 | time.Duration](v, def T) T {
 }
 
 // ServeHTTP routes the request: GET /healthz without credentials, POST
-// /v1/profiles and POST /v1/audiences with the ingest token.
+// /v1/profiles, POST /v1/audiences, POST /v1/erasure and DELETE
+// /v1/audiences/{id} with the ingest token.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := h.now()
 	id := h.requestID(r.Context())
@@ -210,7 +211,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		writeJSON(sw, http.StatusOK, map[string]string{"status": "ok"})
-	case PathProfiles, PathAudiences:
+	case PathProfiles, PathAudiences, PathErasure:
 		if !allowMethod(sw, r, http.MethodPost) || !h.authorize(sw, r, log) || !jsonContent(sw, r) {
 			break
 		}
@@ -218,12 +219,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			break
 		}
-		if r.URL.Path == PathProfiles {
+		switch r.URL.Path {
+		case PathProfiles:
 			attrs = h.profiles(sw, r, body, log)
-		} else {
+		case PathErasure:
+			attrs = h.erasure(sw, r, body, log)
+		default:
 			attrs = h.audience(sw, r, body, log)
 		}
 	default:
+		if strings.HasPrefix(r.URL.Path, PathAudiences+"/") {
+			if allowMethod(sw, r, http.MethodDelete) && h.authorize(sw, r, log) {
+				attrs = h.deleteAudience(sw, r, log)
+			}
+			break
+		}
 		writeError(sw, http.StatusNotFound, codeNotFound, "no such route", "")
 	}
 	level := slog.LevelInfo
@@ -238,7 +248,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The path and method are logged only when they are ones we know: others
 	// are outside input and could carry anything.
 	route := r.URL.Path
-	if route != PathHealth && route != PathProfiles && route != PathAudiences {
+	switch {
+	case route == PathHealth, route == PathProfiles, route == PathAudiences, route == PathErasure:
+	case strings.HasPrefix(route, PathAudiences+"/"):
+		route = routeAudience
+	default:
 		route = "unknown"
 	}
 	method := r.Method

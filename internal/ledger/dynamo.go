@@ -101,6 +101,9 @@ type DynamoAPI interface {
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 	Query(context.Context, *dynamodb.QueryInput, ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	// For the promises (dynamo_promises.go): resync, repair, retirement.
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 }
 
 // DynamoOptions configure NewDynamo.
@@ -119,6 +122,10 @@ type DynamoOptions struct {
 	Now func() time.Time
 	// Logger tells of retried conflicts; nil means slog.Default().
 	Logger *slog.Logger
+	// ErasureGuard is how long an erased row is kept (see Keeper): its
+	// TTL once Pinterest has the removal. Default
+	// config.DefaultErasureGuard.
+	ErasureGuard time.Duration
 }
 
 // Dynamo is the AWS ledger store: one DynamoDB table (see the constants
@@ -131,6 +138,7 @@ type Dynamo struct {
 	now         func() time.Time
 	log         *slog.Logger
 
+	guard      time.Duration
 	registered sync.Map // list key → struct{}: list items written by this process
 	known      sync.Map // list key → List: list items read by ListByKey
 }
@@ -155,6 +163,10 @@ func NewDynamo(opts DynamoOptions) (*Dynamo, error) {
 	}
 	if d.outTTL == 0 {
 		d.outTTL = DefaultOutTTL
+	}
+	var err error
+	if d.guard, err = guardOrDefault("ErasureGuard", opts.ErasureGuard); err != nil {
+		return nil, fmt.Errorf("new DynamoDB ledger: %w", err)
 	}
 	if d.concurrency == 0 {
 		d.concurrency = DefaultDynamoConcurrency
@@ -334,16 +346,29 @@ func (d *Dynamo) Apply(ctx context.Context, changes []audience.Change) (Result, 
 	if err != nil {
 		return Result{}, fmt.Errorf("apply %d changes to the ledger: check changes: %w", len(changes), err)
 	}
-	res := Result{Stale: stale}
+	items, retired, err := d.dropRetired(ctx, items)
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	res, _, err := d.applyItems(ctx, items, Result{Stale: stale + retired})
+	if err != nil {
+		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+	}
+	return res, nil
+}
+
+// applyItems applies prepared items (see Apply), adding to res; it also
+// returns the lists where a row flipped (became pending).
+func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Result, []List, error) {
 	if len(items) == 0 {
-		return res, nil
+		return res, nil, nil
 	}
 	if err := d.register(ctx, items); err != nil {
-		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+		return Result{}, nil, err
 	}
 	cur, err := d.readRows(ctx, items)
 	if err != nil {
-		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+		return Result{}, nil, err
 	}
 	var work []int
 	for i, it := range items {
@@ -355,6 +380,7 @@ func (d *Dynamo) Apply(ctx context.Context, changes []audience.Change) (Result, 
 		work = append(work, i)
 	}
 	var mu sync.Mutex
+	flipped := map[string]List{}
 	err = d.parallel(ctx, len(work), func(ctx context.Context, j int) error {
 		i := work[j]
 		o, err := d.write(ctx, items[i], cur[i])
@@ -363,13 +389,21 @@ func (d *Dynamo) Apply(ctx context.Context, changes []audience.Change) (Result, 
 		}
 		mu.Lock()
 		res.count(o)
+		if o == Flip {
+			flipped[items[i].list.Key()] = items[i].list
+		}
 		mu.Unlock()
 		return nil
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("apply %d changes to the ledger: %w", len(changes), err)
+		return Result{}, nil, err
 	}
-	return res, nil
+	var lists []List
+	for _, l := range flipped {
+		lists = append(lists, l)
+	}
+	sortLists(lists)
+	return res, lists, nil
 }
 
 // register writes the list items of lists this process has not written.
@@ -478,9 +512,13 @@ func (d *Dynamo) write(ctx context.Context, it item, cur Row) (Outcome, error) {
 			vals[":p"] = attrS(cur.Precedence)
 			vals[":s"] = attrN(int64(cur.Sent))
 		}
+		item := d.rowItem(dec.Row, dec.Outcome)
+		if it.until != 0 {
+			d.guardItem(item, dec.Row, it.until)
+		}
 		put := &types.Put{
 			TableName:           aws.String(d.table),
-			Item:                d.rowItem(dec.Row, dec.Outcome),
+			Item:                item,
 			ConditionExpression: aws.String(cond),
 		}
 		if len(vals) > 0 {
@@ -666,9 +704,10 @@ func (d *Dynamo) Pending(ctx context.Context, list List, op audience.Op, limit i
 	return out, nil
 }
 
-// MarkSent marks each row sent with one write conditional on its
-// precedence (and Want) being those read; a row that changed stays pending.
-// A row now out and sent gets its expiry.
+// MarkSent records that Pinterest has each row in op's state (see Store)
+// with conditional writes that need no read; a row whose Want differs is
+// pending (and marked a flip for the stream). A row now out and sent gets
+// its expiry.
 func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error {
 	if err := checkOp(op); err != nil {
 		return fmt.Errorf("mark rows of %s sent: %w", list.Key(), err)
@@ -681,7 +720,8 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 	// tries is tried again.
 	settled := "SET " + dynSent + " = :s REMOVE " + dynPending + ", " + dynFlip
 	if sent == Out {
-		settled = "SET " + dynSent + " = :s, " + dynExpires + " = :x REMOVE " + dynPending + ", " + dynFlip
+		// An erased row keeps its guard's expiry (dynErased).
+		settled = "SET " + dynSent + " = :s, " + dynExpires + " = if_not_exists(" + dynErased + ", :x) REMOVE " + dynPending + ", " + dynFlip
 	}
 	other := opFor(In)
 	if sent == In {

@@ -11,7 +11,9 @@
 // local queue deletes what it applied in the same one) and
 // SQLite.ResetSent forgets what Pinterest was sent (the built-in simulator
 // starts empty); Dynamo's table is described by DynamoTableInput and its
-// Streams filter by DynamoStreamFilter.
+// Streams filter by DynamoStreamFilter. Both stores also implement Keeper
+// (promises.go): erasure with a guard against late joins, a per-list reset
+// (repair, resync) and the retirement of an audience's lists.
 package ledger
 
 import (
@@ -67,7 +69,7 @@ type Result struct {
 	// again): the row is no longer pending.
 	Reverted int
 	// Stale were not newer than the row (or than another change to the same
-	// row in the same call): dropped.
+	// row in the same call), or were for a retired list: dropped.
 	Stale int
 }
 

@@ -132,6 +132,9 @@ type item struct {
 	hash string
 	op   audience.Op
 	p    string
+	// until is an erasure's guard expiry (Unix seconds; DynamoDB only),
+	// else 0.
+	until int64
 }
 
 // rowKey identifies a row within one call.

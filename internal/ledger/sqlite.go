@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
 )
@@ -65,12 +66,19 @@ type SQLiteOptions struct {
 	// the store's methods other than ApplyTx only while holding no
 	// transaction on it, or they wait for the connection forever.
 	DB *sql.DB
+	// ErasureGuard is how long an erased row is kept (see Keeper). Default
+	// config.DefaultErasureGuard.
+	ErasureGuard time.Duration
+	// Now is the clock for erasure guards; default time.Now.
+	Now func() time.Time
 }
 
 // SQLite is the local ledger store: tables in a SQLite database, every Apply
 // and MarkSent one transaction.
 type SQLite struct {
-	db *sql.DB
+	db    *sql.DB
+	guard time.Duration
+	now   func() time.Time
 }
 
 var _ Store = (*SQLite)(nil)
@@ -81,8 +89,20 @@ func NewSQLite(ctx context.Context, opts SQLiteOptions) (*SQLite, error) {
 	if opts.DB == nil {
 		return nil, errors.New("new SQLite ledger: DB is required")
 	}
-	s := &SQLite{db: opts.DB}
-	err := s.inTx(ctx, func(tx *sql.Tx) error { return createSQLiteSchema(ctx, tx) })
+	guard, err := guardOrDefault("ErasureGuard", opts.ErasureGuard)
+	if err != nil {
+		return nil, fmt.Errorf("new SQLite ledger: %w", err)
+	}
+	s := &SQLite{db: opts.DB, guard: guard, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := createSQLiteSchema(ctx, tx); err != nil {
+			return err
+		}
+		return createSQLitePromisesSchema(ctx, tx)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("new SQLite ledger: %w", err)
 	}
@@ -168,10 +188,22 @@ on conflict (list, hash) do update set
 
 	ids := make(map[string]int64)
 	delta := make(map[int64]int64)
+	retired := make(map[string]bool)
 	for _, c := range prepared {
 		key := c.list.Key()
 		id, ok := ids[key]
+		if !ok && retired[key] {
+			res.Stale++ // a retired list takes no changes
+			continue
+		}
 		if !ok {
+			if retired[key], err = retiredTx(ctx, tx, key); err != nil {
+				return Result{}, err
+			}
+			if retired[key] {
+				res.Stale++
+				continue
+			}
 			if id, err = ensureList(ctx, tx, c.list); err != nil {
 				return Result{}, err
 			}

@@ -79,6 +79,9 @@ type Config struct {
 	RefreshBefore time.Duration
 	// MaxRecordsPerRequest bounds the records of one Pinterest call.
 	MaxRecordsPerRequest int
+	// ErasureGuard is how long an erased identifier's hash is kept in the
+	// ledger (PINLIST_ERASURE_GUARD; default config.DefaultErasureGuard).
+	ErasureGuard time.Duration
 	// ConnectionName names the connection in logs and alerts.
 	ConnectionName string
 	// Workers is how many audiences are uploaded in parallel.
@@ -143,6 +146,7 @@ func ConfigFrom(c config.Config) Config {
 		IngestToken:          c.IngestToken,
 		AdAccountID:          c.AdAccountID,
 		RefreshBefore:        c.RefreshBefore,
+		ErasureGuard:         c.ErasureGuard,
 		MaxRecordsPerRequest: c.MaxRecordsPerRequest,
 		ConnectionName:       c.ConnectionName,
 	}

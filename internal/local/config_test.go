@@ -22,6 +22,7 @@ func TestConfigFrom(t *testing.T) {
 		config.EnvRefreshBefore:        "48h",
 		config.EnvMaxRecordsPerRequest: "100",
 		config.EnvConnectionName:       "shop",
+		config.EnvErasureGuard:         "720h",
 	}
 	c, err := config.Load(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -30,7 +31,7 @@ func TestConfigFrom(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:9000", DataDir: "/var/lib/pinlist", IngestToken: "tok",
 		PinterestURL: "http://127.0.0.1:9001/v5", AdAccountID: "123", RefreshBefore: 48 * time.Hour,
-		MaxRecordsPerRequest: 100, ConnectionName: "shop",
+		MaxRecordsPerRequest: 100, ConnectionName: "shop", ErasureGuard: 720 * time.Hour,
 	}
 	if diff := cmp.Diff(want, ConfigFrom(c), cmp.AllowUnexported()); diff != "" {
 		t.Errorf("ConfigFrom (-want +got):\n%s", diff)

@@ -141,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 	cleanup = append(cleanup, func() { _ = s.queue.Close() })
-	if s.ledger, err = openLedger(ctx, s.queue); err != nil {
+	if s.ledger, err = openLedger(ctx, s.queue, cfg.ErasureGuard); err != nil {
 		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 
@@ -324,8 +324,8 @@ type ledgerTx struct {
 	*ledger.SQLiteNames
 }
 
-func openLedger(ctx context.Context, q *queue.Local) (ledgerTx, error) {
-	store, err := ledger.NewSQLite(ctx, ledger.SQLiteOptions{DB: q.DB()})
+func openLedger(ctx context.Context, q *queue.Local, guard time.Duration) (ledgerTx, error) {
+	store, err := ledger.NewSQLite(ctx, ledger.SQLiteOptions{DB: q.DB(), ErasureGuard: guard})
 	if err != nil {
 		return ledgerTx{}, err
 	}
@@ -431,6 +431,12 @@ func (s *Stack) refreshLoop(ctx context.Context) {
 func (s *Stack) maintain(ctx context.Context) {
 	if err := s.queue.Maintain(ctx); err != nil && ctx.Err() == nil {
 		s.log.LogAttrs(ctx, slog.LevelWarn, "queue maintenance", slog.String("error", err.Error()))
+	}
+	// Erased rows whose guard ran out go, and with them the hashes.
+	if n, err := s.ledger.Purge(ctx); err != nil && ctx.Err() == nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "ledger purge of erased rows", slog.String("error", err.Error()))
+	} else if n > 0 {
+		s.log.LogAttrs(ctx, slog.LevelInfo, "erased rows past their guard deleted from the ledger", slog.Int64("rows", n))
 	}
 }
 

@@ -33,6 +33,8 @@ var _ recorder = (*upload.Handler)(nil)
 type txLedger interface {
 	ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Change) (ledger.Result, error)
 	SetNameTx(ctx context.Context, tx *sql.Tx, a audience.Ref, n ledger.AudienceName) error
+	EraseTx(ctx context.Context, tx *sql.Tx, erasures []ledger.Erasure) (ledger.Erased, error)
+	RetireTx(ctx context.Context, tx *sql.Tx, a audience.Ref) ([]ledger.List, error)
 }
 
 // batchQueue is the consumer side of queue.Local that the workers use.
@@ -140,6 +142,12 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 			},
 			SetNameFunc: func(ctx context.Context, ref audience.Ref, n ledger.AudienceName) error {
 				return w.ledger.SetNameTx(ctx, tx, ref, n)
+			},
+			EraseFunc: func(ctx context.Context, es []ledger.Erasure) (ledger.Erased, error) {
+				return w.ledger.EraseTx(ctx, tx, es)
+			},
+			RetireFunc: func(ctx context.Context, ref audience.Ref) ([]ledger.List, error) {
+				return w.ledger.RetireTx(ctx, tx, ref)
 			},
 		}, ev.Records)
 		clear(failed)

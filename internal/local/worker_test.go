@@ -102,6 +102,14 @@ func (noLedger) SetNameTx(context.Context, *sql.Tx, audience.Ref, ledger.Audienc
 	return errors.New("not used")
 }
 
+func (noLedger) EraseTx(context.Context, *sql.Tx, []ledger.Erasure) (ledger.Erased, error) {
+	return ledger.Erased{}, errors.New("not used")
+}
+
+func (noLedger) RetireTx(context.Context, *sql.Tx, audience.Ref) ([]ledger.List, error) {
+	return nil, errors.New("not used")
+}
+
 // failing reports ids as failed, permanently or not.
 func failing(permanent bool, ids ...string) func(context.Context, []events.SQSMessage) []upload.Failure {
 	return func(context.Context, []events.SQSMessage) []upload.Failure {

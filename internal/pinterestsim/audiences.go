@@ -27,6 +27,10 @@ func (a *audience) json(adAccountID string, acct *adAccount) audienceJSON {
 		desc = &d
 	}
 	size := acct.audienceSize(a)
+	st := status(size)
+	if a.removed {
+		st = audienceRemoved
+	}
 	return audienceJSON{
 		ID:               formatID(a.id),
 		AdAccountID:      adAccountID,
@@ -35,7 +39,7 @@ func (a *audience) json(adAccountID string, acct *adAccount) audienceJSON {
 		Description:      desc,
 		Rule:             maps.Clone(a.rule),
 		Size:             size,
-		Status:           status(size),
+		Status:           st,
 		Type:             "audience",
 		CreatedTimestamp: a.created.Unix(),
 		UpdatedTimestamp: a.updated.Unix(),

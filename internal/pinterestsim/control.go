@@ -29,7 +29,7 @@ type FaultSpec struct {
 // routeNames are the names SetFault and POST /_sim/faults know.
 var routeNames = []string{
 	RouteCustomerListsCreate, RouteCustomerListsList, RouteCustomerListsGet, RouteCustomerListsUpdate,
-	RouteAudiencesCreate, RouteAudiencesList, RouteAudiencesGet, RouteOAuthToken, RouteAll,
+	RouteAudiencesCreate, RouteAudiencesList, RouteAudiencesGet, RouteAudiencesUpdate, RouteOAuthToken, RouteAll,
 }
 
 // fault checks the spec and turns it into a route name and Fault.
@@ -73,6 +73,7 @@ func (f FaultSpec) fault() (string, Fault, error) {
 // controlMux serves the inspection and control API under /_sim/.
 func (s *Server) controlMux() *http.ServeMux {
 	mux := http.NewServeMux()
+	s.lifecycleControl(mux)
 	mux.HandleFunc("GET /_sim/state", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, s.State())
 	})

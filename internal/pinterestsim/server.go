@@ -160,6 +160,7 @@ func New(opts Options) (*Server, error) {
 		"audiences/create":      {RouteAudiencesCreate, s.createAudience},
 		"audiences/list":        {RouteAudiencesList, s.listAudiences},
 		"audiences/get":         {RouteAudiencesGet, s.getAudience},
+		"audiences/update":      {RouteAudiencesUpdate, s.updateAudience},
 		"oauth/token":           {RouteOAuthToken, s.token},
 	}
 	s.control = s.controlMux()

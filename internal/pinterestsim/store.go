@@ -48,6 +48,7 @@ type audience struct {
 	rule             map[string]any
 	listID           string
 	created, updated time.Time
+	removed          bool // operation_type REMOVE
 }
 
 func newStore(adAccounts []string) *store {
@@ -142,6 +143,10 @@ func (s *store) state() State {
 		}
 		for _, a := range acct.audiences {
 			size := acct.audienceSize(a)
+			st := status(size)
+			if a.removed {
+				st = audienceRemoved
+			}
 			as.Audiences = append(as.Audiences, AudienceState{
 				ID:           formatID(a.id),
 				Name:         a.name,
@@ -149,7 +154,7 @@ func (s *store) state() State {
 				Description:  a.description,
 				Rule:         maps.Clone(a.rule),
 				Size:         size,
-				Status:       status(size),
+				Status:       st,
 			})
 		}
 		st.AdAccounts[id] = as

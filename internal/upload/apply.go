@@ -38,6 +38,10 @@ type Recorder interface {
 type RecorderFuncs struct {
 	ApplyFunc   func(ctx context.Context, changes []audience.Change) (ledger.Result, error)
 	SetNameFunc func(ctx context.Context, a audience.Ref, n ledger.AudienceName) error
+	// EraseFunc and RetireFunc record "erasure" and "retire" messages
+	// (see Eraser, Retirer); nil fails such messages.
+	EraseFunc  func(ctx context.Context, erasures []ledger.Erasure) (ledger.Erased, error)
+	RetireFunc func(ctx context.Context, a audience.Ref) ([]ledger.List, error)
 }
 
 // Apply calls f.ApplyFunc.
@@ -82,6 +86,10 @@ type Applied struct {
 	Result ledger.Result
 	// Names is how many audience names were recorded.
 	Names int
+	// Erasures is how many identifiers "erasure" messages erased;
+	// ErasedRows how many ledger rows they flipped out. Retired is how
+	// many audiences "retire" messages retired.
+	Erasures, ErasedRows, Retired int
 }
 
 // Apply decodes a batch of queue messages (SQS records; only MessageId and
@@ -121,6 +129,8 @@ func (h *Handler) apply(ctx context.Context, rec Recorder, records []events.SQSM
 	a := Applied{Messages: len(records)}
 	var changes []audience.Change
 	var changeMsgs []string // the IDs of the messages in changes
+	var erasures []ledger.Erasure
+	var erasureMsgs []string
 	lists := map[ledger.List]bool{}
 	for _, r := range records {
 		m, err := audience.DecodeMessage([]byte(r.Body))
@@ -143,6 +153,19 @@ func (h *Handler) apply(ctx context.Context, rec Recorder, records []events.SQSM
 				continue
 			}
 			a.Names++
+		case audience.MessageErasure:
+			erasures = append(erasures, erasuresOf(m)...)
+			erasureMsgs = append(erasureMsgs, r.MessageId)
+		case audience.MessageRetire:
+			ls, err := applyRetire(ctx, rec, m.Audience)
+			if err != nil {
+				a.Failed = append(a.Failed, Failure{ID: r.MessageId, Err: fmt.Errorf("record retire message %s: %w", r.MessageId, err)})
+				continue
+			}
+			for _, l := range ls {
+				lists[l] = true
+			}
+			a.Retired++
 		}
 	}
 	if len(changes) > 0 {
@@ -156,6 +179,7 @@ func (h *Handler) apply(ctx context.Context, rec Recorder, records []events.SQSM
 		}
 		a.Result = res
 	}
+	applyErasures(ctx, rec, erasures, erasureMsgs, &a, lists)
 	// Back in batch order.
 	pos := make(map[string]int, len(records))
 	for i, r := range records {
@@ -186,7 +210,10 @@ func (h *Handler) logApplied(ctx context.Context, logger *slog.Logger, a Applied
 		slog.Int("changes_flipped", a.Result.Flipped),
 		slog.Int("changes_noop", a.Result.NoOps),
 		slog.Int("changes_stale", a.Result.Stale),
-		slog.Int("names", a.Names))
+		slog.Int("names", a.Names),
+		slog.Int("erasures", a.Erasures),
+		slog.Int("erased_rows", a.ErasedRows),
+		slog.Int("audiences_retired", a.Retired))
 }
 
 // appliedMetrics are Apply's EMF metrics.

@@ -21,6 +21,17 @@
 // lists; no list is created for it: each list is created with its first
 // records.
 //
+// The ledger's promises (promises.go): an "erasure" message (POST
+// /v1/erasure) is recorded with the ledger's Erase (every list of each
+// identifier's type gets a REMOVE at the erasure's precedence); a "retire"
+// message (DELETE /v1/audiences/{id}) with Retire, after which the flusher
+// empties the audience's lists, renames and removes their CUSTOMER_LIST
+// audiences and drops the rows (FlushAll finishes retirements a flush left
+// undone). A list that vanished on Pinterest's side (a 404 on update that a
+// listing confirms, or a list the ledger sent members to that the listing
+// lacks) is re-created and refilled from the ledger, once per flush, with
+// an ERROR log line and the ListsRepaired metric.
+//
 // A message that cannot be decoded fails alone, on every delivery, until
 // the queue moves it to the dead-letter queue. A store failure fails the
 // messages it concerned (every "changes" message of the batch when the
@@ -84,6 +95,7 @@
 // MessageFailures (messages not recorded), ChangesFlipped (now pending),
 // ChangesNoOp and ChangesStale. Flush's: RecordsSent and ListCalls (in
 // successful customer list create and update calls), ListsCreated,
-// ListFailures (lists failed or not flushed), and APICalls and Retries (the
-// Pinterest client's counters). None carries an identifier.
+// ListFailures (lists failed or not flushed), ListsRepaired, ListsRetired,
+// and APICalls and Retries (the Pinterest client's counters). None carries
+// an identifier.
 package upload

@@ -33,6 +33,10 @@ type Flushed struct {
 	// APICalls, Retries and RateLimited (429 answers) are the Pinterest
 	// client's counters over the flush (every HTTP call, listings included).
 	APICalls, Retries, RateLimited int64
+	// ListsRepaired is how many lists that vanished on Pinterest were
+	// re-created from the ledger (each logged at ERROR: an alert);
+	// ListsRetired how many retired lists were emptied and dropped.
+	ListsRepaired, ListsRetired int
 }
 
 // metrics are the flush's EMF metrics.
@@ -45,6 +49,8 @@ func (f Flushed) metrics() []emf.Metric {
 		count("APICalls", f.APICalls),
 		count("Retries", f.Retries),
 		count("RateLimited", f.RateLimited),
+		count("ListsRepaired", int64(f.ListsRepaired)),
+		count("ListsRetired", int64(f.ListsRetired)),
 	}
 }
 
@@ -76,6 +82,11 @@ func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
 		h.o.Logger.LogAttrs(ctx, slog.LevelError, "flush failed", slog.String("error", err.Error()))
 		return Flushed{}, err
 	}
+	if lists, err = h.withRetiring(ctx, lists); err != nil {
+		err = fmt.Errorf("flush all: %w", err)
+		h.o.Logger.LogAttrs(ctx, slog.LevelError, "flush failed", slog.String("error", err.Error()))
+		return Flushed{}, err
+	}
 	return h.Flush(ctx, lists)
 }
 
@@ -90,6 +101,12 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 	r, cancel := h.newRun(ctx)
 	defer cancel()
 	var errs []error
+	if err := r.loadRetired(); err != nil {
+		// Without it a retired list could be written to: flush nothing.
+		r.flushed.NotFlushed = len(lists)
+		errs = append(errs, err)
+		lists = nil
+	}
 	for i, l := range lists {
 		err := r.flushList(l)
 		if err == nil {
@@ -128,6 +145,8 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 		slog.Int64("api_calls", f.APICalls),
 		slog.Int64("retries", f.Retries),
 		slog.Int64("rate_limited", f.RateLimited),
+		slog.Int("lists_repaired", f.ListsRepaired),
+		slog.Int("lists_retired", f.ListsRetired),
 		slog.Duration("duration", h.o.Now().Sub(start)),
 	}
 	if r.stop != nil {
@@ -137,14 +156,19 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 	return f, err
 }
 
-// flushList sends l's pending rows: the ADDs first, so that a list that
+// flushListOnce sends l's pending rows: the ADDs first, so that a list that
 // does not exist yet is created with its first records, then the REMOVEs.
-func (r *run) flushList(l ledger.List) error {
+func (r *run) flushListOnce(l ledger.List) error {
 	k := listKey{l.Audience.Key(), l.Type}
 	defer r.h.lockList(k)()
 	info, existed, err := r.findList(k)
 	if err != nil {
 		return err
+	}
+	if !existed {
+		if err := r.repairIfVanished(l); err != nil {
+			return err
+		}
 	}
 	var name *ledger.AudienceName // read once, when a list or audience is made
 	naming := func() (ledger.AudienceName, error) {

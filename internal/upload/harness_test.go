@@ -97,6 +97,7 @@ type env struct {
 	reqs    *requestLog // the customer list writes that reached the simulator
 	metrics *syncBuffer
 	logs    *syncBuffer
+	opts    upload.Options // what h was made with
 }
 
 // syncBuffer is output a test reads while it is being written.
@@ -176,7 +177,7 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 	if cfg.names != nil {
 		names = cfg.names(names)
 	}
-	e.h, err = upload.New(upload.Options{
+	e.opts = upload.Options{
 		Client:               e.client,
 		Ledger:               led,
 		Names:                names,
@@ -187,7 +188,8 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
 		Metrics:              e.metrics,
 		Now:                  cfg.now,
-	})
+	}
+	e.h, err = upload.New(e.opts)
 	if err != nil {
 		tb.Fatalf("new upload handler: %v", err)
 	}

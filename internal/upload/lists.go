@@ -152,6 +152,9 @@ func (r *run) findList(k listKey) (listInfo, bool, error) {
 	r.h.mu.Lock()
 	defer r.h.mu.Unlock()
 	for fk, id := range found {
+		if fk != k && r.retired[fk.audience+"/"+string(fk.list)] {
+			continue // retired lists are never adopted again
+		}
 		if _, ok := r.h.lists[fk]; !ok {
 			r.h.lists[fk] = listInfo{id: id}
 		}

@@ -60,6 +60,12 @@ func (s *serialDynamo) TransactWriteItems(ctx context.Context, in *dynamodb.Tran
 func (s *serialDynamo) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
 	return serial(s, s.api.Query, ctx, in, o...)
 }
+func (s *serialDynamo) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return serial(s, s.api.Scan, ctx, in, o...)
+}
+func (s *serialDynamo) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	return serial(s, s.api.BatchWriteItem, ctx, in, o...)
+}
 
 // awsEnv is the AWS shape on moto: the apply Handler and the upload Flusher
 // over one DynamoDB ledger table (ledger, names, leases) and its stream.

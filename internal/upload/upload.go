@@ -148,6 +148,9 @@ type run struct {
 	stop error
 	// reloaded is true once the token was reloaded after a 401.
 	reloaded bool
+	// retired are the retired lists' keys (loadRetired); repaired the
+	// lists repaired in this run (each at most once).
+	retired, repaired map[string]bool
 
 	flushed Flushed
 }

@@ -87,7 +87,7 @@ func TestHandleSQSCreatesListsWithTheirFirstRecords(t *testing.T) {
 	wantEMF := map[string]float64{
 		"MessageFailures": 0, "ChangesFlipped": 9, "ChangesNoOp": 0, "ChangesStale": 0,
 		"RecordsSent": 9, "ListCalls": 3, "ListsCreated": 3, "ListFailures": 0, "Retries": 0, "RateLimited": 0,
-		"APICalls": float64(sumCalls(e.sim.Calls())),
+		"APICalls": float64(sumCalls(e.sim.Calls())), "ListsRepaired": 0, "ListsRetired": 0,
 	}
 	if diff := cmp.Diff(wantEMF, got); diff != "" {
 		t.Errorf("metrics (-want +got):\n%s", diff)

@@ -38,6 +38,7 @@ var operations = []string{
 	"audiences/create",
 	"audiences/list",
 	"audiences/get",
+	"audiences/update",
 	"oauth/token",
 }
 

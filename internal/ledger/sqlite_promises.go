@@ -1,0 +1,393 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/pinlist/pinlist/internal/audience"
+)
+
+// sqlitePromisesSchema holds the promises' tables:
+//   - erased: the guard of an erased row, until when it is kept (Unix
+//     seconds) and the erasure's precedence (Purge deletes the row only if
+//     no newer change took it over since);
+//   - retired: retired lists, done once their rows were dropped.
+const sqlitePromisesSchema = `
+create table if not exists pinlist_ledger_erased (
+  list integer not null,
+  hash text not null,
+  precedence text not null,
+  until integer not null,
+  primary key (list, hash)
+) strict, without rowid;
+
+create index if not exists pinlist_ledger_erased_until_idx on pinlist_ledger_erased (until);
+
+create table if not exists pinlist_ledger_retired (
+  key text primary key,
+  ns text not null,
+  audience text not null,
+  type text not null,
+  done integer not null default 0
+) strict, without rowid;
+`
+
+var _ Keeper = (*SQLite)(nil)
+
+func createSQLitePromisesSchema(ctx context.Context, tx *sql.Tx) error {
+	if _, err := tx.ExecContext(ctx, sqlitePromisesSchema); err != nil {
+		return fmt.Errorf("create ledger erasure and retirement tables: %w", err)
+	}
+	return nil
+}
+
+// Erase erases in one transaction (see Keeper).
+func (s *SQLite) Erase(ctx context.Context, erasures []Erasure) (Erased, error) {
+	var res Erased
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = s.EraseTx(ctx, tx, erasures)
+		return err
+	})
+	if err != nil {
+		return Erased{}, fmt.Errorf("erase %d identifiers: %w", len(erasures), err)
+	}
+	return res, nil
+}
+
+type sqliteList struct {
+	id   int64
+	list List
+}
+
+// EraseTx is Erase inside the caller's transaction (see ApplyTx).
+func (s *SQLite) EraseTx(ctx context.Context, tx *sql.Tx, erasures []Erasure) (Erased, error) {
+	if err := checkErasures(erasures); err != nil {
+		return Erased{}, fmt.Errorf("check erasures: %w", err)
+	}
+	var res Erased
+	if len(erasures) == 0 {
+		return res, nil
+	}
+	byType := map[audience.ListType][]sqliteList{}
+	rows, err := tx.QueryContext(ctx, `
+select id, ns, audience, type from pinlist_ledger_lists
+where key not in (select key from pinlist_ledger_retired) order by key`)
+	if err != nil {
+		return Erased{}, fmt.Errorf("read lists: %w", err)
+	}
+	for rows.Next() {
+		var l sqliteList
+		var typ string
+		if err := rows.Scan(&l.id, &l.list.Audience.Namespace, &l.list.Audience.ID, &typ); err != nil {
+			rows.Close()
+			return Erased{}, fmt.Errorf("read list: %w", err)
+		}
+		l.list.Type = audience.ListType(typ)
+		byType[l.list.Type] = append(byType[l.list.Type], l)
+	}
+	if err := rows.Close(); err != nil {
+		return Erased{}, fmt.Errorf("read lists: %w", err)
+	}
+	read, err := tx.PrepareContext(ctx,
+		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
+	if err != nil {
+		return Erased{}, fmt.Errorf("prepare row read: %w", err)
+	}
+	defer read.Close()
+	write, err := tx.PrepareContext(ctx, `
+insert into pinlist_ledger_rows (list, hash, want, precedence, sent, pending) values (?, ?, ?, ?, ?, ?)
+on conflict (list, hash) do update set
+  want = excluded.want, precedence = excluded.precedence, sent = excluded.sent, pending = excluded.pending`)
+	if err != nil {
+		return Erased{}, fmt.Errorf("prepare row write: %w", err)
+	}
+	defer write.Close()
+	guard, err := tx.PrepareContext(ctx, `
+insert into pinlist_ledger_erased (list, hash, precedence, until) values (?, ?, ?, ?)
+on conflict (list, hash) do update set precedence = excluded.precedence, until = excluded.until`)
+	if err != nil {
+		return Erased{}, fmt.Errorf("prepare guard write: %w", err)
+	}
+	defer guard.Close()
+	until := s.now().Add(s.guard).Unix()
+	delta := map[int64]int64{}
+	touched := map[int64]List{}
+	for _, e := range erasures {
+		for _, l := range byType[e.Type] {
+			cur := Row{List: l.list, Hash: e.Hash}
+			var want, sent int64
+			err := read.QueryRowContext(ctx, l.id, e.Hash).Scan(&want, &cur.Precedence, &sent)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+			case err != nil:
+				return Erased{}, fmt.Errorf("read ledger row of list %s: %w", l.list.Key(), err)
+			default:
+				cur.Want, cur.Sent = State(want), State(sent)
+			}
+			d := decide(cur, audience.OpRemove, e.Precedence)
+			res.count(d.Outcome)
+			if d.Outcome == Stale {
+				continue
+			}
+			if _, err := write.ExecContext(ctx, l.id, e.Hash, int64(d.Row.Want), d.Row.Precedence,
+				int64(d.Row.Sent), pendingColumn(d.Row)); err != nil {
+				return Erased{}, fmt.Errorf("write ledger row of list %s: %w", l.list.Key(), err)
+			}
+			if _, err := guard.ExecContext(ctx, l.id, e.Hash, d.Row.Precedence, until); err != nil {
+				return Erased{}, fmt.Errorf("write erasure guard of list %s: %w", l.list.Key(), err)
+			}
+			delta[l.id] += d.Members
+			if d.Row.Pending() {
+				touched[l.id] = l.list
+			}
+		}
+	}
+	for id, n := range delta {
+		if n == 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx,
+			`update pinlist_ledger_lists set members = members + ? where id = ?`, n, id); err != nil {
+			return Erased{}, fmt.Errorf("update member count: %w", err)
+		}
+	}
+	for _, l := range touched {
+		res.Lists = append(res.Lists, l)
+	}
+	sortLists(res.Lists)
+	return res, nil
+}
+
+func sortLists(ls []List) {
+	slices.SortFunc(ls, func(a, b List) int {
+		switch {
+		case a.Key() < b.Key():
+			return -1
+		case a.Key() > b.Key():
+			return 1
+		}
+		return 0
+	})
+}
+
+// Purge deletes the erased rows whose guard has run out (and that
+// Pinterest has out; a row a newer change took over stays, without its
+// guard): the hash is gone from the ledger. It returns how many rows it
+// deleted. The local flush loop calls it; DynamoDB's TTL does it in AWS.
+func (s *SQLite) Purge(ctx context.Context) (int64, error) {
+	now := s.now().Unix()
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `
+delete from pinlist_ledger_rows where exists (
+  select 1 from pinlist_ledger_erased e
+  where e.list = pinlist_ledger_rows.list and e.hash = pinlist_ledger_rows.hash
+    and e.until <= ? and e.precedence = pinlist_ledger_rows.precedence)
+  and pending is null and want = 2`, now)
+		if err != nil {
+			return fmt.Errorf("delete erased rows: %w", err)
+		}
+		if n, err = r.RowsAffected(); err != nil {
+			return fmt.Errorf("count erased rows deleted: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, `
+delete from pinlist_ledger_erased where until <= ? and not exists (
+  select 1 from pinlist_ledger_rows r
+  where r.list = pinlist_ledger_erased.list and r.hash = pinlist_ledger_erased.hash
+    and r.precedence = pinlist_ledger_erased.precedence)`, now)
+		if err != nil {
+			return fmt.Errorf("delete erasure guards: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge erased rows: %w", err)
+	}
+	return n, nil
+}
+
+// ResetList is ResetSent for one list (see Keeper).
+func (s *SQLite) ResetList(ctx context.Context, list List, assume State) (int64, error) {
+	if assume > Out {
+		return 0, fmt.Errorf("reset sent state of %s: unknown state %d", list.Key(), assume)
+	}
+	var n int64
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+update pinlist_ledger_rows set sent = ?1,
+  pending = case when want = ?1 then null when want = 1 then 'ADD' else 'REMOVE' end
+where list = (select id from pinlist_ledger_lists where key = ?2)`, int64(assume), list.Key())
+		if err != nil {
+			return fmt.Errorf("update rows: %w", err)
+		}
+		return tx.QueryRowContext(ctx, `
+select count(*) from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and pending is not null`, list.Key()).Scan(&n)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reset sent state of %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
+
+// Retire retires a in one transaction (see Keeper).
+func (s *SQLite) Retire(ctx context.Context, a audience.Ref) ([]List, error) {
+	var out []List
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = s.RetireTx(ctx, tx, a)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("retire audience %s: %w", a.Key(), err)
+	}
+	return out, nil
+}
+
+// RetireTx is Retire inside the caller's transaction (see ApplyTx).
+func (s *SQLite) RetireTx(ctx context.Context, tx *sql.Tx, a audience.Ref) ([]List, error) {
+	if err := a.Validate(); err != nil {
+		return nil, fmt.Errorf("retire audience: %w", err)
+	}
+	for _, t := range audience.ListTypes {
+		l := List{Audience: a, Type: t}
+		if _, err := tx.ExecContext(ctx, `
+insert into pinlist_ledger_retired (key, ns, audience, type) values (?, ?, ?, ?) on conflict (key) do nothing`,
+			l.Key(), a.Namespace, a.ID, string(t)); err != nil {
+			return nil, fmt.Errorf("register retired list %s: %w", l.Key(), err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `
+update pinlist_ledger_rows set want = 2, pending = case when sent = 2 then null else 'REMOVE' end
+where list in (select id from pinlist_ledger_lists where ns = ? and audience = ?)`, a.Namespace, a.ID); err != nil {
+		return nil, fmt.Errorf("mark rows of audience %s out: %w", a.Key(), err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+update pinlist_ledger_lists set members = 0 where ns = ? and audience = ?`, a.Namespace, a.ID); err != nil {
+		return nil, fmt.Errorf("zero member counts of audience %s: %w", a.Key(), err)
+	}
+	var out []List
+	for _, t := range audience.ListTypes {
+		l := List{Audience: a, Type: t}
+		var one int
+		err := tx.QueryRowContext(ctx, `select 1 from pinlist_ledger_lists where key = ?`, l.Key()).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up list %s: %w", l.Key(), err)
+		}
+		out = append(out, l)
+	}
+	return out, nil
+}
+
+// Retiring lists the retired lists whose rows are not dropped yet.
+func (s *SQLite) Retiring(ctx context.Context) ([]List, error) {
+	rows, err := s.db.QueryContext(ctx, `select ns, audience, type from pinlist_ledger_retired where done = 0 order by key`)
+	if err != nil {
+		return nil, fmt.Errorf("read retiring lists: %w", err)
+	}
+	defer rows.Close()
+	var out []List
+	for rows.Next() {
+		var l List
+		var typ string
+		if err := rows.Scan(&l.Audience.Namespace, &l.Audience.ID, &typ); err != nil {
+			return nil, fmt.Errorf("read retiring list: %w", err)
+		}
+		l.Type = audience.ListType(typ)
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read retiring lists: %w", err)
+	}
+	return out, nil
+}
+
+// Retired reports every retired list's key.
+func (s *SQLite) Retired(ctx context.Context) (map[string]bool, error) {
+	rows, err := s.db.QueryContext(ctx, `select key from pinlist_ledger_retired`)
+	if err != nil {
+		return nil, fmt.Errorf("read retired lists: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]bool{}
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("read retired list: %w", err)
+		}
+		out[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read retired lists: %w", err)
+	}
+	return out, nil
+}
+
+// FinishRetire drops list's rows, guards and list row, and marks it done.
+func (s *SQLite) FinishRetire(ctx context.Context, list List) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			`delete from pinlist_ledger_rows where list = (select id from pinlist_ledger_lists where key = ?1)`,
+			`delete from pinlist_ledger_erased where list = (select id from pinlist_ledger_lists where key = ?1)`,
+			`delete from pinlist_ledger_lists where key = ?1`,
+			`update pinlist_ledger_retired set done = 1 where key = ?1`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, list.Key()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drop the rows of retired list %s: %w", list.Key(), err)
+	}
+	return nil
+}
+
+// retiredTx reports whether list is retired.
+func retiredTx(ctx context.Context, tx *sql.Tx, key string) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `select 1 from pinlist_ledger_retired where key = ?`, key).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up retired list %s: %w", key, err)
+	}
+	return true, nil
+}
+
+// SentIn reports whether list has a row Pinterest was sent in and that is
+// still in.
+func (s *SQLite) SentIn(ctx context.Context, list List) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `
+select 1 from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and sent = 1 and want = 1 limit 1`, list.Key()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look for members of %s sent to Pinterest: %w", list.Key(), err)
+	}
+	return true, nil
+}
+
+// PendingCount counts list's pending rows.
+func (s *SQLite) PendingCount(ctx context.Context, list List) (int64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, `
+select count(*) from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and pending is not null`, list.Key()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending rows of %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
