@@ -25,6 +25,7 @@ var wantGrants = map[string][]string{
 		"dynamodb:BatchGetItem LedgerTable",
 		"dynamodb:GetItem LedgerTable",
 		"dynamodb:PutItem LedgerTable",
+		"dynamodb:Query LedgerTable", // the retired and known lists (erasure, retirement)
 		"dynamodb:UpdateItem LedgerTable",
 		"logs:CreateLogStream ApplyLogGroup",
 		"logs:PutLogEvents ApplyLogGroup",
@@ -35,6 +36,8 @@ var wantGrants = map[string][]string{
 		"sqs:ReceiveMessage ChangesQueue",
 	},
 	"UploadFunction": {
+		// Finishing a retired audience's lists: their rows, then dropped.
+		"dynamodb:BatchWriteItem LedgerTable",
 		// What the stream event source mapping does for the function.
 		"dynamodb:DescribeStream LedgerTable.StreamArn",
 		// The flush: names, leases, MarkSent, list items and pending rows.
@@ -44,6 +47,7 @@ var wantGrants = map[string][]string{
 		"dynamodb:PutItem LedgerTable",
 		"dynamodb:Query ${LedgerTable.Arn}/index/pending",
 		"dynamodb:Query LedgerTable",
+		"dynamodb:Scan LedgerTable",
 		"dynamodb:UpdateItem LedgerTable",
 		"logs:CreateLogStream UploadLogGroup",
 		"logs:PutLogEvents UploadLogGroup",

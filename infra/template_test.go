@@ -31,7 +31,7 @@ func TestTemplateParameters(t *testing.T) {
 	tpl := loadTemplate(t)
 	params := asMap(tpl["Parameters"])
 
-	want := []string{"AdAccountId", "AlertEmail", "ApplyBatchSize", "ApplyBatchWindow", "ConnectionDescription", "ConnectionName",
+	want := []string{"AdAccountId", "AlertEmail", "ApplyBatchSize", "ApplyBatchWindow", "ConnectionDescription", "ConnectionName", "ErasureGuard",
 		"LogLevel", "MaxRecordsPerRequest", "PinterestApiBaseUrl", "RefreshBefore", "RefreshSchedule"}
 	if diff := cmp.Diff(want, sortedKeys(params)); diff != "" {
 		t.Errorf("parameters (-want +got):\n%s", diff)
@@ -297,7 +297,7 @@ func TestTemplateTriggers(t *testing.T) {
 			routes = append(routes, fmt.Sprint(get(ev, "Properties", "Method"), " ", get(ev, "Properties", "Path")))
 		}
 		slices.Sort(routes)
-		want := []string{"GET /healthz", "POST /v1/audiences", "POST /v1/profiles"}
+		want := []string{"DELETE /v1/audiences/{id}", "GET /healthz", "POST /v1/audiences", "POST /v1/erasure", "POST /v1/profiles"}
 		if diff := cmp.Diff(want, routes); diff != "" {
 			t.Errorf("routes (-want +got):\n%s", diff)
 		}
@@ -415,6 +415,7 @@ func TestTemplateAlarms(t *testing.T) {
 		"QueueAgeAlarm":          {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "ChangesQueue", "GreaterThanThreshold", "notBreaching"},
 		"ParkedUploadsAlarm":     {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "ParkedUploadsQueue", "GreaterThanThreshold", "notBreaching"},
 		"ApplyErrorsAlarm":       {"AWS/Lambda", "Errors", "FunctionName", "ApplyFunction", "GreaterThanThreshold", "notBreaching"},
+		"ListRepairedAlarm":      {"pinlist", "ListsRepaired", "Connection", "ConnectionName", "GreaterThanThreshold", "notBreaching"},
 		"UploadErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
 		"StreamIteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
 		"RefreshErrorsAlarm":     {"AWS/Lambda", "Errors", "FunctionName", "RefreshFunction", "GreaterThanThreshold", "notBreaching"},

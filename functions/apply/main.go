@@ -37,7 +37,7 @@ func main() {
 	if err != nil {
 		fail("load AWS configuration", err)
 	}
-	table := ledger.DynamoOptions{Client: dynamodb.NewFromConfig(aws), Table: cfg.LedgerTable, Logger: log}
+	table := ledger.DynamoOptions{Client: dynamodb.NewFromConfig(aws), Table: cfg.LedgerTable, ErasureGuard: cfg.ErasureGuard, Logger: log}
 	store, err := ledger.NewDynamo(table)
 	if err != nil {
 		fail("wire the ledger", err)
