@@ -8,7 +8,7 @@ BENCHTIME ?= 1x
 TEST_TIMEOUT ?= 15m
 
 .PHONY: test lint fmt vet bench bench-load build check-tools cfn-lint
-.PHONY: build-IngestFunction build-UploadFunction build-RefreshFunction
+.PHONY: build-IngestFunction build-ApplyFunction build-UploadFunction build-RefreshFunction
 
 ## test: the whole suite, race detector on (needs moto_server and cfn-lint).
 test: check-tools cfn-lint
@@ -96,7 +96,8 @@ bench-load:
 build:
 	$(GO) build $(PKGS)
 
-## build-IngestFunction, build-UploadFunction, build-RefreshFunction: what
+## build-IngestFunction, build-ApplyFunction, build-UploadFunction,
+## build-RefreshFunction: what
 ## `sam build` runs for each function (template.yaml: BuildMethod: makefile).
 ## SAM sets ARTIFACTS_DIR; the Lambda runtime is provided.al2023 on arm64.
 LAMBDA_GOBUILD = GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w'
@@ -106,6 +107,10 @@ build-IngestFunction:
 	$(LAMBDA_NEEDS_ARTIFACTS_DIR)
 	$(LAMBDA_GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ingest
 
+build-ApplyFunction:
+	$(LAMBDA_NEEDS_ARTIFACTS_DIR)
+	$(LAMBDA_GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/apply
+
 build-UploadFunction:
 	$(LAMBDA_NEEDS_ARTIFACTS_DIR)
 	$(LAMBDA_GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/upload
@@ -114,14 +119,16 @@ build-RefreshFunction:
 	$(LAMBDA_NEEDS_ARTIFACTS_DIR)
 	$(LAMBDA_GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/refresh
 
-## invoke-ingest, invoke-upload, invoke-refresh: build the function for the
+## invoke-ingest, invoke-apply, invoke-upload, invoke-refresh: build the function for the
 ## host and invoke it once under aws-lambda-rie (no Docker) with its sample
 ## event (EVENT=events/<file>.json picks another), against moto_server and the
-## Pinterest simulator, with the queue and secrets the stack would have. Prints
+## Pinterest simulator, with the queues, ledger table and secrets the stack
+## would have (invoke-upload first records events/sqs-standard-batch.json in
+## the ledger, so the stream event's rows are pending). Prints
 ## the response on stdout, progress and the function's log on stderr, and stops
 ## everything it started (infra/invoke). Needs Go and moto_server (installed by
 ## check-tools when missing); the first run also needs the Go module proxy to
 ## build aws-lambda-rie (then cached).
-.PHONY: invoke-ingest invoke-upload invoke-refresh
-invoke-ingest invoke-upload invoke-refresh: check-tools
+.PHONY: invoke-ingest invoke-apply invoke-upload invoke-refresh
+invoke-ingest invoke-apply invoke-upload invoke-refresh: check-tools
 	@$(PY_TOOLS_PATH)$(GO) run ./infra/invoke $(if $(EVENT),-event $(EVENT)) $(@:invoke-%=%)

@@ -301,6 +301,13 @@ func describe(v any) string {
 	if s, ok := v.(string); ok {
 		return strconv.Quote(s)
 	}
+	m := asMap(v)
+	if ga := list(m["Fn::GetAtt"]); len(ga) == 2 && len(m) == 1 {
+		return fmt.Sprintf("%v.%v", ga[0], ga[1])
+	}
+	if sub, ok := m["Fn::Sub"].(string); ok && len(m) == 1 {
+		return sub
+	}
 	return fmt.Sprint(v)
 }
 

@@ -19,7 +19,8 @@ import (
 // (ARCHITECTURE.md, "Configuration by environment").
 var requiredEnv = map[string][]string{
 	"IngestFunction":  {config.EnvQueueURL, config.EnvIngestTokenSecretID},
-	"UploadFunction":  {config.EnvAPIBaseURL, config.EnvAdAccountID, config.EnvTokenSecretID, config.EnvMaxRecordsPerRequest},
+	"ApplyFunction":   {config.EnvLedgerTable},
+	"UploadFunction":  {config.EnvAPIBaseURL, config.EnvAdAccountID, config.EnvTokenSecretID, config.EnvMaxRecordsPerRequest, config.EnvLedgerTable},
 	"RefreshFunction": {config.EnvAPIBaseURL, config.EnvTokenSecretID, config.EnvRefreshBefore, config.EnvAlertTopicARN},
 }
 

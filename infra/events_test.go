@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 )
 
 // localTestIngestToken is the bearer token in the events/ API Gateway
@@ -38,7 +39,10 @@ var eventKinds = map[string]string{
 	"apigw-unauthorized.json":    "apigw",
 	"schedule.json":              "eventbridge",
 	"schedule-force.json":        "eventbridge",
+	"schedule-sweep.json":        "eventbridge",
 	"sqs-batch.json":             "sqs",
+	"sqs-standard-batch.json":    "sqs",
+	"dynamodb-stream.json":       "dynamodb",
 }
 
 // exampleIdentifiers are the identifiers in apigw-profiles.json as a caller
@@ -96,6 +100,8 @@ func TestEventsRoundTrip(t *testing.T) {
 				typed = new(events.SQSEvent)
 			case "eventbridge":
 				typed = new(events.EventBridgeEvent)
+			case "dynamodb":
+				typed = new(events.DynamoDBEvent)
 			default:
 				t.Fatalf("unknown kind %q", kind)
 			}
@@ -466,6 +472,7 @@ func TestScheduleEvents(t *testing.T) {
 	}{
 		{"schedule.json", false},
 		{"schedule-force.json", true},
+		{"schedule-sweep.json", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.file, func(t *testing.T) {
@@ -492,5 +499,86 @@ func TestScheduleEvents(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSQSStandardBatchEvent checks the apply function's sample: the same
+// messages as sqs-batch.json (what ingest enqueues) as a standard queue
+// delivers them: no message group, deduplication ID or sequence number.
+func TestSQSStandardBatchEvent(t *testing.T) {
+	var fifo, std events.SQSEvent
+	if err := json.Unmarshal(readEvent(t, "sqs-batch.json"), &fifo); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(readEvent(t, "sqs-standard-batch.json"), &std); err != nil {
+		t.Fatal(err)
+	}
+	if len(std.Records) != len(fifo.Records) {
+		t.Fatalf("%d records, want the %d of sqs-batch.json", len(std.Records), len(fifo.Records))
+	}
+	for i, r := range std.Records {
+		if r.Body != fifo.Records[i].Body {
+			t.Errorf("record %d: body differs from sqs-batch.json's", i)
+		}
+		for _, a := range []string{"MessageGroupId", "MessageDeduplicationId", "SequenceNumber"} {
+			if _, ok := r.Attributes[a]; ok {
+				t.Errorf("record %d has %s; a standard queue sets none", i, a)
+			}
+		}
+		if strings.HasSuffix(r.EventSourceARN, ".fifo") || r.EventSource != "aws:sqs" {
+			t.Errorf("record %d from %s %s, want a standard queue", i, r.EventSource, r.EventSourceARN)
+		}
+	}
+}
+
+// TestDynamoDBStreamEvent checks the upload function's sample: what the
+// ledger table's stream passes through the template's filter after the
+// apply function recorded sqs-standard-batch.json (made on moto with the
+// real store), so every record is a ledger row just flipped.
+func TestDynamoDBStreamEvent(t *testing.T) {
+	var ev events.DynamoDBEvent
+	if err := json.Unmarshal(readEvent(t, "dynamodb-stream.json"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	var std events.SQSEvent
+	if err := json.Unmarshal(readEvent(t, "sqs-standard-batch.json"), &std); err != nil {
+		t.Fatal(err)
+	}
+	lists := map[string]bool{}
+	for _, r := range std.Records {
+		m, err := audience.DecodeMessage([]byte(r.Body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range m.Changes(0) {
+			lists[ledger.List{Audience: c.Audience, Type: c.List}.Key()] = true
+		}
+	}
+	if len(ev.Records) == 0 {
+		t.Fatal("no records")
+	}
+	seqs := map[string]bool{}
+	for i, r := range ev.Records {
+		if r.EventSource != "aws:dynamodb" || !strings.Contains(r.EventSourceArn, ":table/") || !strings.Contains(r.EventSourceArn, "/stream/") {
+			t.Errorf("record %d from %s %s, want a DynamoDB stream", i, r.EventSource, r.EventSourceArn)
+		}
+		if _, ok := r.Change.NewImage["f"]; !ok {
+			t.Errorf("record %d has no f in its new image: the filter %s would drop it", i, ledger.DynamoStreamFilter)
+		}
+		pk, sk := r.Change.Keys["pk"].String(), r.Change.Keys["sk"].String()
+		if !sha256Hex.MatchString(pk) {
+			t.Errorf("record %d: pk %q is not a SHA-256 hash", i, pk)
+		}
+		l, err := ledger.ParseListKey(sk)
+		if err != nil || !lists[l.Key()] {
+			t.Errorf("record %d: sk %q (%v) is not a list of sqs-standard-batch.json", i, sk, err)
+		}
+		if r.Change.NewImage["pk"].String() != pk || r.Change.NewImage["sk"].String() != sk {
+			t.Errorf("record %d: new image keys differ from the record's keys", i)
+		}
+		if seqs[r.Change.SequenceNumber] || r.Change.SequenceNumber == "" {
+			t.Errorf("record %d: sequence number %q empty or repeated", i, r.Change.SequenceNumber)
+		}
+		seqs[r.Change.SequenceNumber] = true
 	}
 }

@@ -17,17 +17,39 @@ var wantGrants = map[string][]string{
 		"logs:CreateLogStream IngestLogGroup",
 		"logs:PutLogEvents IngestLogGroup",
 		"secretsmanager:GetSecretValue IngestTokenSecret",
-		"sqs:SendMessage AudienceQueue", // also authorises SendMessageBatch
+		"sqs:SendMessage ChangesQueue", // also authorises SendMessageBatch
+	},
+	"ApplyFunction": {
+		// ledger.Dynamo.Apply and the name store; a TransactWriteItems is
+		// authorised as its PutItem and UpdateItem.
+		"dynamodb:BatchGetItem LedgerTable",
+		"dynamodb:GetItem LedgerTable",
+		"dynamodb:PutItem LedgerTable",
+		"dynamodb:UpdateItem LedgerTable",
+		"logs:CreateLogStream ApplyLogGroup",
+		"logs:PutLogEvents ApplyLogGroup",
+		// What the SQS event source mapping does for the function.
+		"sqs:ChangeMessageVisibility ChangesQueue",
+		"sqs:DeleteMessage ChangesQueue",
+		"sqs:GetQueueAttributes ChangesQueue",
+		"sqs:ReceiveMessage ChangesQueue",
 	},
 	"UploadFunction": {
+		// What the stream event source mapping does for the function.
+		"dynamodb:DescribeStream LedgerTable.StreamArn",
+		// The flush: names, leases, MarkSent, list items and pending rows.
+		"dynamodb:GetItem LedgerTable",
+		"dynamodb:GetRecords LedgerTable.StreamArn",
+		"dynamodb:GetShardIterator LedgerTable.StreamArn",
+		"dynamodb:PutItem LedgerTable",
+		"dynamodb:Query ${LedgerTable.Arn}/index/pending",
+		"dynamodb:Query LedgerTable",
+		"dynamodb:UpdateItem LedgerTable",
 		"logs:CreateLogStream UploadLogGroup",
 		"logs:PutLogEvents UploadLogGroup",
 		"secretsmanager:GetSecretValue PinterestTokenSecret",
-		// What the SQS event source mapping does for the function.
-		"sqs:ChangeMessageVisibility AudienceQueue",
-		"sqs:DeleteMessage AudienceQueue",
-		"sqs:GetQueueAttributes AudienceQueue",
-		"sqs:ReceiveMessage AudienceQueue",
+		// The stream's OnFailure destination (batch coordinates).
+		"sqs:SendMessage ParkedUploadsQueue",
 	},
 	"RefreshFunction": {
 		"logs:CreateLogStream RefreshLogGroup",
@@ -99,8 +121,8 @@ func allStatements(res map[string]any) []statement {
 }
 
 // statementProblems applies the rules that hold for every statement: no
-// wildcard resource for SQS or Secrets Manager actions, no wildcard actions on
-// them, Allow only, and secret writes only by the refresh function's role.
+// wildcard resource for SQS, Secrets Manager or DynamoDB actions, no wildcard
+// actions on them, Allow only, and secret writes only by the refresh function's role.
 func statementProblems(stmts []statement, refreshRole string) []string {
 	if len(stmts) == 0 {
 		return []string{"no IAM statements found"}
@@ -120,7 +142,7 @@ func statementProblems(stmts []statement, refreshRole string) []string {
 		guarded := false
 		for _, a := range st.actions {
 			la := strings.ToLower(a)
-			sqsOrSecrets := strings.HasPrefix(la, "sqs:") || strings.HasPrefix(la, "secretsmanager:")
+			sqsOrSecrets := strings.HasPrefix(la, "sqs:") || strings.HasPrefix(la, "secretsmanager:") || strings.HasPrefix(la, "dynamodb:")
 			if la == "*" || (sqsOrSecrets && strings.Contains(la, "*")) {
 				bad("%s: wildcard action %s", st.where, a)
 			}
@@ -138,8 +160,12 @@ func statementProblems(stmts []statement, refreshRole string) []string {
 			bad("%s: %v with no Resource", st.where, st.actions)
 		}
 		for _, r := range st.resources {
-			if s, ok := r.(string); ok && strings.Contains(s, "*") {
-				bad("%s: %v on Resource %q; SQS and Secrets Manager grants must name the exact ARN", st.where, st.actions, s)
+			s, ok := r.(string)
+			if !ok {
+				s, ok = asMap(r)["Fn::Sub"].(string) // "${Table.Arn}/index/*" is a wildcard too
+			}
+			if ok && strings.Contains(s, "*") {
+				bad("%s: %v on Resource %q; SQS, Secrets Manager and DynamoDB grants must name the exact ARN", st.where, st.actions, s)
 			}
 		}
 	}
@@ -229,6 +255,10 @@ func TestStatementProblemsCatches(t *testing.T) {
 		{"Deny", "IngestFunctionRole/x", `{Statement: [{Effect: Deny, Action: sqs:SendMessage, Resource: !GetAtt Q.Arn}]}`, true},
 		{"exact queue", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: sqs:SendMessage, Resource: !GetAtt Q.Arn}]}`, false},
 		{"refresh writes the token", "RefreshFunctionRole/x", `{Statement: [{Effect: Allow, Action: [secretsmanager:GetSecretValue, secretsmanager:PutSecretValue], Resource: !Ref S}]}`, false},
+		{"dynamodb on every table", "ApplyFunctionRole/x", `{Statement: [{Effect: Allow, Action: dynamodb:PutItem, Resource: "*"}]}`, true},
+		{"dynamodb on every index", "UploadFunctionRole/x", `{Statement: [{Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${T.Arn}/index/*"}]}`, true},
+		{"dynamodb wildcard action", "UploadFunctionRole/x", `{Statement: [{Effect: Allow, Action: "dynamodb:*", Resource: !GetAtt T.Arn}]}`, true},
+		{"exact index", "UploadFunctionRole/x", `{Statement: [{Effect: Allow, Action: dynamodb:Query, Resource: !Sub "${T.Arn}/index/pending"}]}`, false},
 		{"logs are not guarded", "IngestFunctionRole/x", `{Statement: [{Effect: Allow, Action: logs:PutLogEvents, Resource: "arn:aws:logs:*:*:*"}]}`, false},
 	}
 	for _, tc := range cases {

@@ -15,12 +15,14 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/ledger"
 )
 
 // functionPackages is every function in the template and the package under
 // functions/ its build-<LogicalId> Makefile target compiles.
 var functionPackages = map[string]string{
 	"IngestFunction":  "ingest",
+	"ApplyFunction":   "apply",
 	"UploadFunction":  "upload",
 	"RefreshFunction": "refresh",
 }
@@ -29,7 +31,7 @@ func TestTemplateParameters(t *testing.T) {
 	tpl := loadTemplate(t)
 	params := asMap(tpl["Parameters"])
 
-	want := []string{"AdAccountId", "AlertEmail", "ConnectionDescription", "ConnectionName",
+	want := []string{"AdAccountId", "AlertEmail", "ApplyBatchSize", "ApplyBatchWindow", "ConnectionDescription", "ConnectionName",
 		"LogLevel", "MaxRecordsPerRequest", "PinterestApiBaseUrl", "RefreshBefore", "RefreshSchedule"}
 	if diff := cmp.Diff(want, sortedKeys(params)); diff != "" {
 		t.Errorf("parameters (-want +got):\n%s", diff)
@@ -221,48 +223,61 @@ func TestTemplateBuildTargets(t *testing.T) {
 	}
 }
 
-func TestTemplateQueue(t *testing.T) {
+func TestTemplateQueues(t *testing.T) {
 	tpl := loadTemplate(t)
-	q := asMap(tpl.resource(t, "AudienceQueue", "AWS::SQS::Queue")["Properties"])
-	dlq := asMap(tpl.resource(t, "AudienceDeadLetterQueue", "AWS::SQS::Queue")["Properties"])
+	q := asMap(tpl.resource(t, "ChangesQueue", "AWS::SQS::Queue")["Properties"])
+	dlq := asMap(tpl.resource(t, "ChangesDeadLetterQueue", "AWS::SQS::Queue")["Properties"])
+	parked := asMap(tpl.resource(t, "ParkedUploadsQueue", "AWS::SQS::Queue")["Properties"])
 
-	for name, p := range map[string]map[string]any{"AudienceQueue": q, "AudienceDeadLetterQueue": dlq} {
+	for name, p := range map[string]map[string]any{"ChangesQueue": q, "ChangesDeadLetterQueue": dlq, "ParkedUploadsQueue": parked} {
 		t.Run(name, func(t *testing.T) {
-			if p["FifoQueue"] != true {
-				t.Errorf("FifoQueue = %v, want true", p["FifoQueue"])
-			}
-			// ingest sends MessageDeduplicationId; content-based dedup would hide a missing one.
-			if p["ContentBasedDeduplication"] != false {
-				t.Errorf("ContentBasedDeduplication = %v, want false", p["ContentBasedDeduplication"])
+			// Standard: the ledger orders by event time; FIFO's groups
+			// would only cap throughput.
+			if p["FifoQueue"] != nil {
+				t.Errorf("FifoQueue = %v, want a standard queue", p["FifoQueue"])
 			}
 			if p["SqsManagedSseEnabled"] != true {
 				t.Errorf("SqsManagedSseEnabled = %v, want true", p["SqsManagedSseEnabled"])
 			}
-			name, _ := get(p, "QueueName", "Fn::Sub").(string)
-			if !strings.HasSuffix(name, ".fifo") {
-				t.Errorf("QueueName %v does not end in .fifo", p["QueueName"])
+			if n, _ := number(p["MessageRetentionPeriod"]); n != 14*24*3600 {
+				t.Errorf("MessageRetentionPeriod = %v, want %d (14 days)", p["MessageRetentionPeriod"], 14*24*3600)
 			}
 		})
 	}
-
-	if got := target(get(q, "RedrivePolicy", "deadLetterTargetArn")); got != "AudienceDeadLetterQueue" {
-		t.Errorf("RedrivePolicy.deadLetterTargetArn points at %q, want AudienceDeadLetterQueue", got)
+	if got := target(get(q, "RedrivePolicy", "deadLetterTargetArn")); got != "ChangesDeadLetterQueue" {
+		t.Errorf("RedrivePolicy.deadLetterTargetArn points at %q, want ChangesDeadLetterQueue", got)
 	}
 	if n, ok := number(get(q, "RedrivePolicy", "maxReceiveCount")); !ok || n < 5 || n > 10 {
-		t.Errorf("RedrivePolicy.maxReceiveCount = %v, want 5 to 10 (AWS's minimum for Lambda event sources; an audience's group must not block for hours)", get(q, "RedrivePolicy", "maxReceiveCount"))
+		t.Errorf("RedrivePolicy.maxReceiveCount = %v, want 5 to 10 (AWS's minimum for Lambda event sources)", get(q, "RedrivePolicy", "maxReceiveCount"))
 	}
-	if n, _ := number(dlq["MessageRetentionPeriod"]); n != 14*24*3600 {
-		t.Errorf("DLQ MessageRetentionPeriod = %v, want %d (14 days)", dlq["MessageRetentionPeriod"], 14*24*3600)
-	}
-	if _, ok := dlq["RedrivePolicy"]; ok {
-		t.Errorf("the DLQ has a RedrivePolicy; dead letters must stay put")
+	for name, p := range map[string]map[string]any{"ChangesDeadLetterQueue": dlq, "ParkedUploadsQueue": parked} {
+		if _, ok := p["RedrivePolicy"]; ok {
+			t.Errorf("%s has a RedrivePolicy; what lands there must stay put", name)
+		}
 	}
 
-	upload := tpl.functionProps(t, "UploadFunction")
-	timeout, _ := number(upload["Timeout"])
+	apply := tpl.functionProps(t, "ApplyFunction")
+	timeout, _ := number(apply["Timeout"])
 	visibility, _ := number(q["VisibilityTimeout"])
-	if timeout <= 0 || visibility < 6*timeout {
-		t.Errorf("AudienceQueue VisibilityTimeout %v s < 6 x UploadFunction Timeout %v s", visibility, timeout)
+	window, _ := number(get(tpl["Parameters"], "ApplyBatchWindow", "MaxValue"))
+	if timeout <= 0 || window <= 0 || visibility < 6*timeout+window {
+		t.Errorf("ChangesQueue VisibilityTimeout %v s < 6 x ApplyFunction Timeout %v s + the largest ApplyBatchWindow %v s", visibility, timeout, window)
+	}
+
+	// The legacy FIFO queues stay, retained, so an upgrade from a FIFO stack
+	// deletes no message still in them; nothing uses them.
+	for _, id := range []string{"AudienceQueue", "AudienceDeadLetterQueue"} {
+		r := tpl.resource(t, id, "AWS::SQS::Queue")
+		if r["DeletionPolicy"] != "Retain" || r["UpdateReplacePolicy"] != "Retain" {
+			t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v; want Retain for both (it may hold changes from before the upgrade)", id, r["DeletionPolicy"], r["UpdateReplacePolicy"])
+		}
+		if get(r, "Properties", "FifoQueue") != true {
+			t.Errorf("%s is no longer FIFO: changing it would replace the queue", id)
+		}
+		name, _ := get(r, "Properties", "QueueName", "Fn::Sub").(string)
+		if !strings.HasSuffix(name, ".fifo") {
+			t.Errorf("%s QueueName %v changed (a new name replaces the queue)", id, get(r, "Properties", "QueueName"))
+		}
 	}
 }
 
@@ -288,28 +303,66 @@ func TestTemplateTriggers(t *testing.T) {
 		}
 	})
 
-	t.Run("UploadFunction SQS event", func(t *testing.T) {
-		evs := asMap(tpl.functionProps(t, "UploadFunction")["Events"])
+	t.Run("ApplyFunction SQS event", func(t *testing.T) {
+		evs := asMap(tpl.functionProps(t, "ApplyFunction")["Events"])
 		if len(evs) != 1 {
-			t.Fatalf("UploadFunction has %d events, want 1", len(evs))
+			t.Fatalf("ApplyFunction has %d events, want 1", len(evs))
 		}
 		for name, ev := range evs {
 			p := asMap(get(ev, "Properties"))
-			if get(ev, "Type") != "SQS" || target(p["Queue"]) != "AudienceQueue" {
-				t.Errorf("event %s: %v on %s, want SQS on AudienceQueue", name, get(ev, "Type"), describe(p["Queue"]))
+			if get(ev, "Type") != "SQS" || target(p["Queue"]) != "ChangesQueue" {
+				t.Errorf("event %s: %v on %s, want SQS on ChangesQueue", name, get(ev, "Type"), describe(p["Queue"]))
 			}
-			if n, _ := number(p["BatchSize"]); n != 10 {
-				t.Errorf("BatchSize = %v, want 10 (the FIFO maximum)", p["BatchSize"])
+			if target(p["BatchSize"]) != "ApplyBatchSize" || target(p["MaximumBatchingWindowInSeconds"]) != "ApplyBatchWindow" {
+				t.Errorf("BatchSize %s, MaximumBatchingWindowInSeconds %s; want !Ref ApplyBatchSize and !Ref ApplyBatchWindow",
+					describe(p["BatchSize"]), describe(p["MaximumBatchingWindowInSeconds"]))
 			}
 			if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
 				t.Errorf("FunctionResponseTypes = %v, want ReportBatchItemFailures", p["FunctionResponseTypes"])
 			}
-			if n, ok := number(get(p, "ScalingConfig", "MaximumConcurrency")); !ok || n < 2 || n > 1000 {
-				t.Errorf("ScalingConfig.MaximumConcurrency = %v, want 2 to 1000", get(p, "ScalingConfig", "MaximumConcurrency"))
-			}
-			if _, ok := p["MaximumBatchingWindowInSeconds"]; ok {
-				t.Errorf("MaximumBatchingWindowInSeconds is set; FIFO event sources do not take it")
-			}
+		}
+		// Lambda refuses a batch over 10 from a standard queue without a
+		// window of at least 1 s.
+		params := asMap(tpl["Parameters"])
+		size, _ := number(get(params, "ApplyBatchSize", "Default"))
+		minWindow, _ := number(get(params, "ApplyBatchWindow", "MinValue"))
+		maxSize, _ := number(get(params, "ApplyBatchSize", "MaxValue"))
+		if size < 1 || maxSize > 10000 || minWindow < 1 {
+			t.Errorf("ApplyBatchSize default %v (max %v), ApplyBatchWindow min %v: want a batch of 1 to 10000 and a window of at least 1 s", size, maxSize, minWindow)
+		}
+	})
+
+	t.Run("UploadFunction stream and sweep", func(t *testing.T) {
+		evs := asMap(tpl.functionProps(t, "UploadFunction")["Events"])
+		if got := sortedKeys(evs); !slices.Equal(got, []string{"LedgerStream", "Sweep"}) {
+			t.Fatalf("UploadFunction events %v, want LedgerStream and Sweep", got)
+		}
+		p := asMap(get(evs["LedgerStream"], "Properties"))
+		if get(evs["LedgerStream"], "Type") != "DynamoDB" || fmt.Sprint(get(p["Stream"], "Fn::GetAtt")) != "[LedgerTable StreamArn]" {
+			t.Errorf("LedgerStream: %v on %s, want DynamoDB on !GetAtt LedgerTable.StreamArn", get(evs["LedgerStream"], "Type"), describe(p["Stream"]))
+		}
+		filters := list(get(p, "FilterCriteria", "Filters"))
+		if len(filters) != 1 || get(filters[0], "Pattern") != ledger.DynamoStreamFilter {
+			t.Errorf("FilterCriteria.Filters = %v, want the one pattern ledger.DynamoStreamFilter %s", filters, ledger.DynamoStreamFilter)
+		}
+		if p["BisectBatchOnFunctionError"] != true {
+			t.Errorf("BisectBatchOnFunctionError = %v, want true", p["BisectBatchOnFunctionError"])
+		}
+		if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
+			t.Errorf("FunctionResponseTypes = %v, want ReportBatchItemFailures", p["FunctionResponseTypes"])
+		}
+		if n, ok := number(p["MaximumRetryAttempts"]); !ok || n < 1 || n > 100 {
+			t.Errorf("MaximumRetryAttempts = %v, want 1 to 100 (not the default: retry until the record expires)", p["MaximumRetryAttempts"])
+		}
+		if n, ok := number(p["MaximumRecordAgeInSeconds"]); !ok || n <= 0 || n >= 24*3600 {
+			t.Errorf("MaximumRecordAgeInSeconds = %v, want under the stream's 24 h", p["MaximumRecordAgeInSeconds"])
+		}
+		if got := target(get(p, "DestinationConfig", "OnFailure", "Destination")); got != "ParkedUploadsQueue" || get(p, "DestinationConfig", "OnFailure", "Type") != "SQS" {
+			t.Errorf("DestinationConfig.OnFailure = %v, want SQS ParkedUploadsQueue", get(p, "DestinationConfig", "OnFailure"))
+		}
+		sweep := evs["Sweep"]
+		if get(sweep, "Type") != "Schedule" || get(sweep, "Properties", "Schedule") != "rate(1 minute)" {
+			t.Errorf("Sweep: %v %v, want Schedule rate(1 minute)", get(sweep, "Type"), get(sweep, "Properties", "Schedule"))
 		}
 	})
 
@@ -358,17 +411,67 @@ func TestTemplateAlarms(t *testing.T) {
 		namespace, metric, dimension, dimTarget, comparison, missing string
 	}
 	want := map[string]alarm{
-		"DeadLetterAlarm":    {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "AudienceDeadLetterQueue", "GreaterThanThreshold", "notBreaching"},
-		"QueueAgeAlarm":      {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "AudienceQueue", "GreaterThanThreshold", "notBreaching"},
-		"UploadErrorsAlarm":  {"AWS/Lambda", "Errors", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
-		"RefreshErrorsAlarm": {"AWS/Lambda", "Errors", "FunctionName", "RefreshFunction", "GreaterThanThreshold", "notBreaching"},
+		"DeadLetterAlarm":        {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "ChangesDeadLetterQueue", "GreaterThanThreshold", "notBreaching"},
+		"QueueAgeAlarm":          {"AWS/SQS", "ApproximateAgeOfOldestMessage", "QueueName", "ChangesQueue", "GreaterThanThreshold", "notBreaching"},
+		"ParkedUploadsAlarm":     {"AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", "ParkedUploadsQueue", "GreaterThanThreshold", "notBreaching"},
+		"ApplyErrorsAlarm":       {"AWS/Lambda", "Errors", "FunctionName", "ApplyFunction", "GreaterThanThreshold", "notBreaching"},
+		"UploadErrorsAlarm":      {"AWS/Lambda", "Errors", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
+		"StreamIteratorAgeAlarm": {"AWS/Lambda", "IteratorAge", "FunctionName", "UploadFunction", "GreaterThanThreshold", "notBreaching"},
+		"RefreshErrorsAlarm":     {"AWS/Lambda", "Errors", "FunctionName", "RefreshFunction", "GreaterThanThreshold", "notBreaching"},
 		// The metric the refresh function emits (EMF, namespace pinlist,
 		// dimension Connection = the connection's name).
 		"TokenExpiryAlarm": {"pinlist", "DaysToAccessTokenExpiry", "Connection", "ConnectionName", "LessThanThreshold", "breaching"},
 	}
+	// Metric math alarms: their metrics' namespace/name and dimension targets.
+	mathWant := map[string][]string{
+		"RateLimitShareAlarm": {"pinlist/RateLimited ConnectionName", "pinlist/APICalls ConnectionName"},
+		"LegacyQueueAlarm":    {"AWS/SQS/ApproximateNumberOfMessagesVisible AudienceQueue", "AWS/SQS/ApproximateNumberOfMessagesVisible AudienceDeadLetterQueue"},
+	}
 	got := tpl.resources("AWS::CloudWatch::Alarm")
-	if diff := cmp.Diff(sortedKeys(want), sortedKeys(got)); diff != "" {
+	all := sortedKeys(want)
+	all = append(all, sortedKeys(mathWant)...)
+	slices.Sort(all)
+	if diff := cmp.Diff(all, sortedKeys(got)); diff != "" {
 		t.Errorf("alarms (-want +got):\n%s", diff)
+	}
+	for id, metrics := range mathWant {
+		t.Run(id, func(t *testing.T) {
+			p := asMap(got[id]["Properties"])
+			var seen []string
+			returned := 0
+			for _, m := range list(p["Metrics"]) {
+				if get(m, "ReturnData") == true {
+					returned++
+				}
+				ms := get(m, "MetricStat", "Metric")
+				if ms == nil {
+					continue
+				}
+				dims := list(get(ms, "Dimensions"))
+				if len(dims) != 1 {
+					t.Errorf("metric %v has dimensions %v, want one", get(ms, "MetricName"), dims)
+					continue
+				}
+				dv := asMap(get(dims[0], "Value"))
+				ref := target(dv)
+				if ga := list(dv["Fn::GetAtt"]); len(ga) == 2 {
+					ref, _ = ga[0].(string)
+				}
+				seen = append(seen, fmt.Sprintf("%v/%v %s", get(ms, "Namespace"), get(ms, "MetricName"), ref))
+			}
+			if diff := cmp.Diff(sorted(metrics), sorted(seen)); diff != "" {
+				t.Errorf("metrics (-want +got):\n%s", diff)
+			}
+			if returned != 1 {
+				t.Errorf("%d expressions return data, want exactly 1", returned)
+			}
+			if p["TreatMissingData"] != "notBreaching" || len(list(p["AlarmActions"])) != 1 || target(list(p["AlarmActions"])[0]) != "AlertTopic" {
+				t.Errorf("TreatMissingData %v, AlarmActions %v; want notBreaching and the alert topic", p["TreatMissingData"], p["AlarmActions"])
+			}
+			if desc := fmt.Sprint(p["AlarmDescription"]); !strings.Contains(desc, "docs/DEPLOY.md#alarms") {
+				t.Errorf("AlarmDescription does not point at docs/DEPLOY.md#alarms: %s", desc)
+			}
+		})
 	}
 	for id, w := range want {
 		t.Run(id, func(t *testing.T) {
@@ -495,6 +598,10 @@ func TestTemplateOutputs(t *testing.T) {
 		"IngestUrl":                  "IngestApi",
 		"PinterestTokenSecretArn":    "PinterestTokenSecret",
 		"IngestTokenSecretArn":       "IngestTokenSecret",
+		"ChangesQueueUrl":            "ChangesQueue",
+		"ChangesDeadLetterQueueUrl":  "ChangesDeadLetterQueue",
+		"ParkedUploadsQueueUrl":      "ParkedUploadsQueue",
+		"LedgerTableName":            "LedgerTable",
 		"AudienceQueueUrl":           "AudienceQueue",
 		"AudienceDeadLetterQueueUrl": "AudienceDeadLetterQueue",
 		"AlertTopicArn":              "AlertTopic",

@@ -111,23 +111,24 @@ func TestSAMTransform(t *testing.T) {
 		})
 	}
 
-	t.Run("event source mapping", func(t *testing.T) {
-		var found int
+	t.Run("event source mappings", func(t *testing.T) {
+		want := map[string]string{"ChangesQueue": "ApplyFunction", "LedgerTable.StreamArn": "UploadFunction"}
+		got := map[string]string{}
 		for id, r := range res {
 			if asMap(r)["Type"] != "AWS::Lambda::EventSourceMapping" {
 				continue
 			}
-			found++
 			p := asMap(get(r, "Properties"))
-			if target(p["EventSourceArn"]) != "AudienceQueue" || target(p["FunctionName"]) != "UploadFunction" {
-				t.Errorf("%s maps %s to %s, want AudienceQueue to UploadFunction", id, describe(p["EventSourceArn"]), describe(p["FunctionName"]))
-			}
+			got[describe(p["EventSourceArn"])] = describe(p["FunctionName"])
 			if !slices.Contains(list(p["FunctionResponseTypes"]), any("ReportBatchItemFailures")) {
 				t.Errorf("%s: FunctionResponseTypes %v lacks ReportBatchItemFailures", id, p["FunctionResponseTypes"])
 			}
+			if describe(p["EventSourceArn"]) == "LedgerTable.StreamArn" && len(list(get(p, "FilterCriteria", "Filters"))) != 1 {
+				t.Errorf("%s: the stream mapping lost its filter: %v", id, get(p, "FilterCriteria"))
+			}
 		}
-		if found != 1 {
-			t.Errorf("%d event source mappings, want 1", found)
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("event source mappings, source to function (-want +got):\n%s", diff)
 		}
 	})
 }

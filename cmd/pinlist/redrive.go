@@ -32,8 +32,8 @@ func runRedrive(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"many moved. In AWS (--queue-url or $"+config.EnvQueueURL+") from the SQS dead-letter queue; locally",
 		"from the dead letters in the data directory. Safe to interrupt and run again.",
 	)
-	queueURL := fs.String("queue-url", "", "the SQS FIFO queue to move dead letters back to ($"+config.EnvQueueURL+")")
-	dlqURL := fs.String("dlq-url", "", "its dead-letter queue (default: from the queue's redrive policy)")
+	queueURL := fs.String("queue-url", "", "the SQS queue to move dead letters back to ($"+config.EnvQueueURL+")")
+	dlqURL := fs.String("dlq-url", "", "its dead-letter queue (default: from the queue's redrive policy); after an upgrade from the FIFO stack, the legacy FIFO queue or its dead-letter queue")
 	dataDir := fs.String("data-dir", "", "the local stack's data directory, when no queue URL is given ($"+config.EnvDataDir+", else "+config.DefaultDataDir+")")
 	maxMoved := fs.Int("max", 0, "move at most this many dead letters, oldest first (0: all)")
 	if err := parseFlags(fs, args); err != nil {

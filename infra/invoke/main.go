@@ -1,13 +1,16 @@
 // Command invoke runs one of pinlist's Lambda functions on this machine the
 // way `sam local invoke` would, without Docker or AWS: it builds the function
 // for the host, starts moto_server and the Pinterest simulator with the queue,
-// secrets and topic the SAM stack would create, runs the function under
+// ledger table, secrets and topic the SAM stack would create, runs the function under
 // aws-lambda-rie with the environment template.yaml gives it, invokes it with
 // an event file, prints the response, and stops everything it started.
 //
-//	go run ./infra/invoke [-event FILE] ingest|upload|refresh
+//	go run ./infra/invoke [-event FILE] ingest|apply|upload|refresh
 //
-// `make invoke-ingest`, `make invoke-upload` and `make invoke-refresh` run it.
+// `make invoke-ingest`, `make invoke-apply`, `make invoke-upload` and `make
+// invoke-refresh` run it. Before invoking upload it records
+// events/sqs-standard-batch.json in the ledger (the apply function's code, in
+// this process), so that the sample stream event's lists have pending rows.
 // The response goes to standard output; progress and the function's log go
 // to standard error. It needs Go, moto_server and, the first time, the Go
 // module proxy (to build aws-lambda-rie, cached afterwards).
@@ -27,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
@@ -34,11 +38,12 @@ import (
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/lambdarie"
 	"github.com/pinlist/pinlist/internal/lambdarie/stack"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/token"
 )
 
 // errUsage marks a command-line mistake (exit status 2).
-var errUsage = errors.New("usage: go run ./infra/invoke [-event FILE] ingest|upload|refresh")
+var errUsage = errors.New("usage: go run ./infra/invoke [-event FILE] ingest|apply|upload|refresh")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -115,6 +120,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) (err erro
 	}
 	defer func() { err = errors.Join(err, st.Close()) }()
 	fmt.Fprintf(stderr, "started the Pinterest simulator on %s (ad account %s)\n", st.SimURL(), stack.AdAccountID)
+	if name == stack.Upload {
+		if err := recordSample(ctx, stderr, root, st); err != nil {
+			return err
+		}
+	}
 	fn, err := st.Start(ctx, name, bootstrap)
 	if err != nil {
 		return err
@@ -166,6 +176,19 @@ func summarize(ctx context.Context, w io.Writer, name string, st *stack.Stack, m
 		}
 		fmt.Fprintf(w, "queue %s: %s messages waiting\n", st.QueueURL,
 			out.Attributes[string(types.QueueAttributeNameApproximateNumberOfMessages)])
+	case stack.Apply:
+		store, err := ledger.NewDynamo(ledger.DynamoOptions{Client: moto.DynamoDB(), Table: st.LedgerTable})
+		if err != nil {
+			return err
+		}
+		lists, err := store.PendingLists(ctx)
+		if err != nil {
+			return fmt.Errorf("read the ledger: %w", err)
+		}
+		fmt.Fprintf(w, "ledger %s: %d lists with rows pending for the upload function\n", st.LedgerTable, len(lists))
+		for _, l := range lists {
+			fmt.Fprintf(w, "  %s\n", l.Key())
+		}
 	case stack.Upload:
 		lists := st.Sim().State().AdAccounts[stack.AdAccountID].CustomerLists
 		fmt.Fprintf(w, "simulator: %d customer lists in ad account %s\n", len(lists), stack.AdAccountID)
@@ -182,6 +205,21 @@ func summarize(ctx context.Context, w io.Writer, name string, st *stack.Stack, m
 			token.Fingerprint(tok.RefreshToken), tok.RefreshTokenExpiresAt.Format(time.RFC3339))
 	}
 	return nil
+}
+
+// recordSample records events/sqs-standard-batch.json in the stack's ledger.
+func recordSample(ctx context.Context, w io.Writer, root string, st *stack.Stack) error {
+	file := filepath.Join(root, "events", "sqs-standard-batch.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("read the apply sample: %w", err)
+	}
+	var ev events.SQSEvent
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		return fmt.Errorf("decode the apply sample: %w", err)
+	}
+	fmt.Fprintf(w, "recording %s in the ledger %s first (what the apply function does)\n", file, st.LedgerTable)
+	return st.Record(ctx, ev)
 }
 
 // lockedWriter serializes writes to w.

@@ -21,22 +21,29 @@ func TestRunEachFunction(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		check func(t *testing.T, resp map[string]any)
+		// summary is a line of the summary on stderr
+		summary string
 	}{
 		{"ingest", func(t *testing.T, resp map[string]any) {
 			if resp["statusCode"] != 202.0 {
 				t.Errorf("statusCode = %v, want 202", resp["statusCode"])
 			}
-		}},
+		}, ""},
+		{"apply", func(t *testing.T, resp map[string]any) {
+			if f, ok := resp["batchItemFailures"].([]any); !ok || len(f) != 0 {
+				t.Errorf("batchItemFailures = %v, want []", resp["batchItemFailures"])
+			}
+		}, "6 lists with rows pending"},
 		{"upload", func(t *testing.T, resp map[string]any) {
 			if f, ok := resp["batchItemFailures"].([]any); !ok || len(f) != 0 {
 				t.Errorf("batchItemFailures = %v, want []", resp["batchItemFailures"])
 			}
-		}},
+		}, "simulator: 3 customer lists"},
 		{"refresh", func(t *testing.T, resp map[string]any) {
 			if resp["refreshed"] != true {
 				t.Errorf("refreshed = %v, want true", resp["refreshed"])
 			}
-		}},
+		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,6 +56,9 @@ func TestRunEachFunction(t *testing.T) {
 				t.Fatalf("stdout does not start with the JSON response: %v\n%s", err, stdout.String())
 			}
 			tc.check(t, resp)
+			if !strings.Contains(stderr.String(), tc.summary) {
+				t.Errorf("stderr lacks %q:\n%s", tc.summary, stderr.String())
+			}
 			checkStopped(t, stderr.String())
 		})
 	}
@@ -117,7 +127,7 @@ func TestRunUsage(t *testing.T) {
 // TestMakeTargets checks that each `make invoke-<name>` runs this program
 // for that function, with EVENT passed as -event.
 func TestMakeTargets(t *testing.T) {
-	for _, name := range []string{"ingest", "upload", "refresh"} {
+	for _, name := range []string{"ingest", "apply", "upload", "refresh"} {
 		t.Run(name, func(t *testing.T) {
 			for _, tc := range []struct {
 				vars []string

@@ -86,6 +86,42 @@ func (m *Moto) CreateFIFOQueueWithDLQ(t testing.TB, name string, maxReceiveCount
 	return *q.QueueUrl, *dlq.QueueUrl
 }
 
+// CreateQueueWithDLQ is CreateFIFOQueueWithDLQ for standard queues (the
+// AWS shape's changes queue and its dead-letter queue).
+func (m *Moto) CreateQueueWithDLQ(t testing.TB, name string, maxReceiveCount int, visibilityTimeout time.Duration) (queueURL, dlqURL string) {
+	t.Helper()
+	ctx := t.Context()
+	client := m.SQS()
+	base := m.UniqueName(name)
+	dlq, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(base + "-dlq"),
+		Attributes: map[string]string{
+			string(types.QueueAttributeNameMessageRetentionPeriod): strconv.Itoa(int(DLQRetention.Seconds())),
+		},
+	})
+	if err != nil {
+		t.Fatalf("create dead-letter queue %s-dlq: %v", base, err)
+	}
+	policy, err := json.Marshal(map[string]any{
+		"deadLetterTargetArn": m.QueueARN(t, *dlq.QueueUrl),
+		"maxReceiveCount":     maxReceiveCount,
+	})
+	if err != nil {
+		t.Fatalf("encode redrive policy: %v", err)
+	}
+	q, err := client.CreateQueue(ctx, &sqs.CreateQueueInput{
+		QueueName: aws.String(base),
+		Attributes: map[string]string{
+			string(types.QueueAttributeNameVisibilityTimeout): strconv.Itoa(int(visibilityTimeout / time.Second)),
+			string(types.QueueAttributeNameRedrivePolicy):     string(policy),
+		},
+	})
+	if err != nil {
+		t.Fatalf("create queue %s: %v", base, err)
+	}
+	return *q.QueueUrl, *dlq.QueueUrl
+}
+
 // QueueARN returns the ARN of the queue at queueURL.
 func (m *Moto) QueueARN(t testing.TB, queueURL string) string {
 	t.Helper()

@@ -29,6 +29,10 @@ const (
 	EnvLogLevel             = "PINLIST_LOG_LEVEL"
 	EnvAddr                 = "PINLIST_ADDR"
 	EnvDataDir              = "PINLIST_DATA_DIR"
+	// EnvLedgerTable is the DynamoDB membership ledger table (AWS only; the
+	// apply and upload functions, which also keep audience names and the
+	// per-list flush leases in it).
+	EnvLedgerTable = "PINLIST_LEDGER_TABLE"
 )
 
 // Defaults for the optional settings.
@@ -63,6 +67,7 @@ type Config struct {
 	LogLevel             slog.Level // PINLIST_LOG_LEVEL: debug, info (default), warn or error
 	Addr                 string
 	DataDir              string
+	LedgerTable          string
 }
 
 // FromEnv reads the configuration with os.LookupEnv.
@@ -87,6 +92,7 @@ func Load(lookup func(string) (string, bool)) (Config, error) {
 		ConnectionName:      get(EnvConnectionName),
 		Addr:                get(EnvAddr),
 		DataDir:             get(EnvDataDir),
+		LedgerTable:         get(EnvLedgerTable),
 	}
 	c.APIBaseURLSet = c.APIBaseURL != ""
 	if !c.APIBaseURLSet {
@@ -167,6 +173,8 @@ func (c Config) value(name string) string {
 		return c.Addr
 	case EnvDataDir:
 		return c.DataDir
+	case EnvLedgerTable:
+		return c.LedgerTable
 	}
 	return ""
 }

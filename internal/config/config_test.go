@@ -35,6 +35,7 @@ func TestLoadValues(t *testing.T) {
 		EnvRefreshBefore:        "72h",
 		EnvMaxRecordsPerRequest: "1900",
 		EnvQueueURL:             " http://q ",
+		EnvLedgerTable:          " pinlist-ledger ",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +43,7 @@ func TestLoadValues(t *testing.T) {
 	if c.APIBaseURL != "http://127.0.0.1:8081/v5" || !c.APIBaseURLSet {
 		t.Errorf("APIBaseURL = %q", c.APIBaseURL)
 	}
-	if c.RefreshBefore != 72*time.Hour || c.MaxRecordsPerRequest != 1900 || c.QueueURL != "http://q" || c.AdAccountID != "549755885175" {
+	if c.RefreshBefore != 72*time.Hour || c.MaxRecordsPerRequest != 1900 || c.QueueURL != "http://q" || c.AdAccountID != "549755885175" || c.LedgerTable != "pinlist-ledger" {
 		t.Errorf("values wrong: %+v", c)
 	}
 }

@@ -47,6 +47,10 @@ type SQS struct {
 	client sqsAPI
 	url    string
 	name   string // the last element of url, for error messages
+	// fifo: the queue's name ends in ".fifo" (SQS requires it of FIFO
+	// queues). Only a FIFO queue takes message group and deduplication IDs:
+	// a standard queue refuses a deduplication ID.
+	fifo bool
 
 	// redriveWait is how long, in seconds, a redrive receive waits for dead
 	// letters before deciding the dead-letter queue is empty (long polling:
@@ -66,6 +70,7 @@ func NewSQS(client sqsAPI, queueURL string) *SQS {
 		client:            client,
 		url:               queueURL,
 		name:              path.Base(queueURL),
+		fifo:              strings.HasSuffix(queueURL, ".fifo"),
 		redriveWait:       1,
 		redriveVisibility: 30,
 	}
@@ -79,7 +84,8 @@ func (q *SQS) URL() string { return q.url }
 const MaxBatchBytes = 1 << 20
 
 // SendBatch enqueues up to MaxBatch messages, each with its MessageGroupId and
-// MessageDeduplicationId (left out when empty). The messages go in order, in
+// MessageDeduplicationId (left out when empty, and always on a standard
+// queue, which refuses them; the ledger behind it orders and deduplicates). The messages go in order, in
 // as few SendMessageBatch calls as SQS's MaxBatchBytes limit on a call's
 // total payload allows (ten 256 KiB messages take three calls). failed holds
 // the indices of the entries SQS did not accept; a sender-fault entry (for
@@ -120,10 +126,12 @@ func (q *SQS) sendCall(ctx context.Context, msgs []Outgoing) (failed []int, err 
 	entries := make([]types.SendMessageBatchRequestEntry, len(msgs))
 	for i, m := range msgs {
 		entries[i] = types.SendMessageBatchRequestEntry{
-			Id:                     aws.String(strconv.Itoa(i)),
-			MessageBody:            aws.String(string(m.Body)),
-			MessageGroupId:         optional(m.GroupID),
-			MessageDeduplicationId: optional(m.DedupID),
+			Id:          aws.String(strconv.Itoa(i)),
+			MessageBody: aws.String(string(m.Body)),
+		}
+		if q.fifo {
+			entries[i].MessageGroupId = optional(m.GroupID)
+			entries[i].MessageDeduplicationId = optional(m.DedupID)
 		}
 	}
 	out, err := q.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(q.url), Entries: entries})
@@ -296,10 +304,13 @@ func (q *SQS) redriveOne(ctx context.Context, dlqURL string, m types.Message) er
 	in := &sqs.SendMessageInput{
 		QueueUrl:          aws.String(q.url),
 		MessageBody:       m.Body,
-		MessageGroupId:    optional(group),
 		MessageAttributes: m.MessageAttributes,
 	}
-	if group != "" { // FIFO: a standard queue refuses deduplication IDs
+	// To a FIFO queue with the group; a standard queue (also when the dead
+	// letters come from a FIFO queue: an upgrade moving the legacy queue's
+	// messages) refuses deduplication IDs.
+	if q.fifo && group != "" {
+		in.MessageGroupId = aws.String(group)
 		in.MessageDeduplicationId = aws.String(redriveDedupPrefix + id)
 	}
 	if _, err := q.client.SendMessage(ctx, in); err != nil {

@@ -538,3 +538,24 @@ func TestSQSSendBatchSplitsByTotalPayload(t *testing.T) {
 		}
 	})
 }
+
+// TestSQSSendBatchToAStandardQueue: a standard queue refuses deduplication
+// IDs, so SendBatch leaves group and deduplication IDs out for one (ingest
+// builds them for every queue).
+func TestSQSSendBatchToAStandardQueue(t *testing.T) {
+	url, _ := moto.CreateQueueWithDLQ(t, "send-standard", 3, 30*time.Second)
+	msgs := []Outgoing{sqsMsg("aud-1", "h1", `{"n":1}`), sqsMsg("aud-2", "h2", `{"n":2}`), sqsMsg("aud-1", "h1", `{"n":1}`)}
+	failed, err := NewSQS(moto.SQS(), url).SendBatch(t.Context(), msgs)
+	if err != nil || failed != nil {
+		t.Fatalf("SendBatch = %v, %v; want no failures", failed, err)
+	}
+	got := drainSQS(t, url)
+	if len(got) != 3 {
+		t.Fatalf("%d messages in the queue, want all 3 (a standard queue does not deduplicate)", len(got))
+	}
+	for _, m := range got {
+		if m.Group != "" || m.Dedup != "" {
+			t.Errorf("message %s arrived with group %q, dedup %q; want neither", m.Body, m.Group, m.Dedup)
+		}
+	}
+}

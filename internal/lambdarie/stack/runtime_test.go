@@ -130,18 +130,26 @@ func invokeAPI(t *testing.T, f *lambdarie.Function, file string) (status int, bo
 	return resp.StatusCode, body
 }
 
-// invokeUpload invokes the upload function with an SQS event.
-func invokeUpload(t *testing.T, f *lambdarie.Function, ev []byte) events.SQSEventResponse {
+// invokeBatch invokes a function with a batch event and decodes its
+// partial batch response (SQS and DynamoDB stream responses have one shape).
+func invokeBatch(t *testing.T, f *lambdarie.Function, ev []byte) events.SQSEventResponse {
 	t.Helper()
 	out, err := f.Invoke(t.Context(), ev)
 	if err != nil {
-		t.Fatalf("invoke upload: %v", err)
+		t.Fatalf("invoke %s: %v", f.Name(), err)
 	}
 	var resp events.SQSEventResponse
-	if err := json.Unmarshal(out, &resp); err != nil {
-		t.Fatalf("decode upload's response: %v\n%s", err, out)
+	if err := json.Unmarshal(out, &resp); err != nil || resp.BatchItemFailures == nil {
+		t.Fatalf("decode %s's response (want batchItemFailures): %v\n%s", f.Name(), err, out)
 	}
 	return resp
+}
+
+// flips is the template's stream filter (ledger.DynamoStreamFilter): rows
+// whose new image has f.
+func flips(r events.DynamoDBEventRecord) bool {
+	_, ok := r.Change.NewImage["f"]
+	return ok
 }
 
 // The sample audiences and the hashes of their members (events/README.md).
@@ -245,13 +253,15 @@ func TestIngestAnswersTheSampleRequests(t *testing.T) {
 	checkLogClean(t, ingest, append(plainIdentifiers, stack.IngestToken)...)
 }
 
-// TestIngestThenUpload runs the data path of a deployed stack: ingest
-// enqueues the sample requests on the FIFO queue, the queue's real messages
-// become the upload function's SQS event, and the lists appear in the
-// simulator.
-func TestIngestThenUpload(t *testing.T) {
+// TestIngestApplyUpload runs the data path of a deployed stack: ingest
+// enqueues the sample requests on the standard queue, the queue's real
+// messages become the apply function's SQS event, the ledger table's real
+// stream records (through the template's filter) become the upload
+// function's event, and the lists appear in the simulator. The schedule's
+// sweep then finds nothing left.
+func TestIngestApplyUpload(t *testing.T) {
 	st := newStack(t)
-	ingest, upload := start(t, st, stack.Ingest), start(t, st, stack.Upload)
+	ingest, apply, upload := start(t, st, stack.Ingest), start(t, st, stack.Apply), start(t, st, stack.Upload)
 	for _, file := range []string{"apigw-audience.json", "apigw-profiles.json"} {
 		if status, body := invokeAPI(t, ingest, file); status != http.StatusAccepted {
 			t.Fatalf("ingest %s: status %d, body %v", file, status, body)
@@ -259,53 +269,105 @@ func TestIngestThenUpload(t *testing.T) {
 	}
 
 	ev := moto.ReceiveEvent(t, st.QueueURL, 10)
-	groups := make(map[string]int)
+	if len(ev.Records) != 3 {
+		t.Fatalf("%d messages on the queue, want 3", len(ev.Records))
+	}
 	for _, rec := range ev.Records {
-		groups[rec.Attributes["MessageGroupId"]]++
+		if g := rec.Attributes["MessageGroupId"]; g != "" {
+			t.Errorf("message %s has group %q on a standard queue", rec.MessageId, g)
+		}
 		for _, plain := range plainIdentifiers {
 			if strings.Contains(strings.ToLower(rec.Body), plain) {
 				t.Errorf("queue message %s holds a plain identifier", rec.MessageId)
 			}
 		}
 	}
-	wantGroups := map[string]int{"ups:" + highValue: 2, "ups:" + exited: 1}
-	if diff := cmp.Diff(wantGroups, groups); diff != "" {
-		t.Fatalf("messages per group on the queue (-want +got):\n%s", diff)
-	}
-
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp := invokeUpload(t, upload, payload)
+	resp := invokeBatch(t, apply, payload)
 	if len(resp.BatchItemFailures) != 0 {
-		t.Fatalf("batch item failures %v, want none", resp.BatchItemFailures)
+		t.Fatalf("apply: batch item failures %v, want none", resp.BatchItemFailures)
 	}
 	moto.Settle(t, st.QueueURL, ev, resp)
 	if left := moto.ReceiveEvent(t, st.QueueURL, 10); len(left.Records) != 0 {
 		t.Errorf("%d messages left on the queue after the batch settled", len(left.Records))
 	}
+	if len(st.Sim().State().AdAccounts[stack.AdAccountID].CustomerLists) != 0 {
+		t.Fatal("apply wrote to Pinterest; it only records in the ledger")
+	}
+
+	stream := moto.DynamoDBStream(t, st.LedgerTable)
+	batch := stream.Next(t, flips)
+	if len(batch.Records) == 0 {
+		t.Fatal("the ledger's stream passed no flips")
+	}
+	if payload, err = json.Marshal(batch); err != nil {
+		t.Fatal(err)
+	}
+	if resp := invokeBatch(t, upload, payload); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("upload: batch item failures %v, want none", resp.BatchItemFailures)
+	}
 	checkSampleLists(t, st)
+
+	var sweep struct {
+		Lists       int   `json:"lists"`
+		RecordsSent int64 `json:"records_sent"`
+	}
+	if err := invokeEvent(t, upload, "schedule-sweep.json", &sweep); err != nil {
+		t.Fatal(err)
+	}
+	if sweep.Lists != 0 || sweep.RecordsSent != 0 {
+		t.Errorf("the sweep after the stream batch: %+v, want nothing left", sweep)
+	}
 
 	tok := storedToken(t, st)
 	checkLogClean(t, ingest, append(plainIdentifiers, stack.IngestToken)...)
+	checkLogClean(t, apply, plainIdentifiers...)
 	checkLogClean(t, upload, append(plainIdentifiers, tok.AccessToken, tok.RefreshToken)...)
 }
 
-// TestUploadSampleBatch invokes upload with events/sqs-batch.json, the
-// messages ingest makes of the sample requests, twice: a redelivery changes
-// nothing.
-func TestUploadSampleBatch(t *testing.T) {
+// TestUploadSampleEvents invokes upload with events/dynamodb-stream.json
+// after the apply function's sample batch is in the ledger (what `make
+// invoke-upload` does), twice: a redelivery sends nothing again. Then the
+// sweep sample, with nothing left.
+func TestUploadSampleEvents(t *testing.T) {
 	st := newStack(t)
+	var batch events.SQSEvent
+	if err := json.Unmarshal(event(t, "sqs-standard-batch.json"), &batch); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Record(t.Context(), batch); err != nil {
+		t.Fatal(err)
+	}
 	upload := start(t, st, stack.Upload)
 	for _, delivery := range []string{"first", "redelivered"} {
 		t.Run(delivery, func(t *testing.T) {
-			resp := invokeUpload(t, upload, event(t, "sqs-batch.json"))
+			resp := invokeBatch(t, upload, event(t, "dynamodb-stream.json"))
 			if len(resp.BatchItemFailures) != 0 {
 				t.Errorf("batch item failures %v, want none", resp.BatchItemFailures)
 			}
 			checkSampleLists(t, st)
 		})
+	}
+	if _, err := upload.Invoke(t.Context(), event(t, "sqs-standard-batch.json")); err == nil {
+		t.Error("upload accepted an SQS batch; it takes stream batches and the schedule only")
+	}
+}
+
+// TestApplySampleBatch invokes apply with events/sqs-standard-batch.json
+// twice: a redelivery is no failure (the ledger drops what is not newer).
+func TestApplySampleBatch(t *testing.T) {
+	st := newStack(t)
+	apply := start(t, st, stack.Apply)
+	for range 2 {
+		if resp := invokeBatch(t, apply, event(t, "sqs-standard-batch.json")); len(resp.BatchItemFailures) != 0 {
+			t.Errorf("batch item failures %v, want none", resp.BatchItemFailures)
+		}
+	}
+	if n := len(moto.DynamoDBStream(t, st.LedgerTable).Next(t, flips).Records); n == 0 {
+		t.Error("no flips in the ledger's stream after the sample batch")
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package stack stands up on the host what pinlist's SAM stack gives its
 // Lambda functions, and runs the built functions in it under aws-lambda-rie:
-// the FIFO queue with its dead-letter queue, the two secrets and the alert
-// topic in moto, and the Pinterest simulator in place of Pinterest. The
+// the changes queue with its dead-letter queue, the ledger table (with its
+// stream), the two secrets and the alert topic in moto, and the Pinterest
+// simulator in place of Pinterest. The
 // runtime tests and the `make invoke-*` targets share it, so the tests prove
 // what the targets run.
 package stack
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -21,7 +23,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -29,13 +33,16 @@ import (
 
 	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/lambdarie"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/token"
+	"github.com/pinlist/pinlist/internal/upload"
 )
 
 // The functions, named as their directories under functions/.
 const (
 	Ingest  = "ingest"
+	Apply   = "apply"
 	Upload  = "upload"
 	Refresh = "refresh"
 )
@@ -58,7 +65,7 @@ const (
 
 // Queue settings, as in template.yaml.
 const (
-	visibilityTimeout = 720 * time.Second
+	visibilityTimeout = 1020 * time.Second
 	maxReceiveCount   = 5
 	retention         = 14 * 24 * time.Hour
 )
@@ -78,16 +85,18 @@ func lookup(name string) (function, error) {
 	switch name {
 	case Ingest:
 		return function{"IngestFunction", 15 * time.Second, 256, "events/apigw-profiles.json"}, nil
+	case Apply:
+		return function{"ApplyFunction", 120 * time.Second, 256, "events/sqs-standard-batch.json"}, nil
 	case Upload:
-		return function{"UploadFunction", 120 * time.Second, 256, "events/sqs-batch.json"}, nil
+		return function{"UploadFunction", 120 * time.Second, 256, "events/dynamodb-stream.json"}, nil
 	case Refresh:
 		return function{"RefreshFunction", 60 * time.Second, 128, "events/schedule-force.json"}, nil
 	}
-	return function{}, fmt.Errorf("unknown function %q: want %s, %s or %s", name, Ingest, Upload, Refresh)
+	return function{}, fmt.Errorf("unknown function %q: want %s, %s, %s or %s", name, Ingest, Apply, Upload, Refresh)
 }
 
 // Names are the functions the stack runs, in the order data flows.
-func Names() []string { return []string{Ingest, Upload, Refresh} }
+func Names() []string { return []string{Ingest, Apply, Upload, Refresh} }
 
 // Package is the Go package of a function's entry point, relative to the
 // module root (for [lambdarie.Build]).
@@ -123,8 +132,9 @@ type Options struct {
 // Stack is one local stand-in for a deployed pinlist stack. Close it.
 type Stack struct {
 	// Resources in moto, named like a stack's ("pinlist-local-<random>").
-	QueueURL            string
+	QueueURL            string // the standard changes queue
 	DLQURL              string
+	LedgerTable         string // the DynamoDB ledger table (ledger.DynamoTableInput, with its stream)
 	TokenSecretID       string // the Pinterest token JSON (docs/TOKEN.md)
 	IngestTokenSecretID string // holds IngestToken
 	AlertTopicARN       string
@@ -144,7 +154,8 @@ type Stack struct {
 }
 
 // New starts the Pinterest simulator on a free 127.0.0.1 port and creates
-// the queue, the dead-letter queue, the secrets and the alert topic in moto.
+// the queue, the dead-letter queue, the ledger table, the secrets and the
+// alert topic in moto.
 // The token secret holds a token pair the simulator issued (access token
 // valid 30 days, so a scheduled refresh finds it not yet due).
 func New(ctx context.Context, opts Options) (*Stack, error) {
@@ -181,9 +192,8 @@ func (s *Stack) create(ctx context.Context) error {
 
 	q := sqs.NewFromConfig(s.opts.AWS)
 	dlq, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName: aws.String(name + "-audience-dlq.fifo"),
+		QueueName: aws.String(name + "-changes-dlq"),
 		Attributes: map[string]string{
-			string(types.QueueAttributeNameFifoQueue):              "true",
 			string(types.QueueAttributeNameMessageRetentionPeriod): seconds(retention),
 		},
 	})
@@ -205,9 +215,8 @@ func (s *Stack) create(ctx context.Context) error {
 		return fmt.Errorf("encode the redrive policy: %w", err)
 	}
 	queue, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{
-		QueueName: aws.String(name + "-audience.fifo"),
+		QueueName: aws.String(name + "-changes"),
 		Attributes: map[string]string{
-			string(types.QueueAttributeNameFifoQueue):              "true",
 			string(types.QueueAttributeNameVisibilityTimeout):      seconds(visibilityTimeout),
 			string(types.QueueAttributeNameMessageRetentionPeriod): seconds(retention),
 			string(types.QueueAttributeNameRedrivePolicy):          string(redrive),
@@ -217,6 +226,11 @@ func (s *Stack) create(ctx context.Context) error {
 		return fmt.Errorf("create the queue: %w", err)
 	}
 	s.QueueURL = aws.ToString(queue.QueueUrl)
+
+	s.LedgerTable = name + "-ledger"
+	if err := ledger.CreateDynamoTable(ctx, dynamodb.NewFromConfig(s.opts.AWS), s.LedgerTable); err != nil {
+		return err
+	}
 
 	tok, err := json.Marshal(s.issueToken())
 	if err != nil {
@@ -267,6 +281,33 @@ func createSecret(ctx context.Context, sm *secretsmanager.Client, name, value st
 
 func seconds(d time.Duration) string { return strconv.Itoa(int(d / time.Second)) }
 
+// Record records an SQS batch in the stack's ledger with the apply
+// function's own code, in this process: what the apply function would do
+// with it. It fails when a message is not recorded. The upload function's
+// sample stream event names lists; Record(events/sqs-standard-batch.json)
+// first makes their rows pending.
+func (s *Stack) Record(ctx context.Context, ev events.SQSEvent) error {
+	opts := ledger.DynamoOptions{Client: dynamodb.NewFromConfig(s.opts.AWS), Table: s.LedgerTable}
+	store, err := ledger.NewDynamo(opts)
+	if err != nil {
+		return err
+	}
+	names, err := ledger.NewDynamoNames(opts)
+	if err != nil {
+		return err
+	}
+	h, err := upload.New(upload.Options{Client: upload.ApplyOnly{}, Ledger: store, Names: names, Metrics: io.Discard,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	a := h.Apply(ctx, ev.Records)
+	if len(a.Failed) > 0 {
+		return fmt.Errorf("record the batch in the ledger: %d of %d messages failed: %w", len(a.Failed), a.Messages, a.Failed[0].Err)
+	}
+	return nil
+}
+
 // Sim is the Pinterest simulator behind the stack (inspect it with State and
 // Records).
 func (s *Stack) Sim() *pinterestsim.Server { return s.sim }
@@ -299,12 +340,15 @@ func (s *Stack) Env(name string) ([]string, error) {
 			config.EnvQueueURL+"="+s.QueueURL,
 			config.EnvIngestTokenSecretID+"="+s.IngestTokenSecretID,
 		)
+	case Apply:
+		env = append(env, config.EnvLedgerTable+"="+s.LedgerTable)
 	case Upload:
 		env = append(env,
 			config.EnvAPIBaseURL+"="+s.APIBaseURL(),
 			config.EnvAdAccountID+"="+AdAccountID,
 			config.EnvTokenSecretID+"="+s.TokenSecretID,
 			config.EnvMaxRecordsPerRequest+"="+strconv.Itoa(config.DefaultMaxRecordsPerRequest),
+			config.EnvLedgerTable+"="+s.LedgerTable,
 		)
 	case Refresh:
 		env = append(env,
