@@ -148,6 +148,10 @@ func (n *patternNode) match(obj map[string]any) bool {
 			continue
 		}
 		sub, ok := v.(map[string]any)
+		if !present {
+			// Below an absent object only "exists": false can match.
+			ok, sub = true, map[string]any{}
+		}
 		if !ok || !child.match(sub) {
 			return false
 		}
