@@ -141,6 +141,9 @@ type Function struct {
 	Timeout time.Duration
 	// ReservedConcurrency is ReservedConcurrentExecutions (0: not set).
 	ReservedConcurrency int
+	// Env is its environment (Globals' and its own), the values that
+	// resolve to literals (parameter defaults); others are left out.
+	Env map[string]string
 	// SQS, Streams and Schedules are its event sources, by event name.
 	SQS       []SQSSource
 	Streams   []StreamSource
@@ -230,6 +233,18 @@ func (t *Template) Function(name string) (Function, error) {
 				return fail("Timeout: %v", err)
 			}
 			f.Timeout = seconds(n)
+		}
+	}
+	f.Env = map[string]string{}
+	for _, src := range []map[string]any{gfn, props} {
+		env, _ := src["Environment"].(map[string]any)
+		vars, _ := env["Variables"].(map[string]any)
+		for k, v := range vars {
+			r, err := t.resolve(v)
+			if err != nil {
+				continue // a resource's ID or ARN: only known once deployed
+			}
+			f.Env[k] = fmt.Sprint(r)
 		}
 	}
 	if v, ok := props["ReservedConcurrentExecutions"]; ok {
@@ -629,3 +644,25 @@ func (t *Template) filterCriteria(v any) (*Filter, error) {
 }
 
 func seconds(n float64) time.Duration { return time.Duration(n * float64(time.Second)) }
+
+// QueueVisibilityTimeout is the VisibilityTimeout of the queue resource
+// name (SQS's default, 30 seconds, when it has none).
+func (t *Template) QueueVisibilityTimeout(name string) (time.Duration, error) {
+	res, ok := t.resource(name)
+	if !ok {
+		return 0, fmt.Errorf("template queue %s: no such resource", name)
+	}
+	if typ, _ := res["Type"].(string); typ != "AWS::SQS::Queue" {
+		return 0, fmt.Errorf("template queue %s: type %q, want AWS::SQS::Queue", name, typ)
+	}
+	props, _ := res["Properties"].(map[string]any)
+	v, ok := props["VisibilityTimeout"]
+	if !ok {
+		return 30 * time.Second, nil
+	}
+	n, err := t.integer(v)
+	if err != nil {
+		return 0, fmt.Errorf("template queue %s: VisibilityTimeout: %w", name, err)
+	}
+	return time.Duration(n) * time.Second, nil
+}
