@@ -71,26 +71,41 @@ run:
 bench: bench-load
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-## bench-load: the load benchmark (issue 8): builds pinlist, starts pinlist sim
-## and pinlist serve on LOAD_SIM_ADDR and LOAD_ADDR (PIDs kept), runs pinlist load
-## against them, stops both by PID and writes docs/BENCHMARKS.md's Load section.
-## More flags for pinlist load in LOAD_FLAGS (e.g. LOAD_FLAGS='--profiles 20000').
+## bench-load: the budget benchmark (issues 11 and 12): builds pinlist, starts
+## pinlist sim with Pinterest's ads_write budget (400 write calls a minute) and
+## pinlist serve against it on LOAD_SIM_ADDR and LOAD_ADDR (PIDs kept), runs
+## pinlist load's AEP-shaped traffic (10 profiles a request, unchanged
+## memberships re-sent, retries and replays; warm-up, saturation, 1,000 flips/s,
+## a second pass) against them, stops both by PID and writes docs/BENCHMARKS.md's
+## Load section with each goal MET or MISSED. More flags for pinlist load in
+## LOAD_FLAGS (e.g. LOAD_FLAGS='--profiles 50000').
 LOAD_ADDR ?= 127.0.0.1:18080
 LOAD_SIM_ADDR ?= 127.0.0.1:18081
-LOAD_FLAGS ?=
+LOAD_BUDGET ?= 400
+LOAD_FLAGS ?= --profiles 20000 --warmup-profiles 2000 --fixed-duration 30s
 bench-load:
 	@set -euo pipefail; dir=$$(mktemp -d); sim=; serve=; \
 	trap 'for pid in $$serve $$sim; do kill $$pid 2>/dev/null || true; wait $$pid 2>/dev/null || true; done; rm -rf "$$dir"' EXIT; \
 	$(GO) build -o "$$dir/pinlist" ./cmd/pinlist; \
 	mkdir -m 700 "$$dir/data"; \
-	"$$dir/pinlist" sim --addr $(LOAD_SIM_ADDR) >"$$dir/sim.log" 2>&1 & sim=$$!; \
+	"$$dir/pinlist" sim --addr $(LOAD_SIM_ADDR) --write-limit $(LOAD_BUDGET) >"$$dir/sim.log" 2>&1 & sim=$$!; \
 	"$$dir/pinlist" load --sim-url http://$(LOAD_SIM_ADDR) --provision-token "$$dir/data/token.json"; \
 	PINLIST_INGEST_TOKEN=bench-load-token "$$dir/pinlist" serve --addr $(LOAD_ADDR) --data-dir "$$dir/data" \
-		--pinterest-url http://$(LOAD_SIM_ADDR)/v5 --write-rate 0 >"$$dir/serve.log" 2>&1 & serve=$$!; \
+		--pinterest-url http://$(LOAD_SIM_ADDR)/v5 >"$$dir/serve.log" 2>&1 & serve=$$!; \
 	PINLIST_INGEST_TOKEN=bench-load-token "$$dir/pinlist" load --ingest-url http://$(LOAD_ADDR) \
-		--sim-url http://$(LOAD_SIM_ADDR) --serve-pid $$serve --doc docs/BENCHMARKS.md \
-		--doc-command 'make bench-load$(if $(LOAD_FLAGS), LOAD_FLAGS="$(LOAD_FLAGS)")' $(LOAD_FLAGS) \
+		--sim-url http://$(LOAD_SIM_ADDR) --serve-pid $$serve --budget $(LOAD_BUDGET) --doc docs/BENCHMARKS.md \
+		--doc-command 'make bench-load LOAD_FLAGS="$(LOAD_FLAGS)"' $(LOAD_FLAGS) \
 		|| { echo "pinlist load failed; the last lines of serve's log:" >&2; tail -n 20 "$$dir/serve.log" >&2; exit 1; }
+
+## screenshot: refresh docs/status.png, the README's picture of the status
+## page: runs the status page's browser test (a real stack, examples/profiles.json,
+## headless Chromium) with its wide-screen screenshot pointed at docs/status.png.
+## Needs Chromium (Debian/Ubuntu: sudo apt-get install chromium).
+.PHONY: screenshot
+screenshot:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
+		|| { echo "screenshot: Chromium is not on PATH (Debian/Ubuntu: sudo apt-get install chromium)" >&2; exit 1; }
+	PINLIST_STATUS_SCREENSHOT="$(CURDIR)/docs/status.png" $(GO) test -count=1 -run '^TestStatusPageInChromium$$' -v ./internal/local/
 
 ## build: compile everything.
 build:

@@ -58,9 +58,9 @@ var dashboardMust = [][3]string{
 	{"pinlist", "ListCalls", "ConnectionName"}, // Pinterest write calls
 	{"pinlist", "RateLimited", "ConnectionName"},
 	{"pinlist", "DaysToAccessTokenExpiry", "ConnectionName"},
-	{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "AudienceQueue"},
-	{"AWS/SQS", "ApproximateAgeOfOldestMessage", "AudienceQueue"},
-	{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "AudienceDeadLetterQueue"},
+	{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "ChangesQueue"},
+	{"AWS/SQS", "ApproximateAgeOfOldestMessage", "ChangesQueue"},
+	{"AWS/SQS", "ApproximateNumberOfMessagesVisible", "ChangesDeadLetterQueue"},
 	{"AWS/Lambda", "Errors", "IngestFunction"},
 	{"AWS/Lambda", "Errors", "UploadFunction"},
 	{"AWS/Lambda", "Errors", "RefreshFunction"},
@@ -185,8 +185,8 @@ func TestDashboard(t *testing.T) {
 					t.Errorf("%q: %s is not in metricSources: say which package emits it", title, metric)
 				}
 			case "AWS/SQS":
-				if target != "AudienceQueue" && target != "AudienceDeadLetterQueue" {
-					t.Errorf("%q: queue ${%s} is not one of the stack's queues", title, target)
+				if target != "ChangesQueue" && target != "ChangesDeadLetterQueue" {
+					t.Errorf("%q: queue ${%s} is not the changes queue or its dead-letter queue (the legacy FIFO queues are unused)", title, target)
 				}
 			case "AWS/Lambda":
 				if _, ok := functionPackages[target]; !ok {
@@ -219,7 +219,7 @@ func TestDashboard(t *testing.T) {
 				if v := threshold("TokenExpiryAlarm"); !annotated(v, "") {
 					t.Errorf("%q: no annotation at the token-expiry alarm's threshold %v", title, v)
 				}
-			case m == [3]string{"AWS/SQS", "ApproximateAgeOfOldestMessage", "AudienceQueue"}:
+			case m == [3]string{"AWS/SQS", "ApproximateAgeOfOldestMessage", "ChangesQueue"}:
 				if v := threshold("QueueAgeAlarm"); !annotated(v, "right") {
 					t.Errorf("%q: no right-axis annotation at the queue-age alarm's threshold %v", title, v)
 				}

@@ -35,6 +35,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"and measures throughput end to end, ingest latency, freshness, Pinterest calls against their",
 		"lower bound and the server's peak memory; checks the simulator's final lists against an",
 		"independent oracle. With --provision-token it only writes a token file for the simulator.",
+		"",
+		"--shape aep (the default) sends what Adobe's HTTP API destination sends: at most 10 profiles",
+		"a request, each with all its memberships (most unchanged), retries 15 s and 30 s later and",
+		"replays of older bodies; phases: a warm-up, saturation, a paced phase at --fixed-rate state",
+		"flips/s, then a second pass that re-sends every profile unchanged. The goals are checked",
+		"against --budget (the simulator's --write-limit). --shape bulk is issue 8's benchmark: large",
+		"bodies of new joins and exits, a fixed offered load, then saturation.",
 	)
 	defAdAccount := cmpOr(os.Getenv(config.EnvAdAccountID), defaultAdAccount)
 	defMaxRecords := config.DefaultMaxRecordsPerRequest
@@ -45,12 +52,23 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ingestToken := fs.String("ingest-token-file", "", "file holding the ingest token (default $PINLIST_INGEST_TOKEN)")
 	simURL := fs.String("sim-url", "http://"+defaultSimAddr, "base URL of the pinlist sim that serve uploads to")
 	adAccount := fs.String("ad-account", defAdAccount, "ad account the lists are kept in ($"+config.EnvAdAccountID+")")
-	profiles := fs.Int("profiles", 200_000, "profiles to post in all")
-	bodyProfiles := fs.Int("body-profiles", 500, "profiles per body at saturation")
+	shape := fs.String("shape", string(loadgen.ShapeAEP), "traffic shape: aep or bulk")
+	profiles := fs.Int("profiles", 200_000, "profiles to post (aep: profile sends at saturation; bulk: in all)")
+	warmup := fs.Int("warmup-profiles", 2000, "aep: profile sends of the warm-up that creates the lists")
+	bodyProfiles := fs.Int("body-profiles", 0, "profiles per body at saturation (default: aep 10, at most 10; bulk 500)")
 	concurrency := fs.Int("concurrency", 8, "requests in flight at once")
-	fixedRate := fs.Float64("fixed-rate", 1000, "offered load of the first phase, identity changes per second")
-	fixedDuration := fs.Duration("fixed-duration", 30*time.Second, "length of the fixed-load phase (0: skip it)")
-	fixedBody := fs.Int("fixed-body-profiles", 50, "profiles per body in the fixed-load phase")
+	fixedRate := fs.Float64("fixed-rate", 1000, "offered load of the paced phase: aep state flips, bulk identity changes, per second")
+	fixedDuration := fs.Duration("fixed-duration", 30*time.Second, "length of the paced phase (0: skip it)")
+	fixedBody := fs.Int("fixed-body-profiles", 0, "profiles per body in the paced phase (default: aep 10, bulk 50)")
+	retryDelays := fs.String("retry-delays", "15s,30s", "aep: when a retried body is posted again after its 202, comma-separated")
+	replayDelay := fs.Duration("replay-delay", 3*time.Second, "aep: when older bodies are replayed after a newer body's 202")
+	retryShare := fs.Float64("retry-share", 0.05, "aep: share of bodies retried (0: none)")
+	replayShare := fs.Float64("replay-share", 0.03, "aep: chance a re-sent profile's previous body is replayed (0: none)")
+	budget := fs.Int("budget", 400, "aep: Pinterest write calls a minute the simulator allows (its --write-limit), for the goals")
+	giveUp := fs.Duration("give-up-quiet", 30*time.Second, "aep: end a phase whose lists still differ from the oracle after this long without a write")
+	settleQuiet := fs.Duration("settle-quiet", time.Second, "read the lists once the Pinterest writes have stopped this long")
+	secondPass := fs.Bool("second-pass", true, "aep: re-send every profile unchanged at the end and count the writes it causes")
+	secondQuiet := fs.Duration("second-pass-quiet", 5*time.Second, "aep: the second pass's writes are counted until none came for this long (longer than serve's batch window)")
 	maxRecords := fs.Int("max-records", defMaxRecords, "records per Pinterest call serve is configured with ($"+config.EnvMaxRecordsPerRequest+"), for the lower bound")
 	servePID := fs.Int("serve-pid", 0, "process ID of pinlist serve, for its peak memory (0: not measured)")
 	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
@@ -61,6 +79,13 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	clientID := fs.String("client-id", defaultClientID, "with --provision-token: the simulator's OAuth client ID")
 	clientSecret := fs.String("client-secret", defaultClientSecret, "with --provision-token: that client's secret")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if sh := loadgen.Shape(*shape); sh != loadgen.ShapeAEP && sh != loadgen.ShapeBulk {
+		return fmt.Errorf("%w: --shape %q: want %s or %s", errUsage, *shape, loadgen.ShapeAEP, loadgen.ShapeBulk)
+	}
+	delays, err := parseDelays(*retryDelays)
+	if err != nil {
 		return err
 	}
 	sim := loadgen.NewSim(*simURL, *adAccount)
@@ -97,6 +122,16 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 
 	res, err := loadgen.RunLoad(ctx, loadgen.LoadOptions{
+		Shape:             loadgen.Shape(*shape),
+		WarmupProfiles:    *warmup,
+		RetryDelays:       delays,
+		ReplayDelay:       *replayDelay,
+		Budget:            *budget,
+		GiveUpQuiet:       *giveUp,
+		SettleQuiet:       *settleQuiet,
+		SkipSecondPass:    !*secondPass,
+		SecondPassQuiet:   *secondQuiet,
+		AEP:               loadgen.AEPOptions{Seed: *seed, RetryShare: orNone(*retryShare), ReplayShare: orNone(*replayShare)},
 		Ingest:            ingest,
 		Sim:               sim,
 		Profiles:          *profiles,
@@ -127,6 +162,27 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "wrote the results to %s\n", *doc)
 	return nil
+}
+
+// orNone turns a share flag's 0 ("none") into the generator's negative.
+func orNone(x float64) float64 {
+	if x == 0 {
+		return -1
+	}
+	return x
+}
+
+// parseDelays reads --retry-delays: Go durations, comma-separated.
+func parseDelays(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for f := range strings.SplitSeq(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(f))
+		if err != nil || d < 0 {
+			return nil, fmt.Errorf("%w: --retry-delays %q: want durations such as 15s,30s", errUsage, s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }
 
 // orSkip turns the flag's 0 ("skip the phase") into RunLoad's negative.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/token"
 )
@@ -24,6 +26,8 @@ func TestLoadAgainstALocalStack(t *testing.T) {
 	s, err := local.Start(context.Background(), local.Config{
 		Addr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(), IngestToken: ingestToken,
 		PollInterval: 20 * time.Millisecond,
+		// The load, not the write budget, is tested.
+		SimWriteLimit: local.NoSimWriteLimit, WriteRate: rate.Inf,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +43,7 @@ func TestLoadAgainstALocalStack(t *testing.T) {
 	}
 	t.Setenv("PINLIST_INGEST_TOKEN", ingestToken)
 	var stdout, stderr bytes.Buffer
-	err = run(t.Context(), []string{"load", "--ingest-url", s.IngestURL(), "--sim-url", s.SimulatorURL(),
+	err = run(t.Context(), []string{"load", "--shape", "bulk", "--ingest-url", s.IngestURL(), "--sim-url", s.SimulatorURL(),
 		"--ad-account", s.AdAccountID(), "--profiles", "600", "--body-profiles", "100", "--fixed-duration", "500ms",
 		"--fixed-rate", "2000", "--serve-pid", strconv.Itoa(os.Getpid()), "--doc", doc, "--doc-command", "make bench-load"},
 		&stdout, &stderr)
@@ -59,6 +63,61 @@ func TestLoadAgainstALocalStack(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("the document lacks %q:\n%s", want, b)
 		}
+	}
+}
+
+// TestLoadAEPShapeAgainstALocalStack runs a seconds-long `pinlist load`
+// of the default AEP shape (the way `make test` can): it must print every
+// phase and the budget goals, each MET, MISSED or n/a, and write them into
+// the document.
+func TestLoadAEPShapeAgainstALocalStack(t *testing.T) {
+	const ingestToken = "load-command-token"
+	s, err := local.Start(context.Background(), local.Config{
+		Addr: "127.0.0.1:0", SimAddr: "127.0.0.1:0", DataDir: t.TempDir(), IngestToken: ingestToken,
+		PollInterval: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("close the local stack: %v", err)
+		}
+	})
+	doc := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	if err := os.WriteFile(doc, []byte("# Benchmarks\n\n## Load\n\nold\n\n### Notes\n\nby hand\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PINLIST_INGEST_TOKEN", ingestToken)
+	var stdout, stderr bytes.Buffer
+	err = run(t.Context(), []string{"load", "--ingest-url", s.IngestURL(), "--sim-url", s.SimulatorURL(),
+		"--ad-account", s.AdAccountID(), "--warmup-profiles", "100", "--profiles", "400", "--fixed-rate", "300",
+		"--fixed-duration", "500ms", "--retry-delays", "100ms,200ms", "--replay-delay", "300ms", "--retry-share", "0.2",
+		"--give-up-quiet", "1s", "--settle-quiet", "200ms", "--second-pass-quiet", "1500ms",
+		"--serve-pid", strconv.Itoa(os.Getpid()), "--doc", doc, "--doc-command", "make bench-load"},
+		&stdout, &stderr)
+	if err != nil {
+		t.Fatalf("pinlist load: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	for _, want := range []string{"[warm-up]", "[saturation]", "[300 flips/s]", "[second pass]", "AEP shape", "Goals:",
+		"sustained state flips/s at saturation", "Pinterest write calls at saturation", "freshness p50 at 300 flips/s",
+		"429 answers / write calls", "writes caused by unchanged memberships", "peak RSS", "wrote the results to"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	b, err := os.ReadFile(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"\n## Load\n", "make bench-load", "Machine: ", "| sustained state flips/s at saturation |",
+		"How it is measured.", "### Notes\n\nby hand\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("the document lacks %q:\n%s", want, b)
+		}
+	}
+	if strings.Contains(string(b), "\nold\n") {
+		t.Errorf("the old section was kept:\n%s", b)
 	}
 }
 
@@ -94,9 +153,23 @@ func TestLoadProvisionsASimulatorToken(t *testing.T) {
 }
 
 func TestLoadUsage(t *testing.T) {
-	var stdout, stderr bytes.Buffer
-	err := run(t.Context(), []string{"load", "extra"}, &stdout, &stderr)
-	if !errors.Is(err, errUsage) {
-		t.Fatalf("an extra argument: %v, want a usage error", err)
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"an extra argument", []string{"extra"}},
+		{"an unknown shape", []string{"--shape", "trickle"}},
+		{"a retry delay that is no duration", []string{"--retry-delays", "15s,soon"}},
+		{"a negative retry delay", []string{"--retry-delays", "-1s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			// No server listens at the URLs: a usage error comes first.
+			err := run(t.Context(), append([]string{"load", "--sim-url", "http://127.0.0.1:1"}, tt.args...), &stdout, &stderr)
+			if !errors.Is(err, errUsage) {
+				t.Fatalf("%v, want a usage error", err)
+			}
+		})
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/audience/audiencetest"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -78,15 +81,30 @@ func newApplier(t *testing.T) *applier {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	access, _ := sim.IssueToken("redrive-test", []string{"ads:read", "ads:write"})
-	client, err := pinterest.NewClient(redriveAdAccount,
-		pinterest.WithBaseURL(srv.URL+"/v5"),
-		pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})),
-		pinterest.WithWriteLimit(rate.Inf, 1))
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: redriveAdAccount,
+		BaseURL:     srv.URL + "/v5",
+		HTTPClient:  srv.Client(),
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access}),
+		WriteRate:   rate.Inf,
+	})
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}
-	h, err := upload.New(upload.Options{Client: client, Metrics: io.Discard, Logger: slog.New(slog.DiscardHandler)})
+	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "ledger.db")+"?_busy_timeout=10000&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	led, err := ledger.NewSQLite(t.Context(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := ledger.NewSQLiteNames(t.Context(), ledger.SQLiteOptions{DB: db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := upload.New(upload.Options{Client: client, Ledger: led, Names: names, Metrics: io.Discard, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatalf("new upload handler: %v", err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/local"
+	"github.com/pinlist/pinlist/internal/pinterest"
+	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -36,7 +38,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the queue and the token files ($"+config.EnvDataDir+")")
 	fs.StringVar(&cfg.AdAccountID, "ad-account", cfg.AdAccountID, "ad account ID ($"+config.EnvAdAccountID+"; default: the token file's, or the simulator's)")
 	fs.IntVar(&cfg.Workers, "workers", local.DefaultWorkers, "audiences uploaded in parallel")
-	writeRate := fs.Float64("write-rate", -1, "Pinterest write calls per second, 0 for no limit (default: no limit with the built-in simulator, 5 with --pinterest-url)")
+	var writeRate optionalFloat
+	fs.Var(&writeRate, "write-rate", fmt.Sprintf("the most Pinterest write `calls` per second, the pace the client starts at and slows down from on 429s and X-RateLimit headers; 0 for no pacing (default %.2f: Pinterest's budget, %d a minute)", float64(pinterest.DefaultWriteRate), pinterest.DefaultWritesPerMinute))
+	simWriteLimit := fs.Int("sim-write-limit", pinterestsim.PinterestWriteLimit, "write calls a minute per ad account the built-in simulator accepts, like Pinterest's ads_write budget; 0 for no limit")
 	fs.IntVar(&cfg.BatchSize, "batch-size", local.DefaultBatchSize, "most messages of one audience per upload batch (1 to "+strconv.Itoa(queue.MaxLocalBatch)+"; SQS FIFO's limit of 10 binds only AWS)")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", local.DefaultBatchWindow, "hold an audience's messages until the oldest is this old or a full batch waits, for fewer Pinterest calls; 0 for none")
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", local.DefaultProgressEvery, "how often the progress line is printed while work flows")
@@ -52,15 +56,48 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case cfg.BatchWindow == 0:
 		cfg.BatchWindow = local.NoBatchWindow
 	}
+	switch {
+	case *simWriteLimit == 0:
+		cfg.SimWriteLimit = local.NoSimWriteLimit
+	case *simWriteLimit > 0:
+		cfg.SimWriteLimit = *simWriteLimit
+	default:
+		return fmt.Errorf("%w: --sim-write-limit %d: want 0 (no limit) or more", errUsage, *simWriteLimit)
+	}
 	cfg.PinterestURL = strings.TrimRight(strings.TrimSpace(cfg.PinterestURL), "/")
 	switch {
-	case *writeRate == 0:
+	case !writeRate.set:
+	case writeRate.v == 0:
 		cfg.WriteRate = rate.Inf
-	case *writeRate > 0 && !math.IsInf(*writeRate, 0):
-		cfg.WriteRate = rate.Limit(*writeRate)
-	case *writeRate != -1:
-		return fmt.Errorf("%w: --write-rate %v: want a positive number, or 0 for no limit", errUsage, *writeRate)
+	case writeRate.v > 0 && !math.IsInf(writeRate.v, 0):
+		cfg.WriteRate = rate.Limit(writeRate.v)
+	default:
+		return fmt.Errorf("%w: --write-rate %v: want a positive number, or 0 for no pacing", errUsage, writeRate.v)
 	}
 	cfg.Stdout, cfg.Logger = stdout, env.Logger(stderr)
 	return local.Run(ctx, cfg)
+}
+
+// optionalFloat is a number flag that knows whether it was given, so that
+// its default can be described in the usage text instead of shown as a
+// sentinel.
+type optionalFloat struct {
+	v   float64
+	set bool
+}
+
+func (f *optionalFloat) String() string {
+	if f == nil || !f.set {
+		return ""
+	}
+	return strconv.FormatFloat(f.v, 'g', -1, 64)
+}
+
+func (f *optionalFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return err
+	}
+	f.v, f.set = v, true
+	return nil
 }

@@ -309,7 +309,7 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	)
 	bin := buildPinlist(t)
 	sim := startProc(t, bin, nil, "example", "sim", "--addr", "127.0.0.1:0", "--ad-account", adAccount,
-		"--access-token", accessToken, "--client-id", clientID, "--client-secret", clientSecret)
+		"--access-token", accessToken, "--client-id", clientID, "--client-secret", clientSecret, "--write-limit", "0")
 	simRoot := sim.banner["inspect"]
 	simRoot = strings.TrimSuffix(simRoot, "/_sim/state")
 	if !strings.HasPrefix(simRoot, "http://127.0.0.1:") {
@@ -348,12 +348,13 @@ func TestServeSurvivesSIGKILL(t *testing.T) {
 	afterAccepted := func(i int) {
 		switch i {
 		case applyFirst - 1:
-			// Let serve apply part of the stream before more comes: a
-			// batch for each of the 4 audiences (one call per list it
-			// touches; the batching window gathers these bodies into one).
+			// Let serve apply part of the stream before more comes: the
+			// flusher's first calls (lists are created with their first
+			// records, so creates count as well as updates).
 			waitUntil(t, "the first changes applied", func() bool {
 				var calls map[string]int
-				return getJSON(simRoot+"/_sim/calls", &calls) == nil && calls[pinterestsim.RouteCustomerListsUpdate] >= 4
+				return getJSON(simRoot+"/_sim/calls", &calls) == nil &&
+					calls[pinterestsim.RouteCustomerListsCreate]+calls[pinterestsim.RouteCustomerListsUpdate] >= 4
 			})
 		case killAfter - 1:
 			close(killNow)

@@ -59,6 +59,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	clientSecret := fs.String("client-secret", defaultClientSecret, "client secret of that OAuth app")
 	maxRecords := fs.Int("max-records", pinterestsim.DefaultMaxRecordsPerRequest, "most records accepted in one create or update request")
 	seed := fs.Uint64("seed", 0, "seed of the fault-injection random source (0: random)")
+	writeLimit := fs.Int("write-limit", pinterestsim.PinterestWriteLimit,
+		"write calls a minute per ad account, like Pinterest's ads_write budget: customer list and audience creates and updates share it (a token bucket of a tenth of it; 429 code 8 when spent); 0 for no limit")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -68,6 +70,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		} else {
 			adAccounts = listFlag{defaultAdAccount}
 		}
+	}
+	if *writeLimit < 0 {
+		return fmt.Errorf("%w: --write-limit %d: want 0 (no limit) or more", errUsage, *writeLimit)
 	}
 	if *clientID == "" || *clientSecret == "" {
 		return errors.New("--client-id and --client-secret must not be empty")
@@ -80,6 +85,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		MaxRecordsPerRequest: *maxRecords,
 		Logger:               logger,
 		Seed:                 *seed,
+		WriteLimit:           *writeLimit,
 	})
 	if err != nil {
 		return fmt.Errorf("start simulator: %w", err)
@@ -103,6 +109,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		defaultSecret: *clientSecret == defaultClientSecret,
 		accessToken:   *accessToken,
 		refreshToken:  refreshToken,
+		writeLimit:    *writeLimit,
 	})
 
 	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 10 * time.Second}
@@ -135,6 +142,7 @@ type simBanner struct {
 	defaultSecret bool
 	accessToken   string // printed only when the simulator issued it
 	refreshToken  string // "" when the token came from --access-token
+	writeLimit    int    // write calls a minute per ad account; 0: none
 }
 
 // printSimBanner prints where the simulator is and how to call it. The
@@ -155,6 +163,11 @@ func printSimBanner(w io.Writer, b simBanner) {
 		fmt.Fprintln(w, "                  (issued by this simulator for local use: scopes ads:read,ads:write, valid 30 days)")
 	} else {
 		fmt.Fprintln(w, "  access token:   as given by --access-token (scopes ads:read,ads:write, valid 30 days)")
+	}
+	if b.writeLimit > 0 {
+		fmt.Fprintf(w, "  write limit:    %d calls a minute per ad account (--write-limit 0 for none)\n", b.writeLimit)
+	} else {
+		fmt.Fprintln(w, "  write limit:    none")
 	}
 	fmt.Fprintf(w, "  inspect:        %s/_sim/state\n", b.base)
 	fmt.Fprintf(w, "  example:        pinlist serve --pinterest-url %s/v5\n", b.base)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/pinlist/pinlist/internal/fake"
+	"github.com/pinlist/pinlist/internal/pinterestsim"
 )
 
 // syncBuffer is output a test reads while it is being written.
@@ -252,6 +254,7 @@ func TestRunDispatch(t *testing.T) {
 		{name: "sim bad ad account", args: []string{"sim", "--addr", "127.0.0.1:0", "--ad-account", "abc"}, wantErr: errAny},
 		{name: "sim bad address", args: []string{"sim", "--addr", "127.0.0.1:notaport"}, wantErr: errAny},
 		{name: "sim empty client", args: []string{"sim", "--addr", "127.0.0.1:0", "--client-id", ""}, wantErr: errAny},
+		{name: "sim negative write limit", args: []string{"sim", "--addr", "127.0.0.1:0", "--write-limit", "-1"}, wantErr: errUsage},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -274,3 +277,59 @@ func TestRunDispatch(t *testing.T) {
 
 // errAny in a test table means "some error".
 var errAny = errors.New("any error")
+
+// TestSimWriteLimit: --write-limit sets the ads_write budget (Pinterest's
+// 400 a minute by default), and /_sim/calls counts the 429s.
+func TestSimWriteLimit(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		wantBanner  string
+		writes      int
+		want429s    int
+		wantHeaders bool
+	}{
+		{name: "default: Pinterest's budget", wantBanner: "400 calls a minute per ad account (--write-limit 0 for none)", writes: 3, wantHeaders: true},
+		// 6 a minute holds one call: the second, within seconds, finds it spent.
+		{name: "a small budget", args: []string{"--write-limit", "6"}, wantBanner: "6 calls a minute per ad account (--write-limit 0 for none)", writes: 3, want429s: 2, wantHeaders: true},
+		{name: "none", args: []string{"--write-limit", "0"}, wantBanner: "none", writes: 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sim := startSim(t, tt.args...)
+			if got := sim.banner["write limit"]; got != tt.wantBanner {
+				t.Errorf("banner write limit %q, want %q", got, tt.wantBanner)
+			}
+			base, token := sim.banner["base URL"], sim.banner["access token"]
+			lists := base + "/ad_accounts/" + defaultAdAccount + "/customer_lists"
+			limited := 0
+			for i := range tt.writes {
+				b, _ := json.Marshal(map[string]string{"name": fmt.Sprint("l", i), "records": "a"})
+				req, _ := http.NewRequest(http.MethodPost, lists, bytes.NewReader(b))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusTooManyRequests {
+					limited++
+				}
+				if has := resp.Header.Get(pinterestsim.HeaderRateLimitRemaining) != ""; has != tt.wantHeaders {
+					t.Errorf("write %d: X-RateLimit headers %v, want %v", i, has, tt.wantHeaders)
+				}
+			}
+			if limited != tt.want429s {
+				t.Errorf("%d writes answered 429, want %d", limited, tt.want429s)
+			}
+			var calls map[string]int
+			if status := call(t, http.MethodGet, strings.TrimSuffix(base, "/v5")+"/_sim/calls", "", nil, &calls); status != http.StatusOK {
+				t.Fatalf("/_sim/calls: %d", status)
+			}
+			if got := calls[pinterestsim.RateLimitedKey(pinterestsim.RouteCustomerListsCreate)]; got != tt.want429s {
+				t.Errorf("/_sim/calls counts %d 429s of creates, want %d: %v", got, tt.want429s, calls)
+			}
+		})
+	}
+}

@@ -8,11 +8,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/connect"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/refresh"
 )
@@ -46,7 +48,8 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	)
 	dataDir := fs.String("data-dir", env.DataDir, "data directory of pinlist serve ($"+config.EnvDataDir+")")
 	store := fs.String("store", "", "the token store: file:PATH or secretsmanager:NAME_OR_ARN (default: secretsmanager:$"+config.EnvTokenSecretID+" when set, else the token file in --data-dir)")
-	queueURL := fs.String("queue-url", env.QueueURL, "the SQS FIFO queue of the AWS deployment ($"+config.EnvQueueURL+"); empty: the local queue in --data-dir")
+	queueURL := fs.String("queue-url", env.QueueURL, "the SQS changes queue of the AWS deployment ($"+config.EnvQueueURL+"); empty: the local queue in --data-dir")
+	ledgerTable := fs.String("ledger-table", env.LedgerTable, "the DynamoDB ledger table of the AWS deployment, for exact member counts ($"+config.EnvLedgerTable+"; stack output LedgerTableName)")
 	dlqURL := fs.String("dlq-url", "", "its dead-letter queue (default: from the queue's redrive policy)")
 	warnDays := fs.Int("warn-days", int(refresh.DefaultAlertBefore/(24*time.Hour)), "warn when the connection expires within this many days (the refresh function alerts at the same threshold)")
 	pinterestURL := fs.String("pinterest-url", "", "Pinterest API v5 base URL to read the lists from ($"+config.EnvAPIBaseURL+"); default: the simulator of a running pinlist serve locally, "+config.DefaultAPIBaseURL+" for AWS")
@@ -76,7 +79,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("%w: --store: %v", errUsage, err)
 	}
-	inAWS := spec.Kind == connect.KindSecretsManager || *queueURL != ""
+	inAWS := spec.Kind == connect.KindSecretsManager || *queueURL != "" || *ledgerTable != ""
 
 	opts := local.StatusOptions{
 		DataDir:     *dataDir,
@@ -98,6 +101,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg, err := sdkConfig(ctx, firstNonEmpty(queueRegion(*queueURL), connect.SecretRegion(spec.Location)))
 		if err != nil {
 			return err
+		}
+		if *ledgerTable != "" {
+			store, err := ledger.NewDynamo(ledger.DynamoOptions{Client: dynamodb.NewFromConfig(cfg), Table: *ledgerTable})
+			if err != nil {
+				return err
+			}
+			opts.Ledger = store
 		}
 		if *queueURL != "" {
 			opts.SQS = &local.SQSStatusOptions{

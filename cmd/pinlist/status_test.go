@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -45,7 +47,8 @@ func TestServeThenStatus(t *testing.T) {
 		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--sim-addr", simAddr, "--data-dir", dir}, stdout, stderr)
 	}()
 	waitUntil(t, "the serve banner", func() bool { return strings.Contains(stdout.String(), "status:") })
-	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5", "data dir:"} {
+	for _, want := range []string{"ingest:", "ingest token:", "pinterest:     built-in simulator at http://" + simAddr + "/v5",
+		"write limit:   400 calls a minute per ad account", "data dir:"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, stdout)
 		}
@@ -98,6 +101,7 @@ func TestServeAndStatusFlags(t *testing.T) {
 		args []string
 	}{
 		{"serve negative write rate", []string{"serve", "--write-rate", "-2"}},
+		{"serve negative simulator write limit", []string{"serve", "--sim-write-limit", "-1"}},
 		{"serve extra argument", []string{"serve", "now"}},
 		{"serve batch size zero", []string{"serve", "--batch-size", "0"}},
 		{"serve batch size above the local limit", []string{"serve", "--batch-size", "1001"}},
@@ -323,8 +327,8 @@ func statusSim(t *testing.T) (apiURL, access string) {
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
 	access, _ = sim.IssueToken("status-app", []string{"ads:read", "ads:write"})
-	client, err := pinterest.NewClient(statusAdAccount, pinterest.WithBaseURL(srv.URL+"/v5"), pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})))
+	client, err := pinterest.New(pinterest.Options{AdAccountID: statusAdAccount, BaseURL: srv.URL + "/v5", HTTPClient: srv.Client(),
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access})})
 	if err != nil {
 		t.Fatalf("new pinterest client: %v", err)
 	}
@@ -362,7 +366,26 @@ func TestStatusAWS(t *testing.T) {
 		t.Fatalf("received %d messages, want 1 to hold in flight", len(ev.Records))
 	}
 
-	args := []string{"--store", "secretsmanager:" + secretARN, "--queue-url", queueURL, "--pinterest-url", apiURL}
+	// The ledger holds the list's two members and one who left.
+	const table = "status-ledger"
+	if err := ledger.CreateDynamoTable(t.Context(), moto.DynamoDB(), table); err != nil {
+		t.Fatal(err)
+	}
+	store, err := ledger.NewDynamo(ledger.DynamoOptions{Client: moto.DynamoDB(), Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := audience.Ref{Namespace: "ups", ID: "aud-status"}
+	var changes []audience.Change
+	for i, who := range []string{"a", "b", "c"} {
+		changes = append(changes, audience.Change{Audience: aud, List: audience.ListEmail, Hash: redriveHash(who), Op: audience.OpAdd, EventTime: now.Add(time.Duration(i) * time.Second)})
+	}
+	changes = append(changes, audience.Change{Audience: aud, List: audience.ListEmail, Hash: redriveHash("c"), Op: audience.OpRemove, EventTime: now.Add(time.Minute)})
+	if _, err := store.Apply(t.Context(), changes); err != nil {
+		t.Fatal(err)
+	}
+
+	args := []string{"--store", "secretsmanager:" + secretARN, "--queue-url", queueURL, "--pinterest-url", apiURL, "--ledger-table", table}
 	doc, err := statusJSONOf(t, args...)
 	msg := wantExit(t, err, exitNeedsAttention)
 	if doc.Token == nil || !doc.Token.AccountExpiresAt.Equal(tok.RefreshTokenExpiresAt) || doc.Token.Warning != "" {
@@ -393,7 +416,7 @@ func TestStatusAWS(t *testing.T) {
 	}
 	if doc.DataDir != "" || doc.AdAccountID != statusAdAccount || doc.ListsError != "" || len(doc.Lists) != 1 ||
 		doc.Lists[0].Members == nil || *doc.Lists[0].Members != 2 {
-		t.Errorf("data dir %q, lists of %s: %+v (%s); want no data dir, the simulator's one list of 2", doc.DataDir, doc.AdAccountID, doc.Lists, doc.ListsError)
+		t.Errorf("data dir %q, lists of %s: %+v (%s); want no data dir, the simulator's one list with the ledger's 2 members", doc.DataDir, doc.AdAccountID, doc.Lists, doc.ListsError)
 	}
 
 	out, _, err := runStatusCmd(t, args...)

@@ -42,8 +42,8 @@ func main() {
 		fail("load AWS configuration", err)
 	}
 	accessToken := token.NewAccessTokenSource(token.NewSecretsManagerStore(secretsmanager.NewFromConfig(aws), cfg.TokenSecretID))
-	client, err := pinterest.NewClient(cfg.AdAccountID,
-		pinterest.WithBaseURL(cfg.APIBaseURL), pinterest.WithTokenSource(accessToken), pinterest.WithLogger(log))
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: cfg.AdAccountID, BaseURL: cfg.APIBaseURL, TokenSource: accessToken, Logger: log})
 	if err != nil {
 		fail("wire the Pinterest client", err)
 	}

@@ -61,3 +61,17 @@ func TestComparePrecedence(t *testing.T) {
 		}
 	}
 }
+
+func TestParseKeyIsKeysInverse(t *testing.T) {
+	for _, r := range []Ref{{"ups", "5b0f8a3e"}, {"ups", "a:b:c"}, {"CustomerAudienceUpload", "x-1"}} {
+		got, err := ParseKey(r.Key())
+		if err != nil || got != r {
+			t.Errorf("ParseKey(%q) = %+v, %v; want %+v", r.Key(), got, err, r)
+		}
+	}
+	for _, bad := range []string{"", "ups", "ups:", ":id", "u ps:id"} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+}

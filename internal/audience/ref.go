@@ -3,6 +3,7 @@ package audience
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // MaxRefKey is the longest audience key (Ref.Key) pinlist accepts: the
@@ -33,4 +34,15 @@ func (r Ref) Validate() error {
 		}
 	}
 	return nil
+}
+
+// ParseKey is the inverse of Ref.Key: the namespace is what precedes the
+// first ':' (a namespace has none), the ID the rest.
+func ParseKey(key string) (Ref, error) {
+	ns, id, _ := strings.Cut(key, ":")
+	r := Ref{Namespace: ns, ID: id}
+	if err := r.Validate(); err != nil {
+		return Ref{}, fmt.Errorf("audience key: %w", err)
+	}
+	return r, nil
 }

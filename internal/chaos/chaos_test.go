@@ -54,7 +54,7 @@ func TestChaos(t *testing.T) {
 	simAddr := freeAddr(t)
 	startProc(t, "pinlist sim", nil, "sim", "--addr", simAddr, "--ad-account", chaosAdAccount,
 		"--client-id", chaosClientID, "--client-secret", chaosSecret, "--seed", "8",
-		"--max-records", strconv.Itoa(chaosMaxRecords))
+		"--max-records", strconv.Itoa(chaosMaxRecords), "--write-limit", "0") // faults, not the budget
 	simRoot := "http://" + simAddr
 	sim := loadgen.NewSim(simRoot, chaosAdAccount)
 	readyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)

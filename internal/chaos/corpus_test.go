@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/loadgen"
 	"github.com/pinlist/pinlist/internal/local"
@@ -42,6 +43,9 @@ func TestBadInputCorpus(t *testing.T) {
 		DataDir:      t.TempDir(),
 		IngestToken:  token,
 		PollInterval: 20 * time.Millisecond,
+		// Many bodies at once: the pipeline, not the write budget, is tested.
+		SimWriteLimit: local.NoSimWriteLimit,
+		WriteRate:     rate.Inf,
 	})
 	if err != nil {
 		t.Fatalf("start the local stack: %v", err)

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -369,12 +370,14 @@ func missingScopes(granted string) []string {
 // verify lists the ad account's customer lists with the new access token;
 // the first page is proof enough.
 func (o Options) verify(ctx context.Context, accessToken string) error {
-	client, err := pinterest.NewClient(o.AdAccountID,
-		pinterest.WithBaseURL(o.APIBaseURL),
-		pinterest.WithHTTPClient(o.HTTPClient),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"})),
-		pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 3}),
-	)
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: o.AdAccountID,
+		BaseURL:     o.APIBaseURL,
+		HTTPClient:  o.HTTPClient,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: accessToken, TokenType: "Bearer"}),
+		Retry:       pinterest.RetryPolicy{MaxAttempts: 3},
+		Logger:      slog.New(slog.DiscardHandler), // the command reports the outcome itself
+	})
 	if err != nil {
 		return fmt.Errorf("check the token: %w", err)
 	}

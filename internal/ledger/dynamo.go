@@ -673,34 +673,63 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 	if err := checkOp(op); err != nil {
 		return fmt.Errorf("mark rows of %s sent: %w", list.Key(), err)
 	}
-	want := stateFor(op)
-	update := "SET " + dynSent + " = :w REMOVE " + dynPending + ", " + dynFlip
-	if want == Out {
-		update = "SET " + dynSent + " = :w, " + dynExpires + " = :x REMOVE " + dynPending + ", " + dynFlip
+	sent := stateFor(op)
+	// Two conditional writes cover the two cases without a read: Want is
+	// what was sent (no longer pending; an exit starts its TTL), or Want
+	// is the other state (pending the other op, marked as a flip so the
+	// stream brings it to a flusher). A row that changed between the two
+	// tries is tried again.
+	settled := "SET " + dynSent + " = :s REMOVE " + dynPending + ", " + dynFlip
+	if sent == Out {
+		settled = "SET " + dynSent + " = :s, " + dynExpires + " = :x REMOVE " + dynPending + ", " + dynFlip
 	}
+	other := opFor(In)
+	if sent == In {
+		other = opFor(Out)
+	}
+	unsettled := "SET " + dynSent + " = :s, " + dynPending + " = :g, " + dynFlip + " = " + dynPrec + " REMOVE " + dynExpires
 	err := d.parallel(ctx, len(rows), func(ctx context.Context, i int) error {
-		if !isHash(rows[i].Hash) {
+		h := rows[i].Hash
+		if !isHash(h) {
 			return fmt.Errorf("row %d: hash is not 64 lowercase hex digits", i)
 		}
-		vals := map[string]types.AttributeValue{":p": attrS(rows[i].Precedence), ":w": attrN(int64(want))}
-		if want == Out {
-			vals[":x"] = attrN(d.expiry())
+		update := func(expr, cond string, vals map[string]types.AttributeValue) (bool, error) {
+			err := retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
+				_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+					TableName:                 aws.String(d.table),
+					Key:                       rowKeyAttrs(list, h),
+					ConditionExpression:       aws.String(cond),
+					UpdateExpression:          aws.String(expr),
+					ExpressionAttributeValues: vals,
+				})
+				return err
+			}, nil)
+			var ccf *types.ConditionalCheckFailedException
+			if errors.As(err, &ccf) {
+				return false, nil
+			}
+			return err == nil, err
 		}
-		err := retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
-			_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-				TableName:                 aws.String(d.table),
-				Key:                       rowKeyAttrs(list, rows[i].Hash),
-				ConditionExpression:       aws.String(dynPrec + " = :p AND " + dynWant + " = :w"),
-				UpdateExpression:          aws.String(update),
-				ExpressionAttributeValues: vals,
+		for range 4 {
+			vals := map[string]types.AttributeValue{":s": attrN(int64(sent))}
+			if sent == Out {
+				vals[":x"] = attrN(d.expiry())
+			}
+			ok, err := update(settled, dynWant+" = :s", vals)
+			if ok || err != nil {
+				return err
+			}
+			ok, err = update(unsettled, "attribute_exists("+dynPK+") AND "+dynWant+" <> :s", map[string]types.AttributeValue{
+				":s": attrN(int64(sent)), ":g": attrS(pendingKey(list, other, h[0])),
 			})
-			return err
-		}, nil)
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
-			return nil // changed since it was read: its newer state is pending
+			if ok || err != nil {
+				return err
+			}
+			if _, found, err := d.get(ctx, list, h); err != nil || !found {
+				return err // a row that is gone (TTL) has nothing to record
+			}
 		}
-		return err
+		return fmt.Errorf("row %d: changed under every try", i)
 	})
 	if err != nil {
 		return fmt.Errorf("mark %d %s rows of %s sent: %w", len(rows), op, list.Key(), err)

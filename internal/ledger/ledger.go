@@ -72,8 +72,7 @@ type Result struct {
 }
 
 // Pending is one row waiting for Pinterest: its hash, the op that brings
-// Pinterest to the desired state, and the precedence it was read with
-// (MarkSent clears it only if the row did not change since).
+// Pinterest to the desired state, and the precedence it was read with.
 type Pending struct {
 	Hash       string
 	Op         audience.Op
@@ -94,9 +93,13 @@ type Store interface {
 	// Pending returns up to limit pending rows of list for op (oldest
 	// precedence first is not required; any order is fine).
 	Pending(ctx context.Context, list List, op audience.Op, limit int) ([]Pending, error)
-	// MarkSent records that Pinterest now has rows in the state their op
-	// brings them to; a row whose precedence changed since it was read
-	// stays pending (its newer state is sent next time).
+	// MarkSent records that Pinterest now has rows in the state op brings
+	// them to (Sent := that state), whatever changed since they were read:
+	// a row whose desired state moved on meanwhile (an exit that came while
+	// its join was sent, or a join back while its exit was sent) stays or
+	// becomes pending, so its final state is sent next. Callers send one
+	// list at a time (a per-list lock or lease), so Sent is what Pinterest
+	// has.
 	MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error
 	// Members counts the rows whose Want is In, per list (every list the
 	// ledger has seen, also those down to zero).

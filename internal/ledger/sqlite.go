@@ -296,7 +296,7 @@ order by r.precedence limit ?`, list.Key(), string(op), limit)
 }
 
 // MarkSent records in one transaction that Pinterest has rows in op's
-// state; a row whose precedence is no longer the one read stays pending.
+// state (see Store); each row is pending after it when its Want differs.
 func (s *SQLite) MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error {
 	if err := checkOp(op); err != nil {
 		return fmt.Errorf("mark rows of %s sent: %w", list.Key(), err)
@@ -306,15 +306,16 @@ func (s *SQLite) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
-update pinlist_ledger_rows set sent = want, pending = null
-where list = (select id from pinlist_ledger_lists where key = ?) and hash = ? and precedence = ? and want = ?`)
+update pinlist_ledger_rows set sent = ?3,
+  pending = case when want = ?3 then null when want = 1 then 'ADD' else 'REMOVE' end
+where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2`)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
 		defer stmt.Close()
-		want := int64(stateFor(op))
+		sent := int64(stateFor(op))
 		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash, r.Precedence, want); err != nil {
+			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash, sent); err != nil {
 				return fmt.Errorf("update row: %w", err)
 			}
 		}

@@ -14,16 +14,21 @@
 //     membership of every (audience, list type) with its own, deliberately
 //     separate code for the mapping rules of ARCHITECTURE.md: normalise and
 //     SHA-256 each identifier, and for one (audience, list type, identifier)
-//     the latest lastQualificationTime wins, a tie going to the exit, and a
-//     receive time (no lastQualificationTime) never outranks an event time;
-//     equal ones keep the later arrival. It imports no pinlist package, so a bug in internal/audience
+//     the latest lastQualificationTime wins, on a tie the exit wins, so the
+//     outcome never depends on arrival order (retries and replays included). It imports no pinlist package, so a bug in internal/audience
 //     cannot hide itself by being repeated here.
 //   - Sim is a client of the simulator's inspection and control API
 //     (/_sim/state, records, calls, faults, expire_tokens, tokens).
-//   - RunLoad is the load benchmark behind `pinlist load`: a fixed offered
-//     load, then saturation, measuring throughput end to end, ingest
-//     latency, freshness, Pinterest calls against their lower bound and the
-//     server's peak memory.
+//   - AEPGenerator makes traffic shaped as Adobe's HTTP API destination
+//     sends it: at most ten profiles a body, each with all its memberships
+//     (most unchanged since its last send), retries and replays.
+//   - RunLoad is the load benchmark behind `pinlist load`. Its default AEP
+//     shape runs a warm-up, saturation, a paced phase and a second pass of
+//     unchanged memberships, and checks the ledger issue's budget goals
+//     (BudgetGoals): state flips sustained within Pinterest's write budget,
+//     write calls against their lower bound, freshness, 429s, writes caused
+//     by unchanged memberships. The bulk shape is issue 8's benchmark: a
+//     fixed offered load, then saturation (Goals).
 //   - LoadBadCases and BadCorpus read the bad-input corpus in testdata/bad.
 //
 // Nothing here logs or prints an identifier: progress lines and results hold

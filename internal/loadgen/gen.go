@@ -208,7 +208,32 @@ func (g *Generator) exit(at time.Time) (Profile, bool) {
 // joinProfile makes a new profile that qualifies for one to three
 // audiences.
 func (g *Generator) joinProfile(at time.Time) Profile {
-	n := g.profiles
+	ids := g.identities(g.profiles)
+	k := 0
+	for x := g.rnd.Float64(); x >= membershipsPerJoin[k]; k++ {
+	}
+	k++
+	var mems []Membership
+	seen := map[int]bool{}
+	for len(mems) < k && len(seen) < len(g.audiences) {
+		a := g.pickAudience()
+		if seen[a] {
+			continue
+		}
+		seen[a] = true
+		status := StatusRealized
+		if g.rnd.Float64() < 0.15 {
+			status = StatusExisting
+		}
+		mems = append(mems, Membership{Namespace: g.o.Namespace, Audience: g.audiences[a], Status: status, Time: at})
+	}
+	return Profile{Identities: ids, Memberships: mems}
+}
+
+// identities makes profile n's identities: an email, a GAID and an IDFA in
+// some mix, sometimes one of another namespace or an opt-out, sometimes a
+// malformed email (InvalidShare).
+func (g *Generator) identities(n int) []Identity {
 	var ids []Identity
 	if g.rnd.Float64() < 0.80 {
 		ids = append(ids, Identity{g.nsCase(NSEmail), g.email(n)})
@@ -233,25 +258,7 @@ func (g *Generator) joinProfile(at time.Time) Profile {
 	if g.rnd.Float64() < g.o.InvalidShare {
 		ids = append(ids, Identity{NSEmail, fmt.Sprintf("user%d at example.com", n)})
 	}
-	k := 0
-	for x := g.rnd.Float64(); x >= membershipsPerJoin[k]; k++ {
-	}
-	k++
-	var mems []Membership
-	seen := map[int]bool{}
-	for len(mems) < k && len(seen) < len(g.audiences) {
-		a := g.pickAudience()
-		if seen[a] {
-			continue
-		}
-		seen[a] = true
-		status := StatusRealized
-		if g.rnd.Float64() < 0.15 {
-			status = StatusExisting
-		}
-		mems = append(mems, Membership{Namespace: g.o.Namespace, Audience: g.audiences[a], Status: status, Time: at})
-	}
-	return Profile{Identities: ids, Memberships: mems}
+	return ids
 }
 
 // Marker makes a profile whose only identity is a fresh IDFA joining

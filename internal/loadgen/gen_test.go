@@ -126,3 +126,110 @@ func TestMarkerIsFreshAndWatchable(t *testing.T) {
 		t.Fatalf("marker list holds %v, want [%s]", got, hash)
 	}
 }
+
+// TestAEPGeneratorShape: bodies of at most ten profiles, each profile with
+// all its memberships, most of them unchanged re-sends; some bodies retried
+// and older bodies replayed after newer ones of the same profile, which the
+// oracle finds winning nothing; and a re-send of every profile flips
+// nothing.
+func TestAEPGeneratorShape(t *testing.T) {
+	gen := NewAEPGenerator(AEPOptions{Seed: 7})
+	o := NewOracle()
+	var bodies [][]byte
+	var retries, replays, staleReplays, mems, unchanged, flips, resent int
+	for i := range 3000 {
+		b := gen.Next(10 + i%3) // asking for more than ten gets ten
+		if b.Index != i {
+			t.Fatalf("body %d has index %d", i, b.Index)
+		}
+		if len(b.Profiles) == 0 || len(b.Profiles) > MaxAEPProfiles {
+			t.Fatalf("body %d has %d profiles", i, len(b.Profiles))
+		}
+		var n int
+		for _, p := range b.Profiles {
+			n += len(p.Memberships)
+			for _, m := range p.Memberships {
+				if m.Time.After(gen.o.Start.Add(time.Duration(gen.sends) * gen.o.Step)) {
+					t.Fatalf("body %d: a membership from the future", i)
+				}
+			}
+		}
+		if n != b.Memberships {
+			t.Fatalf("body %d: %d memberships, counted %d", i, n, b.Memberships)
+		}
+		raw := EncodeBody(b.Profiles, FormArray)
+		bodies = append(bodies, raw)
+		st, err := o.AddBody(raw, recv)
+		if err != nil {
+			t.Fatalf("body %d: %v", i, err)
+		}
+		flips += st.Flips
+		resent += st.Resent
+		mems += b.Memberships
+		unchanged += b.Unchanged
+		if b.Retry {
+			retries++
+			if st, _ := o.AddBody(raw, recv); st.Resent != st.Changes {
+				t.Fatalf("body %d sent again: %+v, want every change re-sent", i, st)
+			}
+		}
+		for _, r := range b.Replays {
+			if r >= i {
+				t.Fatalf("body %d replays body %d, not an older one", i, r)
+			}
+			replays++
+			st, _ := o.AddBody(bodies[r], recv)
+			if st.Flips+st.NoOps != 0 {
+				t.Fatalf("body %d replayed after body %d: %+v, want no change to win", r, i, st)
+			}
+			if st.Stale > 0 {
+				staleReplays++
+			}
+		}
+	}
+	if retries < 100 || retries > 200 {
+		t.Errorf("%d of 3000 bodies retried, want about 5 %%", retries)
+	}
+	if replays < 100 || staleReplays < replays/10 {
+		t.Errorf("%d replays in 3000 bodies, %d of them with a change a later send undid; want some hundreds, some undone", replays, staleReplays)
+	}
+	// Re-sending everyone unchanged flips nothing, in new bodies.
+	seen := map[string]bool{}
+	for _, b := range bodies {
+		seen[string(b)] = true
+	}
+	profiles := 0
+	for _, ps := range gen.Resend(10) {
+		if len(ps) == 0 || len(ps) > MaxAEPProfiles {
+			t.Fatalf("a re-send body of %d profiles", len(ps))
+		}
+		profiles += len(ps)
+		raw := EncodeBody(ps, FormArray)
+		if seen[string(raw)] {
+			t.Fatalf("a re-send body is byte for byte an earlier body")
+		}
+		st, err := o.AddBody(raw, recv)
+		if err != nil || st.Resent != st.Changes || st.Changes == 0 {
+			t.Fatalf("a re-send body: %+v, %v; want every change re-sent", st, err)
+		}
+	}
+	if profiles != len(gen.people) {
+		t.Errorf("re-sent %d profiles of %d", profiles, len(gen.people))
+	}
+	if share := float64(unchanged) / float64(mems); share < 0.6 || share > 0.9 {
+		t.Errorf("%d of %d memberships unchanged (%.2f), want most but not all", unchanged, mems, share)
+	}
+	if share := float64(resent) / float64(resent+flips); share < 0.6 || share > 0.9 {
+		t.Errorf("the oracle finds %d re-sends and %d flips (%.2f re-sent), want most re-sent", resent, flips, share)
+	}
+}
+
+func TestAEPGeneratorIsRepeatable(t *testing.T) {
+	a, b := NewAEPGenerator(AEPOptions{Seed: 3}), NewAEPGenerator(AEPOptions{Seed: 3})
+	for i := range 200 {
+		x, y := a.Next(10), b.Next(10)
+		if !bytes.Equal(EncodeBody(x.Profiles, FormArray), EncodeBody(y.Profiles, FormArray)) || x.Retry != y.Retry || !slices.Equal(x.Replays, y.Replays) {
+			t.Fatalf("body %d differs between two generators of one seed", i)
+		}
+	}
+}

@@ -14,25 +14,74 @@ import (
 	"github.com/pinlist/pinlist/internal/config"
 )
 
+// Shape is the shape of the traffic RunLoad offers.
+type Shape string
+
+const (
+	// ShapeAEP (the default) is Adobe's HTTP API destination: at most ten
+	// profiles a body, each with all its memberships (most unchanged),
+	// bodies retried after RetryDelays and older bodies replayed after
+	// newer ones (AEPGenerator). Phases: a warm-up that creates the lists,
+	// saturation, then a paced phase at FixedRate state flips per second;
+	// then, unless SkipSecondPass, a second pass of every body.
+	ShapeAEP Shape = "aep"
+	// ShapeBulk is large bodies of new joins and exits of earlier joins
+	// (Generator): a fixed offered load, then saturation.
+	ShapeBulk Shape = "bulk"
+)
+
 // LoadOptions configure RunLoad; zero fields take the defaults.
 type LoadOptions struct {
+	// Shape is the traffic's shape (default ShapeAEP).
+	Shape Shape
 	// Ingest posts to `pinlist serve`; Sim reads the simulator it uploads to.
 	Ingest *Ingest
 	Sim    *Sim
-	// Profiles is how many profiles are posted in all (default 200,000):
-	// the fixed-load phase's, then the rest at saturation.
+	// Profiles is how many profiles are posted at saturation and before it
+	// (default 200,000). Bulk: the fixed-load phase's, then the rest at
+	// saturation. AEP: the saturation phase's profile sends.
 	Profiles int
-	// BodyProfiles is the profiles per body at saturation (default 500);
-	// Concurrency the requests in flight at once (default 8).
+	// WarmupProfiles is the AEP warm-up's profile sends (default 2,000),
+	// posted at saturation before the measured phases: it creates the
+	// lists.
+	WarmupProfiles int
+	// BodyProfiles is the profiles per body at saturation (default 500,
+	// AEP 10 and at most MaxAEPProfiles); Concurrency the requests in
+	// flight at once (default 8).
 	BodyProfiles int
 	Concurrency  int
-	// FixedRate is the offered load of the first phase in identity changes
-	// per second (default 1,000), for FixedDuration (default 30s), in bodies
-	// of FixedBodyProfiles (default 50). A negative FixedDuration skips the
-	// phase.
+	// FixedRate is the offered load of the paced phase (bulk: the first;
+	// AEP: the last) in changes per second (default 1,000; AEP counts state
+	// flips), for FixedDuration (default 30s), in bodies of
+	// FixedBodyProfiles (default 50, AEP 10). A negative FixedDuration skips
+	// the phase.
 	FixedRate         float64
 	FixedDuration     time.Duration
 	FixedBodyProfiles int
+	// RetryDelays are when, after its 202, a body AEP retries is posted
+	// again (default 15s and 30s, AEP's schedule). ReplayDelay is when,
+	// after a body's 202, the older bodies it replays are posted (default
+	// 3s: longer than serve's batch window, so the replay is a request of
+	// its own, not coalesced with the newer one).
+	RetryDelays []time.Duration
+	ReplayDelay time.Duration
+	// Budget is the Pinterest write calls a minute the simulator allows
+	// (`pinlist sim --write-limit`, default 400): the AEP goals are
+	// computed with it.
+	Budget int
+	// GiveUpQuiet (AEP; default 30s): when the simulator still differs
+	// from the oracle after the writes have stopped this long, the phase
+	// ends and the difference is reported instead of waited for. Zero in
+	// bulk: wait up to SettleTimeout, then fail.
+	GiveUpQuiet time.Duration
+	// SkipSecondPass skips the AEP second pass; SecondPassQuiet is how long
+	// the write calls must stay still after its last 202 (default 5s; it
+	// must be longer than serve's batch window and poll interval, or the
+	// writes come after the count).
+	SkipSecondPass  bool
+	SecondPassQuiet time.Duration
+	// AEP shapes ShapeAEP traffic (its ExitLag is set by RunLoad).
+	AEP AEPOptions
 	// MaxRecords is the connector's most records per Pinterest call
 	// (default config.DefaultMaxRecordsPerRequest): the lower bound of the
 	// calls is computed with it.
@@ -60,11 +109,43 @@ type LoadOptions struct {
 }
 
 func (o LoadOptions) withDefaults() LoadOptions {
+	if o.Shape == "" {
+		o.Shape = ShapeAEP
+	}
+	aep := o.Shape == ShapeAEP
 	if o.Profiles <= 0 {
 		o.Profiles = 200_000
 	}
+	if o.WarmupProfiles <= 0 {
+		o.WarmupProfiles = 2000
+	}
 	if o.BodyProfiles <= 0 {
 		o.BodyProfiles = 500
+		if aep {
+			o.BodyProfiles = MaxAEPProfiles
+		}
+	}
+	if o.FixedBodyProfiles <= 0 && aep {
+		o.FixedBodyProfiles = MaxAEPProfiles
+	}
+	if aep {
+		o.BodyProfiles = min(o.BodyProfiles, MaxAEPProfiles)
+		o.FixedBodyProfiles = min(o.FixedBodyProfiles, MaxAEPProfiles)
+	}
+	if len(o.RetryDelays) == 0 {
+		o.RetryDelays = []time.Duration{15 * time.Second, 30 * time.Second}
+	}
+	if o.ReplayDelay <= 0 {
+		o.ReplayDelay = 3 * time.Second
+	}
+	if o.Budget <= 0 {
+		o.Budget = 400
+	}
+	if o.GiveUpQuiet <= 0 && aep {
+		o.GiveUpQuiet = 30 * time.Second
+	}
+	if o.SecondPassQuiet <= 0 {
+		o.SecondPassQuiet = 5 * time.Second
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
@@ -107,13 +188,26 @@ func (o LoadOptions) withDefaults() LoadOptions {
 	// A body may exit joins of bodies at least this far back; the driver
 	// posts a body only once every body that far back was accepted.
 	o.Gen.ExitLag = 2 * o.Concurrency
+	o.AEP.ExitLag = 2 * o.Concurrency
 	return o
 }
 
 // LoadResult is what a load run measured.
 type LoadResult struct {
+	Shape      Shape
+	Warmup     PhaseResult // AEP only
 	Fixed      PhaseResult // the fixed offered load (zero when skipped)
 	Saturation PhaseResult
+	// SecondPass is the AEP second pass (nil when skipped or bulk).
+	SecondPass *SecondPassResult
+	// Throttled is the calls the simulator answered 429, when it reports
+	// them (ThrottledKnown).
+	Throttled      int
+	ThrottledKnown bool
+	// Budget is the write calls a minute the simulator allowed.
+	Budget int
+	// RetryDelays are the AEP retries' delays after a body's 202.
+	RetryDelays []time.Duration
 	// Calls is every Pinterest API call the simulator served, by route;
 	// WriteCalls the customer list creates and updates among them, and
 	// LowerBound the fewest that could have carried the records (for each
@@ -161,6 +255,38 @@ type PhaseResult struct {
 	// Messages is the queue messages the bodies became (the 202 answers'
 	// "messages").
 	Messages int
+
+	// AEP only. Flips is the state flips the phase delivers (identifiers
+	// whose membership of a list differs at the end of the phase from its
+	// start, markers included), and LowerBound is computed from them.
+	// Resent, Stale and NoOps are the changes of the phase's bodies that
+	// flip nothing (BodyStats; each body counted once, its retries and
+	// replays not). FollowUps is the retried and replayed posts;
+	// OfferedFlipRate is Flips over Posting (the paced phase: the rate it
+	// offered), Sustained is Flips over Converged. Mismatch describes how
+	// the simulator's lists differ from the oracle's when the phase gave up
+	// waiting (GiveUpQuiet).
+	Flips           int
+	Resent          int
+	Stale           int
+	NoOps           int
+	FollowUps       int
+	OfferedFlipRate float64
+	Sustained       float64
+	Throttled       int
+	Mismatch        []string
+}
+
+// SecondPassResult is what re-sending every profile of the run with its
+// memberships unchanged, after the lists converged, caused: with a ledger,
+// nothing.
+type SecondPassResult struct {
+	Bodies     int
+	Profiles   int
+	Changes    int
+	WriteCalls int
+	// Mismatch describes how the lists differ from the oracle's afterwards.
+	Mismatch []string
 }
 
 // job is one body to post.
@@ -168,7 +294,18 @@ type job struct {
 	index   int // global body index, for the exit watermark
 	body    []byte
 	changes int
+	pace    int // what the offered rate counts: changes (bulk) or flips (AEP)
 	profs   int
+	// followUp: a retry or replay, posted without waiting for the
+	// watermark and not counted as the phase's load.
+	followUp  bool
+	followUps []followUp
+}
+
+// followUp is a body posted again delay after a job's 202.
+type followUp struct {
+	job   *job
+	delay time.Duration
 }
 
 // RunLoad runs the load benchmark: it generates every body first, posts the
@@ -183,7 +320,14 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	if o.Ingest == nil || o.Sim == nil {
 		return nil, errors.New("run load: Ingest and Sim are required")
 	}
-	res := &LoadResult{MaxRecords: o.MaxRecords}
+	switch o.Shape {
+	case ShapeAEP:
+		return runAEP(ctx, o)
+	case ShapeBulk:
+	default:
+		return nil, fmt.Errorf("run load: unknown shape %q (want %s or %s)", o.Shape, ShapeAEP, ShapeBulk)
+	}
+	res := &LoadResult{Shape: ShapeBulk, MaxRecords: o.MaxRecords, Budget: o.Budget}
 	gen := NewGenerator(o.Gen)
 	oracle := NewOracle()
 
@@ -221,11 +365,17 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 	r := &runner{o: o, gen: gen, oracle: oracle, listIDs: map[ListKey]string{}}
 	r.accepted = newWatermark(len(fixedJobs) + len(satJobs))
 	if len(fixedJobs) > 0 {
+		if err := r.learnBulk(fixedJobs); err != nil {
+			return nil, err
+		}
 		p, err := r.phase(ctx, "fixed load", fixedJobs, o.FixedRate)
 		if err != nil {
 			return nil, err
 		}
 		res.Fixed = p
+	}
+	if err := r.learnBulk(satJobs); err != nil {
+		return nil, err
 	}
 	p, err := r.phase(ctx, "saturation", satJobs, 0)
 	if err != nil {
@@ -250,6 +400,26 @@ func RunLoad(ctx context.Context, o LoadOptions) (*LoadResult, error) {
 		res.PeakRSS = rss
 	}
 	return res, nil
+}
+
+// learnBulk gives the oracle a bulk phase's bodies before they are posted
+// (no two profiles share an event time, so their order does not matter),
+// and each job learns the changes its 202 must count. A second oracle sees
+// only this phase, for the phase's lower bound.
+func (r *runner) learnBulk(jobs []job) error {
+	r.phaseOracle = NewOracle()
+	for i := range jobs {
+		st, err := r.oracle.AddBody(jobs[i].body, time.Now())
+		if err != nil {
+			return fmt.Errorf("generated body %d: %w", jobs[i].index, err)
+		}
+		if _, err := r.phaseOracle.AddBody(jobs[i].body, time.Now()); err != nil {
+			return fmt.Errorf("generated body %d: %w", jobs[i].index, err)
+		}
+		jobs[i].changes = st.Changes
+		jobs[i].pace = st.Changes
+	}
+	return nil
 }
 
 // makeJob generates and encodes the next body.
@@ -286,37 +456,50 @@ type phaseState struct {
 	messages  atomic.Int64
 	retries   atomic.Int64
 	inFlight  atomic.Int64
-	lastOK    atomic.Int64 // UnixNano of the last 202
+	lastOK    atomic.Int64 // UnixNano of the last 202 of the phase's own bodies
 	ingest    durations
 	freshness durations
+	// The retries and replays in flight or waiting, and those posted.
+	followUps        sync.WaitGroup
+	pendingFollowUps atomic.Int64
+	followUpsPosted  atomic.Int64
+	failMu           sync.Mutex
+	failed           error
+}
+
+// fail records the first error of a goroutine that cannot return one; the
+// phase's wait for the simulator ends with it.
+func (ps *phaseState) fail(err error) {
+	ps.failMu.Lock()
+	defer ps.failMu.Unlock()
+	if ps.failed == nil {
+		ps.failed = err
+	}
+}
+
+func (ps *phaseState) failure() error {
+	ps.failMu.Lock()
+	defer ps.failMu.Unlock()
+	return ps.failed
 }
 
 // phase posts jobs (paced at rate changes/s, or as fast as possible when
 // rate is 0) and waits until the simulator holds the oracle's membership.
+//
+// The oracle already knows the jobs (and each job the changes its 202 must
+// count). A job's follow-ups are posted their delay after its 202; the
+// simulator's convergence is measured from the phase's own bodies, then,
+// once the follow-ups are all posted, the lists are checked again.
 func (r *runner) phase(ctx context.Context, name string, jobs []job, rate float64) (PhaseResult, error) {
-	// The oracle learns the phase's bodies before they are posted (no two
-	// profiles share an event time, so their order does not matter), and
-	// each job learns the changes its 202 must count.
-	// A second oracle sees only this phase, for the phase's lower bound.
-	r.phaseOracle = NewOracle()
-	for i := range jobs {
-		st, err := r.oracle.AddBody(jobs[i].body, time.Now())
-		if err != nil {
-			return PhaseResult{}, fmt.Errorf("generated body %d: %w", jobs[i].index, err)
-		}
-		if _, err := r.phaseOracle.AddBody(jobs[i].body, time.Now()); err != nil {
-			return PhaseResult{}, fmt.Errorf("generated body %d: %w", jobs[i].index, err)
-		}
-		jobs[i].changes = st.Changes
-	}
-	callsBefore, err := r.o.Sim.Calls(ctx)
+	callsBefore, err := r.o.Sim.CallCounts(ctx)
 	if err != nil {
 		return PhaseResult{}, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ps := &phaseState{name: name, start: time.Now()}
-	fmt.Fprintf(r.o.Progress, "[%s] posting %d bodies with %d in flight%s\n", name, len(jobs), r.o.Concurrency, rateNote(rate))
+	defer ps.followUps.Wait() // after the cancel above: they end early on an error
+	fmt.Fprintf(r.o.Progress, "[%s] posting %d bodies with %d in flight%s\n", name, len(jobs), r.o.Concurrency, rateNote(rate, r.o.Shape))
 
 	stopProgress := r.progress(ctx, ps, len(jobs))
 	defer stopProgress()
@@ -353,7 +536,7 @@ feed:
 		}
 		select {
 		case work <- j:
-			sent += j.changes
+			sent += j.pace
 		case <-ctx.Done():
 			break feed
 		}
@@ -370,22 +553,38 @@ feed:
 	fmt.Fprintf(r.o.Progress, "[%s] all %d bodies accepted after %s; waiting for the simulator to hold the expected membership\n",
 		name, len(jobs), posting.Round(time.Millisecond))
 
-	convergedAt, err := r.settle(ctx, ps)
+	convergedAt, mismatch, err := r.settle(ctx, ps)
 	close(stopMarkers)
 	<-markersDone
 	if err != nil {
 		return PhaseResult{}, fmt.Errorf("%s phase: %w", name, err)
 	}
+	if n := ps.pendingFollowUps.Load(); n > 0 {
+		fmt.Fprintf(r.o.Progress, "[%s] waiting for %d retries and replays to be posted\n", name, n)
+	}
+	ps.followUps.Wait()
+	if err := ps.failure(); err != nil {
+		return PhaseResult{}, fmt.Errorf("%s phase: %w", name, err)
+	}
 	if err := context.Cause(ctx); err != nil {
 		return PhaseResult{}, fmt.Errorf("%s phase: %w", name, err)
 	}
-	callsAfter, err := r.o.Sim.Calls(ctx)
+	if ps.followUpsPosted.Load() > 0 {
+		// What the retries and replays did to the lists; not to when
+		// they first held the phase's changes.
+		if _, mismatch, err = r.settle(ctx, ps); err != nil {
+			return PhaseResult{}, fmt.Errorf("%s phase: after the retries and replays: %w", name, err)
+		}
+	}
+	callsAfter, err := r.o.Sim.CallCounts(ctx)
 	if err != nil {
 		return PhaseResult{}, err
 	}
 	p := PhaseResult{
-		WriteCalls:  writeCalls(callsAfter) - writeCalls(callsBefore),
-		LowerBound:  r.phaseOracle.LowerBound(r.o.MaxRecords),
+		WriteCalls:  writeCalls(callsAfter.Routes) - writeCalls(callsBefore.Routes),
+		Throttled:   callsAfter.Throttled - callsBefore.Throttled,
+		FollowUps:   int(ps.followUpsPosted.Load()),
+		Mismatch:    mismatch,
 		Name:        name,
 		Bodies:      len(jobs),
 		Changes:     int(ps.posted.Load()),
@@ -397,6 +596,15 @@ feed:
 		Retries:     int(ps.retries.Load()),
 		Messages:    int(ps.messages.Load()),
 	}
+	if r.phaseOracle != nil {
+		p.LowerBound = r.phaseOracle.LowerBound(r.o.MaxRecords)
+	} else {
+		flips := r.oracle.PhaseFlips()
+		p.Flips = Total(flips)
+		p.LowerBound = LowerBoundOf(flips, r.o.MaxRecords)
+		p.OfferedFlipRate = float64(p.Flips) / p.Posting.Seconds()
+		p.Sustained = float64(p.Flips) / p.Converged.Seconds()
+	}
 	for _, j := range jobs {
 		p.Profiles += j.profs
 	}
@@ -405,9 +613,13 @@ feed:
 	return p, nil
 }
 
-func rateNote(rate float64) string {
+func rateNote(rate float64, shape Shape) string {
+	unit := "identity changes"
+	if shape == ShapeAEP {
+		unit = "state flips"
+	}
 	if rate > 0 {
-		return fmt.Sprintf(", offering %.0f identity changes/s", rate)
+		return fmt.Sprintf(", offering %.0f %s/s", rate, unit)
 	}
 	return ", as fast as they are accepted"
 }
@@ -415,8 +627,10 @@ func rateNote(rate float64) string {
 // post sends one body once the bodies it may exit from were accepted,
 // retrying what a caller retries: a lost connection and a 5xx.
 func (r *runner) post(ctx context.Context, ps *phaseState, j job) error {
-	if err := r.accepted.waitBelow(ctx, j.index-r.o.Gen.ExitLag+1); err != nil {
-		return err
+	if !j.followUp {
+		if err := r.accepted.waitBelow(ctx, j.index-r.o.Gen.ExitLag+1); err != nil {
+			return err
+		}
 	}
 	ps.inFlight.Add(1)
 	defer ps.inFlight.Add(-1)
@@ -430,11 +644,16 @@ func (r *runner) post(ctx context.Context, ps *phaseState, j job) error {
 				return fmt.Errorf("body %d: the server enqueued %d changes, the oracle counts %d", j.index, a.Accepted.ChangesEnqueued, j.changes)
 			}
 			ps.ingest.add(took)
+			ps.messages.Add(int64(a.Accepted.Messages))
+			if j.followUp {
+				ps.followUpsPosted.Add(1)
+				return nil
+			}
 			ps.posted.Add(int64(j.changes))
 			ps.bodies.Add(1)
-			ps.messages.Add(int64(a.Accepted.Messages))
 			ps.lastOK.Store(time.Now().UnixNano())
 			r.accepted.done(j.index)
+			r.scheduleFollowUps(ctx, ps, j)
 			return nil
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -453,11 +672,33 @@ func (r *runner) post(ctx context.Context, ps *phaseState, j job) error {
 	}
 }
 
+// scheduleFollowUps posts j's retries and replays, each its delay from now.
+func (r *runner) scheduleFollowUps(ctx context.Context, ps *phaseState, j job) {
+	for _, f := range j.followUps {
+		ps.pendingFollowUps.Add(1)
+		ps.followUps.Go(func() {
+			defer ps.pendingFollowUps.Add(-1)
+			if sleepUntil(ctx, time.Now().Add(f.delay)) != nil {
+				return
+			}
+			fj := *f.job
+			fj.followUp, fj.followUps = true, nil
+			if err := r.post(ctx, ps, fj); err != nil && ctx.Err() == nil {
+				ps.fail(fmt.Errorf("a retry or replay of body %d: %w", fj.index, err))
+			}
+		})
+	}
+}
+
 // settle waits until the simulator holds the oracle's membership and
 // returns when it first did: the time of the last Pinterest write the
 // simulator saw before it matched. It polls the cheap /_sim/calls and reads
 // the whole state only once the writes have stopped for SettleQuiet.
-func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, error) {
+//
+// With GiveUpQuiet, a difference that outlasts that long without a write
+// ends the wait: the time of the last write and the difference are
+// returned.
+func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, []string, error) {
 	quiet := r.o.SettleQuiet
 	deadline := time.Now().Add(r.o.SettleTimeout)
 	last, lastWrite := -1, time.Now()
@@ -467,7 +708,10 @@ func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, error) 
 	for {
 		calls, err := r.o.Sim.Calls(ctx)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, nil, err
+		}
+		if err := ps.failure(); err != nil {
+			return time.Time{}, nil, err
 		}
 		if n := writeCalls(calls); n != last {
 			last, lastWrite = n, time.Now()
@@ -476,18 +720,23 @@ func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, error) 
 		if time.Now().After(checkAfter) {
 			actual, ids, err := r.o.Sim.Memberships(ctx)
 			if err != nil {
-				return time.Time{}, err
+				return time.Time{}, nil, err
 			}
 			r.rememberLists(ids)
 			diff := Diff(r.oracle.Expected(), actual)
 			if len(diff) == 0 {
 				if lastOK := time.Unix(0, ps.lastOK.Load()); lastOK.After(lastWrite) {
-					return lastOK, nil
+					return lastOK, nil, nil
 				}
-				return lastWrite, nil
+				return lastWrite, nil, nil
+			}
+			if g := r.o.GiveUpQuiet; g > 0 && time.Since(lastWrite) >= g {
+				fmt.Fprintf(r.o.Progress, "[%s] no Pinterest write for %s and the lists still differ from the oracle's in %d lists: giving up the wait\n",
+					ps.name, g, len(diff))
+				return lastWrite, diff, nil
 			}
 			if time.Now().After(deadline) {
-				return time.Time{}, fmt.Errorf("the simulator did not reach the expected membership within %s:\n  %s",
+				return time.Time{}, nil, fmt.Errorf("the simulator did not reach the expected membership within %s:\n  %s",
 					r.o.SettleTimeout, joinLines(diff))
 			}
 			fmt.Fprintf(r.o.Progress, "[%s] the simulator differs from the expected membership in %d lists, e.g. %s\n", ps.name, len(diff), diff[0])
@@ -495,7 +744,7 @@ func (r *runner) settle(ctx context.Context, ps *phaseState) (time.Time, error) 
 		}
 		select {
 		case <-ctx.Done():
-			return time.Time{}, context.Cause(ctx)
+			return time.Time{}, nil, context.Cause(ctx)
 		case <-tick.C:
 		}
 	}
@@ -615,6 +864,9 @@ func (r *runner) sendMarker(ctx context.Context, i int) (*marker, error) {
 	p, hash := r.gen.Marker(i)
 	body := EncodeBody([]Profile{p}, FormSingle)
 	for _, o := range []*Oracle{r.oracle, r.phaseOracle} {
+		if o == nil {
+			continue
+		}
 		if _, err := o.AddBody(body, time.Now()); err != nil {
 			return nil, fmt.Errorf("marker body: %w", err)
 		}
@@ -736,6 +988,9 @@ func newWatermark(n int) *watermark {
 func (w *watermark) done(i int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if i >= len(w.doneB) { // AEP phases are generated one after another
+		w.doneB = append(w.doneB, make([]bool, i+1-len(w.doneB))...)
+	}
 	w.doneB[i] = true
 	for w.low < len(w.doneB) && w.doneB[w.low] {
 		w.low++
@@ -752,7 +1007,7 @@ func (w *watermark) waitBelow(ctx context.Context, n int) error {
 	defer stop()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.low < min(n, len(w.doneB)) {
+	for w.low < n {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

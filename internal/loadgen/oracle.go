@@ -40,6 +40,17 @@ type BodyStats struct {
 	// Changes is the number of distinct (audience, list type, identifier)
 	// the body changes: its changes after coalescing within the request.
 	Changes int
+	// Each of those is exactly one of: a Flip, won over the oracle's state
+	// and changed it (in to out or out to in; an identifier never seen is
+	// out); Resent, of the same precedence as the state (a membership AEP
+	// re-sends unchanged, with its old lastQualificationTime; a retry);
+	// Stale, lost to a newer state (a replay of an older body); NoOp, newer
+	// than the state but leaving it as it was. They are counted in the
+	// order the oracle is given the bodies.
+	Flips  int
+	Resent int
+	Stale  int
+	NoOps  int
 }
 
 // Identities is the number of identity entries of the body: activated,
@@ -72,14 +83,20 @@ func sum(m map[string]int) int {
 
 // Oracle computes the membership the customer lists must end with, from the
 // bodies as they were sent, with its own implementation of the mapping rules
-// (see the package doc). Bodies must be added in the order the server
-// accepted them. It is safe for concurrent use.
+// (see the package doc). The order rule does not depend on arrival: for one
+// (audience, list type, identifier) the latest lastQualificationTime wins, on
+// a tie the exit wins, and a membership without a time (stamped with its
+// receive time) never outranks one that carried a time. So bodies may be
+// added in any order, and adding one twice changes nothing. It is safe for
+// concurrent use.
 type Oracle struct {
 	mu      sync.Mutex
 	auds    map[string]uint32
 	audKeys []string
 	state   map[oracleKey]oracleState
-	arrival uint64
+	// epoch counts BeginPhase calls: a state whose epoch is the current one
+	// remembers in wasAdd what it was when the phase began.
+	epoch uint32
 }
 
 type oracleKey struct {
@@ -89,25 +106,25 @@ type oracleKey struct {
 }
 
 type oracleState struct {
-	t        int64 // event time, Unix nanoseconds
-	received bool  // t is the receive time: no lastQualificationTime
-	arrival  uint64
-	add      bool
+	timed bool  // t is a lastQualificationTime, not a receive time
+	t     int64 // Unix nanoseconds
+	add   bool
+	// wasAdd is the state when phase epoch began (false: out or absent).
+	epoch  uint32
+	wasAdd bool
 }
 
-// outranks is the mapping rules' order: an event time above a receive
-// time, then the later time, then on a tie the exit; of equal ones (the
-// same state) the later arrival.
-func (s oracleState) outranks(cur oracleState) bool {
-	switch {
-	case s.received != cur.received:
-		return cur.received
-	case s.t != cur.t:
-		return s.t > cur.t
-	case s.add != cur.add:
-		return !s.add
+// newer reports whether a outranks b: a time that was sent beats a receive
+// time, then the later time wins, then an exit beats a join. Equal ranks
+// mean the same state.
+func (a oracleState) newer(b oracleState) bool {
+	if a.timed != b.timed {
+		return a.timed
 	}
-	return s.arrival >= cur.arrival
+	if a.t != b.t {
+		return a.t > b.t
+	}
+	return !a.add && b.add
 }
 
 var oracleLists = [...]string{ListEmail, ListMAID, ListIDFA}
@@ -158,26 +175,98 @@ func (o *Oracle) AddBody(body []byte, receivedAt time.Time) (BodyStats, error) {
 		if err != nil {
 			return BodyStats{}, err
 		}
-		o.arrival++
 		for _, m := range mems {
 			for _, id := range ids {
 				changes = append(changes, change{
 					key: oracleKey{aud: m.aud, list: oracleList(id.list), hash: id.hash},
-					s:   oracleState{t: m.t, received: m.received, arrival: o.arrival, add: m.add},
+					s:   oracleState{timed: m.timed, t: m.t, add: m.add},
 				})
 			}
 		}
 	}
-	distinct := make(map[oracleKey]struct{}, len(changes))
+	// Coalesce within the body first (the winner per key), then apply
+	// each winner to the state, so the counts are per distinct key.
+	winners := make(map[oracleKey]oracleState, len(changes))
 	for _, c := range changes {
-		distinct[c.key] = struct{}{}
-		cur, ok := o.state[c.key]
-		if !ok || c.s.outranks(cur) {
-			o.state[c.key] = c.s
+		if w, ok := winners[c.key]; !ok || c.s.newer(w) {
+			winners[c.key] = c.s
 		}
 	}
-	st.Changes = len(distinct)
+	for k, w := range winners {
+		cur, ok := o.state[k]
+		switch {
+		case ok && cur.newer(w):
+			st.Stale++
+			continue
+		case ok && !w.newer(cur):
+			st.Resent++
+			continue
+		case cur.add != w.add: // an absent key is out
+			st.Flips++
+		default:
+			st.NoOps++
+		}
+		if !ok || cur.epoch != o.epoch {
+			cur.wasAdd, cur.epoch = cur.add, o.epoch
+		}
+		w.epoch, w.wasAdd = cur.epoch, cur.wasAdd
+		o.state[k] = w
+	}
+	st.Changes = len(winners)
 	return st, nil
+}
+
+// BeginPhase starts counting the state flips of a phase: PhaseFlips
+// compares every identifier's state with the one it had here.
+func (o *Oracle) BeginPhase() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.epoch++
+}
+
+// PhaseFlips is, per list, how many identifiers are in now and were out
+// (or unknown) when the phase began (Add), and the reverse (Remove): the
+// records Pinterest must be sent for the phase, however many times AEP
+// re-sent them. An identifier that flipped and flipped back counts for
+// nothing.
+func (o *Oracle) PhaseFlips() map[ListKey]OpCounts {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := map[ListKey]OpCounts{}
+	for k, s := range o.state {
+		if s.epoch != o.epoch || s.add == s.wasAdd {
+			continue
+		}
+		lk := ListKey{Audience: o.audKeys[k.aud], Type: oracleLists[k.list]}
+		c := out[lk]
+		if s.add {
+			c.Add++
+		} else {
+			c.Remove++
+		}
+		out[lk] = c
+	}
+	return out
+}
+
+// LowerBoundOf is the fewest customer list calls that carry counts with at
+// most maxRecords records per call: for each list and operation,
+// ceil(records / maxRecords).
+func LowerBoundOf(counts map[ListKey]OpCounts, maxRecords int) int {
+	n := 0
+	for _, c := range counts {
+		n += ceilDiv(c.Add, maxRecords) + ceilDiv(c.Remove, maxRecords)
+	}
+	return n
+}
+
+// Total is the records of counts: adds and removes over every list.
+func Total(counts map[ListKey]OpCounts) int {
+	n := 0
+	for _, c := range counts {
+		n += c.Add + c.Remove
+	}
+	return n
 }
 
 // splitProfiles finds the profiles of a body: one profile object, an array
@@ -271,10 +360,10 @@ func readIdentities(raw json.RawMessage, st *BodyStats) ([]oracleIdentity, error
 }
 
 type oracleMembership struct {
-	aud      uint32
-	add      bool
-	t        int64
-	received bool
+	aud   uint32
+	add   bool
+	timed bool
+	t     int64
 }
 
 // readMemberships reads a segmentMembership, counting failures in st.
@@ -324,8 +413,8 @@ func (o *Oracle) readMemberships(raw json.RawMessage, receivedAt time.Time, st *
 				st.Failed[FailedInvalidTimestamp]++
 				continue
 			}
-			lqt := m["lastQualificationTime"]
-			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, t: t, received: lqt == nil || isNull(lqt)})
+			timed := m["lastQualificationTime"] != nil && !isNull(m["lastQualificationTime"])
+			out = append(out, oracleMembership{aud: o.audience(ns + ":" + id), add: add, timed: timed, t: t})
 		}
 	}
 	return out, nil
@@ -439,11 +528,7 @@ func (o *Oracle) Identifiers() int {
 // the expected state with at most maxRecords records per call: for each
 // list and operation, ceil(records / maxRecords).
 func (o *Oracle) LowerBound(maxRecords int) int {
-	n := 0
-	for _, c := range o.Counts() {
-		n += ceilDiv(c.Add, maxRecords) + ceilDiv(c.Remove, maxRecords)
-	}
-	return n
+	return LowerBoundOf(o.Counts(), maxRecords)
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }

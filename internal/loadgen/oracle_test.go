@@ -100,30 +100,45 @@ func TestOracleLatestEventTimeWins(t *testing.T) {
 				profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:04Z") + "]"},
 		},
 		{
-			name: "a tie goes to the exit, arriving first",
-			bodies: []string{"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "," +
-				profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]"},
-		},
-		{
-			name: "a tie goes to the exit, in a later body",
-			bodies: []string{
-				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
-				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
-			},
-		},
-		{
-			name: "equal instants in different offsets tie",
-			bodies: []string{
-				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T02:00:05+02:00") + "]",
-				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
-				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
-				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T02:00:05+02:00") + "]",
-			},
-		},
-		{
-			name: "an event time outranks a later receive time",
+			name: "a tie within a body goes to the exit",
 			bodies: []string{"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "," +
-				`{"identityMap":{"email":[{"id":"ada.lovelace@example.com"}]},"segmentMembership":{"ups":{"a":{"status":"exited"}}}}` + "]"},
+				profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]"},
+		},
+		{
+			name: "a tie goes to the exit sent first",
+			bodies: []string{
+				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
+			},
+		},
+		{
+			name: "a tie goes to the exit sent last",
+			bodies: []string{
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:05Z") + "]",
+			},
+		},
+		{
+			name: "equal instants in different offsets tie, and the exit wins",
+			bodies: []string{
+				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T02:00:05+02:00") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:05Z") + "]",
+			},
+		},
+		{
+			name: "a replay of an older body after a newer one changes nothing",
+			bodies: []string{
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:01Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:02Z") + "]",
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:01Z") + "]",
+			},
+		},
+		{
+			name: "a membership without a time never outranks one with a time",
+			bodies: []string{
+				"[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:01Z") + "]",
+				`[{"identityMap":{"email":[{"id":"ada.lovelace@example.com"}]},"segmentMembership":{"ups":{"a":{"status":"exited"}}}}]`,
+			},
 			want: []string{hashAda},
 		},
 	}
@@ -137,6 +152,72 @@ func TestOracleLatestEventTimeWins(t *testing.T) {
 			}
 			if diff := cmp.Diff(tt.want, o.Expected()[key]); diff != "" {
 				t.Fatalf("members (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOracleFlipsAndResends: the oracle tells the changes that flip a
+// state from AEP's unchanged re-sends, retries, replays and no-ops, and a
+// phase's flips are the net change since it began.
+func TestOracleFlipsAndResends(t *testing.T) {
+	join := "[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:01Z") + "]"
+	resend := "[" + profileJSON("Ada.Lovelace@example.com", "existing", "2026-01-01T00:00:01Z") + "]"
+	later := "[" + profileJSON("ada.lovelace@example.com", "existing", "2026-01-01T00:00:03Z") + "]"
+	exit := "[" + profileJSON("ada.lovelace@example.com", "exited", "2026-01-01T00:00:02Z") + "]"
+	rejoin := "[" + profileJSON("ada.lovelace@example.com", "realized", "2026-01-01T00:00:04Z") + "]"
+	key := ListKey{Audience: "ups:a", Type: ListEmail}
+	tests := []struct {
+		name   string
+		before []string // bodies before the phase
+		bodies []string
+		want   BodyStats // summed over bodies: Flips, Unchanged, Stale
+		flips  map[ListKey]OpCounts
+	}{
+		{name: "a join flips", bodies: []string{join}, want: BodyStats{Flips: 1}, flips: map[ListKey]OpCounts{key: {Add: 1}}},
+		{name: "a retry of the same body is re-sent", bodies: []string{join, join, join}, want: BodyStats{Flips: 1, Resent: 2},
+			flips: map[ListKey]OpCounts{key: {Add: 1}}},
+		{name: "an unchanged membership with its old time is re-sent", before: []string{join}, bodies: []string{resend},
+			want: BodyStats{Resent: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "an unchanged membership with a later time is a no-op", before: []string{join}, bodies: []string{later},
+			want: BodyStats{NoOps: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "an exit replayed after a later re-send is stale", before: []string{join}, bodies: []string{later, exit},
+			want: BodyStats{NoOps: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "an exit flips", before: []string{join}, bodies: []string{exit}, want: BodyStats{Flips: 1},
+			flips: map[ListKey]OpCounts{key: {Remove: 1}}},
+		{name: "out and back in, the exit arriving last", before: []string{join}, bodies: []string{rejoin, exit},
+			want: BodyStats{NoOps: 1, Stale: 1}, flips: map[ListKey]OpCounts{}},
+		{name: "out and back in, in order, is no net flip", before: []string{join}, bodies: []string{exit, rejoin},
+			want: BodyStats{Flips: 2}, flips: map[ListKey]OpCounts{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := NewOracle()
+			for _, b := range tt.before {
+				if _, err := o.AddBody([]byte(b), recv); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o.BeginPhase()
+			var got BodyStats
+			for _, b := range tt.bodies {
+				st, err := o.AddBody([]byte(b), recv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st.Flips+st.Resent+st.Stale+st.NoOps != st.Changes {
+					t.Fatalf("%+v: the counts do not add up to the changes", st)
+				}
+				got.Flips += st.Flips
+				got.Resent += st.Resent
+				got.Stale += st.Stale
+				got.NoOps += st.NoOps
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("counts (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.flips, o.PhaseFlips()); diff != "" {
+				t.Errorf("phase flips (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -169,6 +250,9 @@ func TestOracleBodyStats(t *testing.T) {
 			FailedInvalidTimestamp: 1, FailedInvalidMembership: 1, FailedInvalidAudience: 1},
 		// ada and the GAID, each in ups:a (added) and ups:b (removed).
 		Changes: 4,
+		// The joins flip out to in; the exits leave "never seen" out.
+		Flips: 2,
+		NoOps: 2,
 	}
 	if diff := cmp.Diff(want, st); diff != "" {
 		t.Fatalf("stats (-want +got):\n%s", diff)

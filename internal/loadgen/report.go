@@ -99,8 +99,13 @@ func procField(path, name string) (string, bool) {
 	return "", false
 }
 
-// WriteText prints a result for a person at a terminal.
+// WriteText prints a result for a person at a terminal: an AEP result
+// against DefaultBudgetGoals, a bulk one against goals.
 func WriteText(w io.Writer, r *LoadResult, goals Goals) {
+	if r.Shape == ShapeAEP {
+		WriteBudgetText(w, r, DefaultBudgetGoals)
+		return
+	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Load benchmark results")
 	for _, p := range []PhaseResult{r.Fixed, r.Saturation} {
@@ -137,7 +142,11 @@ func WriteText(w io.Writer, r *LoadResult, goals Goals) {
 
 // Markdown is the benchmark's "## Load" section for docs/BENCHMARKS.md.
 // notes, when not empty, is appended as written (analysis of missed goals).
+// An AEP result is written against DefaultBudgetGoals.
 func Markdown(r *LoadResult, goals Goals, m Machine, command string, when time.Time, notes string) string {
+	if r.Shape == ShapeAEP {
+		return BudgetMarkdown(r, DefaultBudgetGoals, m, command, when, notes)
+	}
 	var b strings.Builder
 	b.WriteString("## Load\n\n")
 	b.WriteString("`pinlist load` (`internal/loadgen`) posts generated AEP bodies to a `pinlist serve` that uploads to a\n")

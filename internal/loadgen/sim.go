@@ -128,9 +128,51 @@ func (s *Sim) Records(ctx context.Context, listID string) ([]string, error) {
 // Calls reads the API requests the simulator has served, by route name
 // (e.g. "customer_lists.update"), faulted ones included.
 func (s *Sim) Calls(ctx context.Context) (map[string]int, error) {
-	out := map[string]int{}
-	err := s.get(ctx, "/_sim/calls", &out)
-	return out, err
+	c, err := s.CallCounts(ctx)
+	return c.Routes, err
+}
+
+// CallCounts is GET /_sim/calls read leniently: the calls by route and,
+// when the simulator reports them, the 429 answers among them.
+type CallCounts struct {
+	Routes map[string]int
+	// Throttled is the calls answered 429; ThrottledKnown is false when the
+	// simulator does not report them (then Throttled is 0).
+	Throttled      int
+	ThrottledKnown bool
+}
+
+// CallCounts reads GET /_sim/calls (see ParseCalls).
+func (s *Sim) CallCounts(ctx context.Context) (CallCounts, error) {
+	var raw json.RawMessage
+	if err := s.get(ctx, "/_sim/calls", &raw); err != nil {
+		return CallCounts{}, err
+	}
+	c, err := ParseCalls(raw)
+	if err != nil {
+		return CallCounts{}, fmt.Errorf("GET /_sim/calls: %w", err)
+	}
+	return c, nil
+}
+
+// ParseCalls reads pinterestsim's GET /_sim/calls answer: requests per
+// route ({"customer_lists.update": 7, ...}), and the 429 answers of a
+// route under "<route>.429", a key that appears once the route has
+// answered one (so its absence means none).
+func ParseCalls(raw []byte) (CallCounts, error) {
+	var m map[string]int
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return CallCounts{}, fmt.Errorf("read the call counts: %w", err)
+	}
+	c := CallCounts{Routes: map[string]int{}, ThrottledKnown: true}
+	for k, n := range m {
+		if route, ok := strings.CutSuffix(k, ".429"); ok && route != "" {
+			c.Throttled += n
+			continue
+		}
+		c.Routes[k] += n
+	}
+	return c, nil
 }
 
 // Fault is the body of POST /_sim/faults.

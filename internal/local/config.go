@@ -11,6 +11,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -30,6 +31,10 @@ const (
 	DefaultRefreshEvery  = time.Hour
 	DefaultMaintainEvery = time.Minute
 	DefaultShutdownGrace = 10 * time.Second
+
+	// NoSimWriteLimit as Config.SimWriteLimit runs the built-in simulator
+	// without a write budget.
+	NoSimWriteLimit = -1
 
 	// NoBatchWindow as Config.BatchWindow delivers an audience's messages
 	// as soon as no batch of it is in flight, as SQS FIFO does.
@@ -78,10 +83,16 @@ type Config struct {
 	ConnectionName string
 	// Workers is how many audiences are uploaded in parallel.
 	Workers int
-	// WriteRate limits Pinterest write calls per second; rate.Inf turns the
-	// limit off. Zero: no limit with the built-in simulator, the Pinterest
-	// client's default (5/s) with PinterestURL.
+	// WriteRate is the pace of Pinterest write calls per second the client
+	// starts at and never exceeds; it slows down on 429s and X-RateLimit
+	// headers. Zero: the Pinterest client's default (Pinterest's budget,
+	// pinterest.DefaultWriteRate); rate.Inf: no pacing at all.
 	WriteRate rate.Limit
+	// SimWriteLimit is the built-in simulator's write budget, calls a
+	// minute per ad account: zero is Pinterest's
+	// (pinterestsim.PinterestWriteLimit), so the quick start meets the
+	// limits Pinterest has; NoSimWriteLimit is none.
+	SimWriteLimit int
 	// VisibilityTimeout and MaxReceive are the queue's (queue.LocalOptions).
 	VisibilityTimeout time.Duration
 	MaxReceive        int
@@ -171,6 +182,13 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WriteRate < 0 {
 		return Config{}, fmt.Errorf("write rate %v: must not be negative", c.WriteRate)
+	}
+	switch {
+	case c.SimWriteLimit == 0:
+		c.SimWriteLimit = pinterestsim.PinterestWriteLimit
+	case c.SimWriteLimit == NoSimWriteLimit:
+	case c.SimWriteLimit < 0:
+		return Config{}, fmt.Errorf("simulator write limit %d: want 0 (the default), more, or NoSimWriteLimit", c.SimWriteLimit)
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = DefaultBatchSize

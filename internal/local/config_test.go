@@ -8,6 +8,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/config"
+	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/queue"
 )
 
@@ -59,6 +60,12 @@ func TestConfigDefaults(t *testing.T) {
 	if c.RetryMax < c.RetryBase || c.Stdout == nil || c.Logger == nil {
 		t.Errorf("defaults: %+v", c)
 	}
+	if c.SimWriteLimit != pinterestsim.PinterestWriteLimit {
+		t.Errorf("simulator write limit %d, want Pinterest's 400 a minute", c.SimWriteLimit)
+	}
+	if c, err := (Config{SimWriteLimit: NoSimWriteLimit}).withDefaults(); err != nil || c.SimWriteLimit != NoSimWriteLimit {
+		t.Errorf("no simulator write limit: %v, %v; want NoSimWriteLimit kept", c.SimWriteLimit, err)
+	}
 	if c.BatchSize != 100 || c.BatchWindow != time.Second {
 		t.Errorf("batch defaults: size %d, window %v; want 100, 1s", c.BatchSize, c.BatchWindow)
 	}
@@ -66,10 +73,11 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("a negative window: %v, %v; want NoBatchWindow", c.BatchWindow, err)
 	}
 	for name, bad := range map[string]Config{
-		"address without port": {Addr: "localhost"},
-		"negative write rate":  {WriteRate: rate.Limit(-1)},
-		"simulator address":    {SimAddr: "8081"},
-		"batch size":           {BatchSize: queue.MaxLocalBatch + 1},
+		"address without port":  {Addr: "localhost"},
+		"negative write rate":   {WriteRate: rate.Limit(-1)},
+		"simulator address":     {SimAddr: "8081"},
+		"batch size":            {BatchSize: queue.MaxLocalBatch + 1},
+		"simulator write limit": {SimWriteLimit: -2},
 	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%s: no error", name)

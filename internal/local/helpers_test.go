@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
+	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
@@ -51,6 +52,10 @@ func testConfig(t *testing.T) (Config, *syncBuffer, *syncBuffer) {
 		ProgressEvery: 50 * time.Millisecond,
 		RetryBase:     20 * time.Millisecond,
 		RetryMax:      200 * time.Millisecond,
+		// The pipeline under test, not Pinterest's write budget (pinterest's
+		// own tests cover the pace against the simulator's budget).
+		SimWriteLimit: NoSimWriteLimit,
+		WriteRate:     rate.Inf,
 		Stdout:        stdout,
 		Logger:        slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}, stdout, logs

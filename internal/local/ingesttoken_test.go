@@ -79,7 +79,8 @@ func TestBannerPrintsAGeneratedTokenOnce(t *testing.T) {
 	first := newStack(t, nil)
 	first.PrintBanner()
 	out := first.stdout.String()
-	for _, want := range []string{first.IngestURL(), first.IngestToken(), first.SimulatorURL() + "/_sim/state", "data dir:", "try:"} {
+	for _, want := range []string{first.IngestURL(), first.IngestToken(), first.SimulatorURL() + "/_sim/state", "data dir:", "try:",
+		"status page:   " + first.IngestURL() + "/status\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("first banner lacks %q:\n%s", want, out)
 		}

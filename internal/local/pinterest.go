@@ -43,6 +43,7 @@ func startSimulator(ctx context.Context, cfg Config, adAccount string, store tok
 		AdAccounts: []string{adAccount},
 		Clients:    map[string]string{SimClientID: SimClientSecret},
 		Logger:     simLog,
+		WriteLimit: max(cfg.SimWriteLimit, 0), // NoSimWriteLimit → 0, none
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the Pinterest simulator: %w", err)

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/pinlist/pinlist/internal/ingest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
@@ -58,6 +56,13 @@ type Stack struct {
 	adAccount   string
 	ingestToken string
 	tokenOrigin string
+
+	// The status page's history (activity.go) and whether it asks for the
+	// ingest token (statusNeedsToken of the listener; set before serving).
+	calls            *callHistory
+	changes          *changeHistory
+	errs             *errorRing
+	statusNeedsToken bool
 
 	ingestHTTP *http.Server
 	ingestURL  string
@@ -102,8 +107,11 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("start the local stack: create the data directory: %w", err)
 	}
-	s := &Stack{cfg: cfg, log: cfg.Logger, count: &counters{}, failed: make(chan error, 2),
-		refreshNow: make(chan struct{}, 1), flushWake: make(chan struct{}, 1)}
+	s := &Stack{cfg: cfg, count: &counters{}, failed: make(chan error, 2), refreshNow: make(chan struct{}, 1),
+		flushWake: make(chan struct{}, 1), changes: &changeHistory{}, errs: &errorRing{}}
+	// Every log line passes the recorder, which keeps the last warnings and
+	// errors, scrubbed of identifiers, for the status page.
+	s.log = slog.New(&errorRecorder{next: cfg.Logger.Handler(), ring: s.errs})
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -164,6 +172,7 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		ledger:       s.ledger,
 		flush:        s.wakeFlusher,
 		count:        s.count,
+		changes:      s.changes,
 		wake:         make(chan struct{}, 1),
 		poll:         cfg.PollInterval,
 		batchSize:    cfg.BatchSize,
@@ -181,7 +190,8 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 		return nil, fmt.Errorf("start the local stack: %w", err)
 	}
 	s.ingestURL = "http://" + ln.Addr().String()
-	s.ingestHTTP = newHTTPServer(handler, s.log)
+	s.statusNeedsToken = statusNeedsToken(ln.Addr())
+	s.ingestHTTP = newHTTPServer(s.routes(handler, s.statusNeedsToken), s.log)
 	s.served = make(chan error, 1)
 	go func() {
 		err := s.ingestHTTP.Serve(ln)
@@ -204,6 +214,9 @@ func Start(ctx context.Context, cfg Config) (_ *Stack, err error) {
 	s.loopsDone.Go(func() { s.refreshLoop(loopCtx) })
 	s.loopsDone.Go(func() { s.flushLoop(loopCtx) })
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.MaintainEvery, s.maintain) })
+	s.loopsDone.Go(func() {
+		s.every(loopCtx, callSampleEvery, func(context.Context) { s.calls.sample(time.Now()) })
+	})
 	s.progressOut = &progressPrinter{w: cfg.Stdout}
 	s.loopsDone.Go(func() { s.every(loopCtx, cfg.ProgressEvery, s.printProgress) })
 
@@ -254,22 +267,18 @@ func (s *Stack) startPinterest(ctx context.Context, store token.FileStore) error
 func (s *Stack) newUploader(store token.FileStore) (*upload.Handler, error) {
 	cfg := s.cfg
 	s.accessToken = token.NewAccessTokenSource(store)
-	opts := []pinterest.Option{
-		pinterest.WithBaseURL(s.apiURL),
-		pinterest.WithTokenSource(s.accessToken),
-		pinterest.WithHTTPClient(&http.Client{Timeout: pinterestCallTimeout}),
-		pinterest.WithLogger(s.log.With("component", "pinterest")),
-	}
-	switch {
-	case cfg.WriteRate != 0:
-		opts = append(opts, pinterest.WithWriteLimit(cfg.WriteRate, max(1, int(cfg.WriteRate))))
-	case s.sim != nil:
-		opts = append(opts, pinterest.WithWriteLimit(rate.Inf, 1))
-	}
-	client, err := pinterest.NewClient(s.adAccount, opts...)
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: s.adAccount,
+		BaseURL:     s.apiURL,
+		TokenSource: s.accessToken,
+		HTTPClient:  &http.Client{Timeout: pinterestCallTimeout},
+		WriteRate:   cfg.WriteRate, // 0: Pinterest's budget, adapted to its answers
+		Logger:      s.log.With("component", "pinterest"),
+	})
 	if err != nil {
 		return nil, err
 	}
+	s.calls = &callHistory{stats: client.Stats}
 	up, err := upload.New(upload.Options{
 		Client:               client,
 		Ledger:               s.ledger.SQLite,
@@ -538,7 +547,7 @@ func (s *Stack) PrintBanner() {
 		dataDir = abs
 	}
 	fmt.Fprintln(w, "pinlist serve: the connector, running locally")
-	fmt.Fprintf(w, "  ingest:        %s  (POST /v1/profiles, POST /v1/audiences, GET /healthz)\n", s.ingestURL)
+	fmt.Fprintf(w, "  ingest:        %s  (POST /v1/profiles, POST /v1/audiences, GET /healthz, GET /status)\n", s.ingestURL)
 	tokenRef := "$PINLIST_INGEST_TOKEN"
 	switch s.tokenOrigin {
 	case ingestTokenGenerated:
@@ -553,6 +562,9 @@ func (s *Stack) PrintBanner() {
 	}
 	if s.sim != nil {
 		fmt.Fprintf(w, "  pinterest:     built-in simulator at %s (in memory: it starts empty on every start)\n", s.apiURL)
+		if s.cfg.SimWriteLimit > 0 {
+			fmt.Fprintf(w, "  write limit:   %d calls a minute per ad account, like Pinterest's (--sim-write-limit)\n", s.cfg.SimWriteLimit)
+		}
 		fmt.Fprintf(w, "  inspect:       %s/_sim/state\n", s.sim.root)
 	} else {
 		fmt.Fprintf(w, "  pinterest:     %s\n", s.apiURL)
@@ -567,6 +579,11 @@ func (s *Stack) PrintBanner() {
 	}
 	fmt.Fprintf(w, "  try:           curl -s -H \"Authorization: Bearer %s\" -H 'Content-Type: application/json' --data-binary @examples/profiles.json %s%s\n",
 		tokenRef, s.ingestURL, ingest.PathProfiles)
+	fmt.Fprintf(w, "  status page:   %s%s", s.ingestURL, PathStatus)
+	if s.statusNeedsToken {
+		fmt.Fprint(w, "  (not on a loopback address: it asks for the ingest token)")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintln(w, "  status:        pinlist status")
 }
 

@@ -2,24 +2,26 @@ package local
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/refresh"
 	"github.com/pinlist/pinlist/internal/token"
+	"github.com/pinlist/pinlist/internal/upload"
 )
 
 // listNamePrefix starts the name of every customer list pinlist manages
@@ -67,6 +69,9 @@ type StatusOptions struct {
 	AlertBefore time.Duration
 	Now         func() time.Time
 	HTTPClient  *http.Client
+	// Ledger counts the lists' members. Default: the local ledger in
+	// DataDir's queue database (none when SQS is set and Ledger is nil).
+	Ledger MemberCounter
 }
 
 // Status is what `pinlist status` reports. Each part carries its own error,
@@ -136,16 +141,26 @@ type QueueStatus struct {
 
 // ListStatus is one customer list pinlist manages.
 type ListStatus struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Status   string `json:"status"`
-	Uploaded int64  `json:"uploadedRecords"`
-	Removed  int64  `json:"removedRecords"`
+	// ID is Pinterest's customer list ID; empty while the list exists only
+	// in the ledger (its first records are not sent yet).
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	AudienceID string `json:"audience_id"` // the audience key, "<ns>:<id>"
+	ListType   string `json:"list_type"`
+	Status     string `json:"status"`
+	Uploaded   int64  `json:"uploadedRecords"`
+	Removed    int64  `json:"removedRecords"`
 	// AudienceSize is the size Pinterest reports for the list's
 	// CUSTOMER_LIST audience, when it reports one.
 	AudienceSize *int64 `json:"audienceSize,omitempty"`
-	// Members is the exact member count, known from the simulator only.
+	// Members is the exact member count, from the membership ledger (the
+	// members pinlist wants in the list; what is not sent yet included).
 	Members *int `json:"members,omitempty"`
+}
+
+// MemberCounter counts each list's members: a ledger store.
+type MemberCounter interface {
+	Members(ctx context.Context) (map[ledger.List]int64, error)
 }
 
 // ReadStatus reads the stored token, the queue (the local one in
@@ -227,6 +242,9 @@ func ReadStatus(ctx context.Context, opts StatusOptions) Status {
 		lists, err := readLists(ctx, opts, st.PinterestURL, st.AdAccountID, opts.TokenStore)
 		if err != nil {
 			st.ListsError = err.Error()
+		}
+		if err := addMembers(ctx, opts, &lists); err != nil {
+			st.ListsError = strings.TrimPrefix(st.ListsError+"; "+err.Error(), "; ")
 		}
 		st.Lists = append([]ListStatus{}, lists...)
 	}
@@ -321,12 +339,14 @@ func readQueueStatus(ctx context.Context, dataDir string) (*QueueStatus, error) 
 // readLists lists the ad account's pinlist customer lists, with the sizes of
 // their audiences, and exact member counts when the API is a simulator.
 func readLists(ctx context.Context, opts StatusOptions, apiURL, adAccount string, store token.Store) ([]ListStatus, error) {
-	client, err := pinterest.NewClient(adAccount,
-		pinterest.WithBaseURL(apiURL),
-		pinterest.WithTokenSource(token.NewAccessTokenSource(store)),
-		pinterest.WithHTTPClient(opts.HTTPClient),
-		pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 2}),
-	)
+	client, err := pinterest.New(pinterest.Options{
+		AdAccountID: adAccount,
+		BaseURL:     apiURL,
+		TokenSource: token.NewAccessTokenSource(store),
+		HTTPClient:  opts.HTTPClient,
+		Retry:       pinterest.RetryPolicy{MaxAttempts: 2},
+		Logger:      slog.New(slog.DiscardHandler), // the status report says what failed
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read the lists: %w", err)
 	}
@@ -338,8 +358,9 @@ func readLists(ctx context.Context, opts StatusOptions, apiURL, adAccount string
 		if !strings.HasPrefix(l.Name, listNamePrefix) {
 			continue
 		}
+		key, lt, _ := upload.ParseListName(l.Name)
 		lists = append(lists, ListStatus{
-			ID: l.ID, Name: l.Name, Status: l.Status,
+			ID: l.ID, Name: l.Name, AudienceID: key, ListType: string(lt), Status: l.Status,
 			Uploaded: l.NumUploadedUserRecords, Removed: l.NumRemovedUserRecords,
 		})
 	}
@@ -358,55 +379,69 @@ func readLists(ctx context.Context, opts StatusOptions, apiURL, adAccount string
 	for i := range lists {
 		lists[i].AudienceSize = byList[lists[i].ID]
 	}
-	if root, ok := simulatorRoot(apiURL); ok {
-		for i := range lists {
-			n, err := simulatorMembers(ctx, opts.HTTPClient, root, adAccount, lists[i].ID)
-			if err != nil {
-				break // not a simulator after all (or it went away): keep what the API said
-			}
-			lists[i].Members = &n
-		}
-	}
 	return lists, nil
 }
 
-// simulatorRoot returns the root URL of a simulator's inspection API for an
-// API base URL on a loopback address; only there is one looked for.
-func simulatorRoot(apiURL string) (string, bool) {
-	u, err := url.Parse(apiURL)
-	if err != nil || u.Scheme != "http" {
-		return "", false
+// addMembers sets each list's exact member count from the ledger, and adds
+// the lists the ledger has that Pinterest does not have yet.
+func addMembers(ctx context.Context, opts StatusOptions, lists *[]ListStatus) error {
+	counter := opts.Ledger
+	if counter == nil {
+		if opts.SQS != nil {
+			return nil
+		}
+		path := QueuePath(opts.DataDir)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		q, err := queue.OpenLocal(ctx, queue.LocalOptions{Path: path})
+		if err != nil {
+			return fmt.Errorf("read the ledger: %w", err)
+		}
+		defer q.Close()
+		store, err := ledger.NewSQLite(ctx, ledger.SQLiteOptions{DB: q.DB()})
+		if err != nil {
+			return fmt.Errorf("read the ledger: %w", err)
+		}
+		counter = store
 	}
-	host := u.Hostname()
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return "", false
-	}
-	return u.Scheme + "://" + u.Host, true
-}
-
-// simulatorMembers reads a list's members from the simulator's inspection
-// API and returns how many there are.
-func simulatorMembers(ctx context.Context, hc *http.Client, root, adAccount, listID string) (int, error) {
-	u := root + "/_sim/ad_accounts/" + url.PathEscape(adAccount) + "/customer_lists/" + url.PathEscape(listID) + "/records"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	members, err := counter.Members(ctx)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("read the ledger's member counts: %w", err)
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return 0, err
+	seen := map[ledger.List]bool{}
+	for i := range *lists {
+		l := &(*lists)[i]
+		key, lt, ok := upload.ParseListName(l.Name)
+		if !ok {
+			continue
+		}
+		ref, err := audience.ParseKey(key)
+		if err != nil {
+			continue
+		}
+		k := ledger.List{Audience: ref, Type: lt}
+		if seen[k] {
+			continue // a duplicate list the flusher does not use
+		}
+		seen[k] = true
+		n := int(members[k])
+		l.Members = &n
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("simulator records: status %d", resp.StatusCode)
+	var missing []ListStatus
+	for k, n := range members {
+		if seen[k] {
+			continue
+		}
+		n := int(n)
+		missing = append(missing, ListStatus{
+			Name: upload.ListName(k.Audience.Key(), k.Type, ""), AudienceID: k.Audience.Key(),
+			ListType: string(k.Type), Status: "NOT_CREATED_YET", Members: &n,
+		})
 	}
-	var body struct {
-		Records []json.RawMessage `json:"records"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 256<<20)).Decode(&body); err != nil {
-		return 0, fmt.Errorf("simulator records: %w", err)
-	}
-	return len(body.Records), nil
+	slices.SortFunc(missing, func(a, b ListStatus) int { return strings.Compare(a.Name, b.Name) })
+	*lists = append(*lists, missing...)
+	return nil
 }
 
 // WriteText prints the status for people.

@@ -66,7 +66,8 @@ type workers struct {
 	ledger       txLedger
 	flush        func() // wakes the flusher: rows may be pending
 	count        *counters
-	wake         chan struct{} // a send happened: an idle worker looks now
+	changes      *changeHistory // what was applied, per list, for the status page
+	wake         chan struct{}  // a send happened: an idle worker looks now
 	poll         time.Duration
 	batchSize    int // messages per receive: queue.Local's BatchSize
 	batchTimeout time.Duration
@@ -130,6 +131,7 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 	ev := sqsEvent(b)
 	failed := map[string]bool{}
 	var done []string
+	var doneBodies [][]byte
 	var applied int64
 	err := w.q.InTx(ctx, func(tx *sql.Tx) error {
 		a := w.h.ApplyTo(ctx, upload.RecorderFuncs{
@@ -147,10 +149,11 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 			}
 			failed[f.ID] = true
 		}
-		done, applied = done[:0], 0
+		done, doneBodies, applied = done[:0], doneBodies[:0], 0
 		for _, m := range b.Messages {
 			if !failed[m.ID] {
 				done = append(done, m.Receipt)
+				doneBodies = append(doneBodies, m.Body)
 				applied += countRecords(m.Body)
 			}
 		}
@@ -165,6 +168,9 @@ func (w *workers) apply(work context.Context, b queue.Batch) {
 	} else if len(done) > 0 {
 		w.count.applied.Add(applied)
 		w.count.messagesApplied.Add(int64(len(done)))
+		if w.changes != nil {
+			w.changes.record(time.Now(), b.GroupID, doneBodies)
+		}
 		w.flush()
 	}
 	var retry []string

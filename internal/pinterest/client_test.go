@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,30 +20,57 @@ import (
 
 const testAdAccount = "549755885175"
 
-func staticTokens(access string) Option {
-	return WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access}))
+// opt is one setting of a test's client.
+type opt = func(*Options)
+
+// newTestClient builds a client for testAdAccount that logs nowhere, plus
+// opts.
+func newTestClient(opts ...opt) (*Client, error) {
+	o := Options{AdAccountID: testAdAccount, Logger: slog.New(slog.DiscardHandler)}
+	for _, f := range opts {
+		f(&o)
+	}
+	return New(o)
 }
 
-func TestNewClientRejects(t *testing.T) {
+func staticTokens(access string) opt {
+	return withTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: access}))
+}
+
+func withTokenSource(ts oauth2.TokenSource) opt { return func(o *Options) { o.TokenSource = ts } }
+func withBaseURL(u string) opt                  { return func(o *Options) { o.BaseURL = u } }
+func withHTTPClient(hc *http.Client) opt        { return func(o *Options) { o.HTTPClient = hc } }
+func withWriteRate(r rate.Limit) opt            { return func(o *Options) { o.WriteRate = r } }
+func withRetry(p RetryPolicy) opt               { return func(o *Options) { o.Retry = p } }
+func withLogger(l *slog.Logger) opt             { return func(o *Options) { o.Logger = l } }
+func withClock(now func() time.Time) opt        { return func(o *Options) { o.Clock = now } }
+func withSleep(s func(context.Context, time.Duration) error) opt {
+	return func(o *Options) { o.Sleep = s }
+}
+
+func TestNewRejects(t *testing.T) {
+	tokens := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"})
 	tests := []struct {
 		name string
-		ad   string
-		opts []Option
+		opts Options
 		want string
 	}{
-		{"ad account not digits", "abc", []Option{staticTokens("t")}, "not 1 to 18 digits"},
-		{"ad account too long", strings.Repeat("1", 19), []Option{staticTokens("t")}, "not 1 to 18 digits"},
-		{"no token source", testAdAccount, nil, "no token source"},
-		{"base URL without host", testAdAccount, []Option{staticTokens("t"), WithBaseURL("/v5")}, "want http(s)://host/path"},
-		{"base URL with credentials", testAdAccount, []Option{staticTokens("t"), WithBaseURL("https://u:secret@h/v5")}, "must not carry credentials"},
-		{"write limit that blocks everything", testAdAccount, []Option{staticTokens("t"), WithWriteLimit(0, 1)}, "would block every write"},
-		{"nil HTTP client", testAdAccount, []Option{staticTokens("t"), WithHTTPClient(nil)}, "nil HTTP client"},
+		{"ad account not digits", Options{AdAccountID: "abc", TokenSource: tokens}, "AdAccountID"},
+		{"ad account too long", Options{AdAccountID: strings.Repeat("1", 19), TokenSource: tokens}, "not 1 to 18 digits"},
+		{"no ad account", Options{TokenSource: tokens}, "AdAccountID"},
+		{"no token source", Options{AdAccountID: testAdAccount}, "TokenSource"},
+		{"base URL without host", Options{AdAccountID: testAdAccount, TokenSource: tokens, BaseURL: "/v5"}, "want http(s)://host/path"},
+		{"base URL with credentials", Options{AdAccountID: testAdAccount, TokenSource: tokens, BaseURL: "https://u:secret@h/v5"}, "must not carry credentials"},
+		{"negative write rate", Options{AdAccountID: testAdAccount, TokenSource: tokens, WriteRate: -1}, "WriteRate"},
+		{"negative attempts", Options{AdAccountID: testAdAccount, TokenSource: tokens, Retry: RetryPolicy{MaxAttempts: -1}}, "Retry.MaxAttempts"},
+		{"negative base delay", Options{AdAccountID: testAdAccount, TokenSource: tokens, Retry: RetryPolicy{BaseDelay: -time.Second}}, "Retry.BaseDelay"},
+		{"negative max delay", Options{AdAccountID: testAdAccount, TokenSource: tokens, Retry: RetryPolicy{MaxDelay: -time.Second}}, "Retry.MaxDelay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := NewClient(tt.ad, tt.opts...)
+			c, err := New(tt.opts)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("NewClient = %v, %v; want an error containing %q", c, err, tt.want)
+				t.Fatalf("New = %v, %v; want an error containing %q", c, err, tt.want)
 			}
 			if strings.Contains(err.Error(), "secret") {
 				t.Errorf("error %q quotes the base URL's password", err)
@@ -51,30 +79,29 @@ func TestNewClientRejects(t *testing.T) {
 	}
 }
 
-func TestRetryPolicyBackoff(t *testing.T) {
-	p := RetryPolicy{BaseDelay: 100 * time.Millisecond, MaxDelay: time.Second}.withDefaults()
-	want := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
-	for i, w := range want {
-		if got := p.backoff(i + 1); got != w {
-			t.Errorf("backoff(%d) = %s, want %s", i+1, got, w)
-		}
+func TestNewDefaults(t *testing.T) {
+	c, err := New(Options{AdAccountID: testAdAccount, TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "t"})})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := p.backoff(1000); got != time.Second {
-		t.Errorf("backoff(1000) = %s, want the cap", got)
+	if got := c.baseURL.String(); got != DefaultBaseURL {
+		t.Errorf("base URL %s, want %s", got, DefaultBaseURL)
 	}
-	if d := (RetryPolicy{}).withDefaults(); d != (RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 20 * time.Second}) {
-		t.Errorf("defaults = %+v", d)
+	if c.writes == nil || c.writes.rate != float64(DefaultWriteRate) || DefaultWriteRate != rate.Limit(400.0/60) {
+		t.Errorf("write pace %+v, want %v a second (400 a minute)", c.writes, DefaultWriteRate)
 	}
-}
-
-func TestFullJitterStaysInRange(t *testing.T) {
-	for range 1000 {
-		if d := fullJitter(time.Second); d < 0 || d > time.Second {
-			t.Fatalf("fullJitter(1s) = %s", d)
-		}
+	if c.retry != (RetryPolicy{MaxAttempts: 5, BaseDelay: 200 * time.Millisecond, MaxDelay: 20 * time.Second}) {
+		t.Errorf("retry defaults = %+v", c.retry)
 	}
-	if d := fullJitter(0); d != 0 {
-		t.Errorf("fullJitter(0) = %s", d)
+	if c.logger != slog.Default() {
+		t.Errorf("a nil Logger is not slog.Default()")
+	}
+	off, err := newTestClient(staticTokens("t"), withWriteRate(rate.Inf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.writes != nil {
+		t.Errorf("rate.Inf still paces writes")
 	}
 }
 
@@ -105,7 +132,7 @@ func TestRedirectDropsAuthorization(t *testing.T) {
 	api := httptest.NewServer(mux)
 	defer api.Close()
 
-	c, err := NewClient(testAdAccount, WithBaseURL(api.URL+"/v5"), staticTokens("pina.SECRET"))
+	c, err := newTestClient(withBaseURL(api.URL+"/v5"), staticTokens("pina.SECRET"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +159,7 @@ func TestResponseBodyCap(t *testing.T) {
 	})
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	c, err := NewClient(testAdAccount, WithBaseURL(srv.URL+"/v5"), staticTokens("t"))
+	c, err := newTestClient(withBaseURL(srv.URL+"/v5"), staticTokens("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +174,7 @@ func TestResponseBodyCap(t *testing.T) {
 }
 
 func TestInputValidation(t *testing.T) {
-	c, err := NewClient(testAdAccount, WithBaseURL("http://127.0.0.1:1/v5"), staticTokens("t"))
+	c, err := newTestClient(withBaseURL("http://127.0.0.1:1/v5"), staticTokens("t"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,9 +227,9 @@ func TestInputValidation(t *testing.T) {
 
 func TestWriteLimiterRespectsDeadline(t *testing.T) {
 	slept := 0
-	c, err := NewClient(testAdAccount, WithBaseURL("http://127.0.0.1:1/v5"), staticTokens("t"),
-		WithWriteLimit(rate.Every(time.Hour), 1),
-		WithSleep(func(context.Context, time.Duration) error { slept++; return nil }))
+	c, err := newTestClient(withBaseURL("http://127.0.0.1:1/v5"), staticTokens("t"),
+		withWriteRate(rate.Every(time.Hour)),
+		withSleep(func(context.Context, time.Duration) error { slept++; return nil }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +329,7 @@ func TestServerEchoedSecretsAreScrubbed(t *testing.T) {
 	defer srv.Close()
 	const access, refresh, secret, code = "pina_ECHOED_ACCESS", "pinr_ECHOED_REFRESH", "ECHOED_CLIENT_SECRET", "ECHOED_CODE"
 
-	c, err := NewClient(testAdAccount, WithBaseURL(srv.URL+"/v5"), staticTokens(access))
+	c, err := newTestClient(withBaseURL(srv.URL+"/v5"), staticTokens(access))
 	if err != nil {
 		t.Fatal(err)
 	}

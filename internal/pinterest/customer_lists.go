@@ -99,9 +99,8 @@ type customerListUpdateBody struct {
 
 // CreateCustomerList creates a customer list with its first records; with
 // none it creates an empty list (Pinterest requires the records field, an
-// empty string satisfies its schema), which is how an audience's lists exist
-// under its name before any member arrives. If an
-// attempt fails after the request may have reached Pinterest (a 5xx or a
+// empty string satisfies its schema); pinlist's flusher always passes the
+// list's first records. If an attempt fails after the request may have reached Pinterest (a 5xx or a
 // network error), the list is looked up by name before any new attempt, and
 // returned if it exists: a retry never makes a second list. A call that
 // fails with a context error may still have created the list; look it up

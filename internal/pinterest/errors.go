@@ -209,6 +209,13 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 			return clampWait(t.Sub(now).Seconds())
 		}
 	}
+	return rateLimitReset(h, now)
+}
+
+// rateLimitReset reads X-RateLimit-Reset: seconds to wait, or a Unix
+// timestamp when it is large enough to be one. Zero when absent or garbled;
+// never more than maxRetryAfter.
+func rateLimitReset(h http.Header, now time.Time) time.Duration {
 	if v := strings.TrimSpace(h.Get("X-RateLimit-Reset")); v != "" {
 		if secs, err := strconv.ParseFloat(v, 64); err == nil {
 			// Values from 1e9 on are absolute Unix times (2001 onwards);

@@ -85,15 +85,15 @@ func (e *simEnv) baseURL() string { return e.srv.URL + "/v5" }
 
 // client builds a client against the simulator: no write limit, sleeps
 // recorded instead of taken, plus opts.
-func (e *simEnv) client(t testing.TB, opts ...Option) *Client {
+func (e *simEnv) client(t testing.TB, opts ...opt) *Client {
 	t.Helper()
-	all := append([]Option{
-		WithBaseURL(e.baseURL()),
+	all := append([]opt{
+		withBaseURL(e.baseURL()),
 		staticTokens(e.access),
-		WithWriteLimit(rate.Inf, 0),
-		WithSleep(e.sleeps.Sleep),
+		withWriteRate(rate.Inf),
+		withSleep(e.sleeps.Sleep),
 	}, opts...)
-	c, err := NewClient(testAdAccount, all...)
+	c, err := newTestClient(all...)
 	if err != nil {
 		t.Fatalf("new client: %v", err)
 	}
@@ -348,7 +348,7 @@ func TestRetries(t *testing.T) {
 
 func TestRetriesGiveUp(t *testing.T) {
 	env := newSimEnv(t)
-	c := env.client(t, WithRetry(RetryPolicy{MaxAttempts: 3}))
+	c := env.client(t, withRetry(RetryPolicy{MaxAttempts: 3}))
 	env.sim.SetFault(pinterestsim.RouteCustomerListsGet, pinterestsim.Fault{FailNext: 10, FailStatus: 503})
 	_, err := c.GetCustomerList(t.Context(), "1")
 	var apiErr *APIError
@@ -381,7 +381,7 @@ func TestDeadlineShorterThanBackoff(t *testing.T) {
 	tests := []struct {
 		name  string
 		fault pinterestsim.Fault
-		opts  []Option
+		opts  []opt
 	}{
 		{
 			name:  "Retry-After beyond the deadline",
@@ -390,7 +390,7 @@ func TestDeadlineShorterThanBackoff(t *testing.T) {
 		{
 			name:  "backoff beyond the deadline",
 			fault: pinterestsim.Fault{FailNext: 1, FailStatus: 503},
-			opts:  []Option{WithRetry(RetryPolicy{BaseDelay: time.Minute, MaxDelay: time.Hour})},
+			opts:  []opt{withRetry(RetryPolicy{BaseDelay: time.Minute, MaxDelay: time.Hour})},
 		},
 	}
 	for _, tt := range tests {
@@ -429,7 +429,7 @@ func TestDeadlineShorterThanBackoff(t *testing.T) {
 func TestSleepInterruptedByCancel(t *testing.T) {
 	env := newSimEnv(t)
 	ctx, cancel := context.WithCancel(t.Context())
-	c := env.client(t, WithSleep(func(context.Context, time.Duration) error {
+	c := env.client(t, withSleep(func(context.Context, time.Duration) error {
 		cancel()
 		return context.Canceled
 	}))
@@ -476,7 +476,7 @@ func isCreate(kind string) func(*http.Request) bool {
 func TestCreateNeverDuplicates(t *testing.T) {
 	t.Run("customer list: reply lost after the list was made", func(t *testing.T) {
 		env := newSimEnv(t)
-		c := env.client(t, WithHTTPClient(&http.Client{Transport: &lossyTransport{lose: 1, pred: isCreate("customer_lists")}}))
+		c := env.client(t, withHTTPClient(&http.Client{Transport: &lossyTransport{lose: 1, pred: isCreate("customer_lists")}}))
 		got, err := c.CreateCustomerList(t.Context(), CustomerListCreate{Name: "once", ListType: "EMAIL", Records: hashes("o", 2)})
 		if err != nil {
 			t.Fatalf("create: %v", err)
@@ -517,7 +517,7 @@ func TestCreateNeverDuplicates(t *testing.T) {
 	})
 	t.Run("audience: reply lost after the audience was made", func(t *testing.T) {
 		env := newSimEnv(t)
-		c := env.client(t, WithHTTPClient(&http.Client{Transport: &lossyTransport{lose: 1, pred: isCreate("audiences")}}))
+		c := env.client(t, withHTTPClient(&http.Client{Transport: &lossyTransport{lose: 1, pred: isCreate("audiences")}}))
 		list, err := c.CreateCustomerList(t.Context(), CustomerListCreate{Name: "l", Records: hashes("o", 2)})
 		if err != nil {
 			t.Fatal(err)
@@ -548,7 +548,7 @@ func TestUnauthorized(t *testing.T) {
 			if tt.before != nil {
 				tt.before()
 			}
-			c := env.client(t, WithTokenSource(tt.tokens))
+			c := env.client(t, withTokenSource(tt.tokens))
 			_, err := c.GetCustomerList(t.Context(), "1")
 			var unauth *UnauthorizedError
 			if !errors.As(err, &unauth) || unauth.StatusCode != http.StatusUnauthorized || IsRetryable(err) {
@@ -750,7 +750,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 	closed.Close()
 
 	newClient := func(base string, token string) *Client {
-		return env.client(t, WithBaseURL(base), staticTokens(token), WithLogger(logger), WithRetry(RetryPolicy{MaxAttempts: 2}))
+		return env.client(t, withBaseURL(base), staticTokens(token), withLogger(logger), withRetry(RetryPolicy{MaxAttempts: 2}))
 	}
 	good := newClient(env.baseURL(), accessSecret)
 	list, err := good.CreateCustomerList(ctx, CustomerListCreate{Name: "s", Records: hashes("s", 1)})
@@ -803,7 +803,7 @@ func TestNoSecretInErrorsOrLogs(t *testing.T) {
 func TestWriteLimit(t *testing.T) {
 	env := newSimEnv(t)
 	fixed := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
-	c := env.client(t, WithWriteLimit(1, 1), WithClock(func() time.Time { return fixed }))
+	c := env.client(t, withWriteRate(1), withClock(func() time.Time { return fixed }))
 	ctx := t.Context()
 	list, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "w", Records: hashes("w", 1)}) // takes the burst
 	if err != nil {

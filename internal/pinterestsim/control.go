@@ -100,7 +100,7 @@ func (s *Server) controlMux() *http.ServeMux {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /_sim/calls", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, s.Calls())
+		writeJSON(w, http.StatusOK, s.callCounts())
 	})
 	mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		var spec FaultSpec

@@ -128,7 +128,7 @@ func (s *Server) injectFault(w http.ResponseWriter, r *http.Request, route strin
 func faultBody(status int) (int, string) {
 	switch status {
 	case http.StatusTooManyRequests:
-		return 8, "This request exceeded a rate limit. This can happen if the client exceeds one of the published rate limits within a short time window."
+		return rateLimitCode, rateLimitMessage
 	case http.StatusInternalServerError:
 		return status, "Internal server error."
 	case http.StatusServiceUnavailable:

@@ -34,6 +34,14 @@ type Options struct {
 	// Seed seeds the random source that fault rates draw from, so a run with
 	// faults can be repeated; 0 → a random seed.
 	Seed uint64
+	// WriteLimit is the ads_write budget: write calls a minute per ad
+	// account (customer list creates and updates and audience creates share
+	// it), a token bucket answering 429 code 8 when empty. 0 → no limit;
+	// PinterestWriteLimit is Pinterest's. Reads are never limited.
+	WriteLimit int
+	// WriteBurst is how many write calls the bucket holds: 0 → a tenth of
+	// WriteLimit, at least 1.
+	WriteBurst int
 }
 
 // Defaults for the zero Options fields.
@@ -74,9 +82,11 @@ type Server struct {
 	store  *store
 	tokens *tokenStore
 	faults *faultSet
+	budget *writeBudget // nil: no write limit
 
-	mu    sync.Mutex
-	calls map[string]int
+	mu          sync.Mutex
+	calls       map[string]int
+	rateLimited map[string]int // 429s answered, by route
 }
 
 // operation is one served API operation.
@@ -110,6 +120,12 @@ func New(opts Options) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.WriteLimit < 0 {
+		return nil, fmt.Errorf("WriteLimit %d: must not be negative (0 is no limit)", opts.WriteLimit)
+	}
+	if opts.WriteBurst < 0 {
+		return nil, fmt.Errorf("WriteBurst %d: must not be negative (0 is a tenth of WriteLimit)", opts.WriteBurst)
+	}
 	for _, id := range opts.AdAccounts {
 		if !isDigits(id) {
 			return nil, fmt.Errorf("ad account ID %q: must be digits only", id)
@@ -126,13 +142,15 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		opts:      opts,
-		log:       logger,
-		validator: v,
-		store:     newStore(opts.AdAccounts),
-		tokens:    newTokenStore(maps.Clone(opts.Clients)),
-		faults:    newFaultSet(rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))),
-		calls:     map[string]int{},
+		opts:        opts,
+		log:         logger,
+		validator:   v,
+		store:       newStore(opts.AdAccounts),
+		tokens:      newTokenStore(maps.Clone(opts.Clients)),
+		faults:      newFaultSet(rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))),
+		budget:      newWriteBudget(opts.WriteLimit, opts.WriteBurst),
+		calls:       map[string]int{},
+		rateLimited: map[string]int{},
 	}
 	s.handlers = map[string]operation{
 		"customer_lists/create": {RouteCustomerListsCreate, s.createCustomerList},
@@ -164,6 +182,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveAuthorize(rw, r)
 	default:
 		route = s.serveAPI(rw, r)
+		if route != "" && rw.status == http.StatusTooManyRequests {
+			s.countRateLimited(route)
+		}
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "pinterestsim request",
 		slog.String("method", r.Method),
@@ -226,6 +247,16 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) string {
 		writeError(w, http.StatusBadRequest, 1, err.Error())
 		return op.route
 	}
+	// The budget is spent by valid, authenticated writes only, so that a
+	// 429 never hides a request the description rejects.
+	if s.budget != nil && isWriteRoute(op.route) {
+		ans := s.budget.take(params["ad_account_id"], s.opts.Clock())
+		s.budget.setHeaders(w.Header(), ans)
+		if !ans.ok {
+			writeError(w, http.StatusTooManyRequests, rateLimitCode, rateLimitMessage)
+			return op.route
+		}
+	}
 	op.handle(w, r, &call{params: params, body: body})
 	return op.route
 }
@@ -281,12 +312,43 @@ func (s *Server) countCall(route string) {
 	s.mu.Unlock()
 }
 
+func (s *Server) countRateLimited(route string) {
+	s.mu.Lock()
+	s.rateLimited[route]++
+	s.mu.Unlock()
+}
+
 // Calls returns how many requests each route has received, faulted and
 // rejected ones included (for tests that count API calls).
 func (s *Server) Calls() map[string]int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.calls)
+}
+
+// RateLimited returns how many requests of each route were answered 429,
+// by the write budget or an injected fault; Calls counts them too.
+func (s *Server) RateLimited() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.rateLimited)
+}
+
+// RateLimitedKey is the key of GET /_sim/calls that counts route's 429
+// answers ("customer_lists.update.429"), beside the route's own key, which
+// counts all its requests.
+func RateLimitedKey(route string) string { return route + ".429" }
+
+// callCounts is GET /_sim/calls: requests per route, and 429s per route
+// under RateLimitedKey (only routes that answered one).
+func (s *Server) callCounts() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := maps.Clone(s.calls)
+	for route, n := range s.rateLimited {
+		out[RateLimitedKey(route)] = n
+	}
+	return out
 }
 
 // Records returns the current members of a customer list, sorted; nil when

@@ -1,6 +1,7 @@
 // Package queue is pinlist's queue seam: one small interface for handing
-// audience messages from ingest to upload, with an Amazon SQS FIFO
-// implementation (aws-sdk-go-v2) and a local durable one (goqite on SQLite).
+// audience messages from ingest to apply, with an Amazon SQS implementation
+// (aws-sdk-go-v2; the standard changes queue, and FIFO for the legacy queue
+// that pinlist redrive empties) and a local durable one (goqite on SQLite).
 package queue
 
 import "context"

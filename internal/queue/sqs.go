@@ -41,7 +41,7 @@ const (
 	releaseTimeout = 5 * time.Second
 )
 
-// SQS is an Amazon SQS queue (FIFO in pinlist): the production Sender, its
+// SQS is an Amazon SQS queue (standard or FIFO): the production Sender, its
 // depth, and the redrive of its dead letters. It is safe for concurrent use.
 type SQS struct {
 	client sqsAPI

@@ -160,8 +160,8 @@ func TestRefreshAgainstSecretsManagerAndTheSimulator(t *testing.T) {
 		t.Error("AWSPREVIOUS does not keep the old version")
 	}
 	// The stored access token works against Pinterest, the old refresh token does not.
-	client, err := pinterest.NewClient(simAdAccount, pinterest.WithBaseURL(s.apiURL),
-		pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: after.AccessToken})))
+	client, err := pinterest.New(pinterest.Options{AdAccountID: simAdAccount, BaseURL: s.apiURL,
+		TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: after.AccessToken})})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,11 +36,13 @@ func PinterestProbe(baseURL, adAccountID string, hc *http.Client) Prober {
 		if ad == "" {
 			return nil
 		}
-		c, err := pinterest.NewClient(ad,
-			pinterest.WithBaseURL(baseURL),
-			pinterest.WithHTTPClient(hc),
-			pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 1}),
-			pinterest.WithTokenSource(oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.AccessToken})))
+		c, err := pinterest.New(pinterest.Options{
+			AdAccountID: ad,
+			BaseURL:     baseURL,
+			HTTPClient:  hc,
+			Retry:       pinterest.RetryPolicy{MaxAttempts: 1},
+			TokenSource: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: t.AccessToken}),
+		})
 		if err != nil {
 			return fmt.Errorf("probe the access token: %w", err)
 		}

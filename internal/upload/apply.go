@@ -199,8 +199,9 @@ func appliedMetrics(a Applied) []emf.Metric {
 	}
 }
 
-// HandleSQS is the upload Lambda function's entry point (SQS event source,
-// ReportBatchItemFailures): it records the batch in the ledger (Apply), then
+// HandleSQS applies and flushes in one invocation (an SQS event, with
+// ReportBatchItemFailures); the deployed stack splits the two halves into
+// HandleApply and Flusher. It records the batch in the ledger (Apply), then
 // flushes the lists the batch touched to Pinterest (Flush). Only messages
 // that were not recorded are reported in BatchItemFailures, to be delivered
 // again; a flush failure fails no message, since its rows stay pending in

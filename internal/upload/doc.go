@@ -1,10 +1,12 @@
 // Package upload is pinlist's upload step, with the membership ledger
 // (internal/ledger) in the middle: Apply records batches of queue messages
 // in the ledger, and Flush drains the ledger's pending rows to Pinterest
-// customer lists. Handler.HandleSQS, the upload Lambda function's entry
-// point, does one then the other; the local runner calls ApplyTo inside its
-// own SQLite transaction (so that the queue's delete and the ledger write
-// commit together) and then Flush; a schedule calls FlushAll.
+// customer lists. In AWS (stream.go) Handler.HandleApply is the apply
+// Lambda function (standard SQS queue) and Flusher the upload function (the
+// ledger table's stream and a one-minute sweep, each list under its lease);
+// Handler.HandleSQS does both in one invocation. The local runner calls
+// ApplyTo inside its own SQLite transaction (so that the queue's delete and
+// the ledger write commit together) and wakes one loop that calls FlushAll.
 //
 // # Apply
 //
@@ -16,7 +18,8 @@
 // records nothing new. An "audience" message (POST /v1/audiences: the
 // audience's name and description) is recorded in the name store
 // (ledger.Names), where the flusher finds it when it creates the audience's
-// lists; no list is created for it (Pinterest creates no empty list here).
+// lists; no list is created for it: each list is created with its first
+// records.
 //
 // A message that cannot be decoded fails alone, on every delivery, until
 // the queue moves it to the dead-letter queue. A store failure fails the

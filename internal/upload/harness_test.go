@@ -117,7 +117,7 @@ type envConfig struct {
 }
 
 // fastRetry keeps retries bounded and quick in tests.
-var fastRetry = pinterest.WithRetry(pinterest.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond})
+var fastRetry = pinterest.RetryPolicy{MaxAttempts: 3, BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond}
 
 func newEnv(tb testing.TB, cfg envConfig) *env {
 	tb.Helper()
@@ -155,12 +155,15 @@ func newEnv(tb testing.TB, cfg envConfig) *env {
 		tb.Fatalf("store the token: %v", err)
 	}
 	src := newTokenSource(store)
-	e.client, err = pinterest.NewClient(adAccount,
-		pinterest.WithBaseURL(e.url),
-		pinterest.WithTokenSource(src),
-		pinterest.WithHTTPClient(srv.Client()),
-		pinterest.WithWriteLimit(rate.Inf, 1),
-		fastRetry)
+	e.client, err = pinterest.New(pinterest.Options{
+		AdAccountID: adAccount,
+		BaseURL:     e.url,
+		TokenSource: src,
+		HTTPClient:  srv.Client(),
+		WriteRate:   rate.Inf,
+		Retry:       fastRetry,
+		Logger:      slog.New(slog.DiscardHandler),
+	})
 	if err != nil {
 		tb.Fatalf("new pinterest client: %v", err)
 	}

@@ -20,12 +20,12 @@ const listNamePrefix = "pinlist "
 // audience's display name.
 const listNameSep = " - "
 
-// listName is the name of an audience's customer list of type lt:
+// ListName is the name of an audience's customer list of type lt:
 // "pinlist <ns>:<id> <TYPE>", then " - <display name>" when the audience's
 // name is known. Only the part before the display name is used to find the
 // list again (see stableName), because a display name can change and
 // Pinterest cannot rename a customer list.
-func listName(key string, lt audience.ListType, display string) string {
+func ListName(key string, lt audience.ListType, display string) string {
 	name := stableName(key, lt)
 	if display = strings.Join(strings.Fields(display), " "); display != "" {
 		name += listNameSep + display
@@ -45,10 +45,10 @@ func matchesList(name, key string, lt audience.ListType) bool {
 	return ok && (rest == "" || strings.HasPrefix(rest, listNameSep))
 }
 
-// parseListName reads the audience key and list type back from a name that
+// ParseListName reads the audience key and list type back from a name that
 // listName made. ok is false for any other name. Keys with spaces do not
 // parse (matchesList still finds their lists).
-func parseListName(name string) (key string, lt audience.ListType, ok bool) {
+func ParseListName(name string) (key string, lt audience.ListType, ok bool) {
 	rest, ok := strings.CutPrefix(name, listNamePrefix)
 	if !ok {
 		return "", "", false
@@ -171,7 +171,7 @@ func (r *run) listLists(k listKey) (map[listKey]string, error) {
 			if err != nil {
 				return err
 			}
-			if pk, pt, ok := parseListName(l.Name); ok {
+			if pk, pt, ok := ParseListName(l.Name); ok {
 				addOldest(found, listKey{pk, pt}, l.ID)
 			} else if matchesList(l.Name, k.audience, k.list) {
 				addOldest(found, k, l.ID)
@@ -206,7 +206,7 @@ func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (in
 	err = r.call(func(ctx context.Context) error {
 		var err error
 		created, err = r.h.o.Client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
-			Name: listName(k.audience, k.list, n.Name), ListType: string(k.list), Records: records,
+			Name: ListName(k.audience, k.list, n.Name), ListType: string(k.list), Records: records,
 		})
 		return err
 	})
@@ -288,7 +288,7 @@ func (r *run) createAudience(k listKey, info listInfo, n ledger.AudienceName) (l
 	}
 	err := r.call(func(ctx context.Context) error {
 		_, err := r.h.o.Client.CreateAudience(ctx, pinterest.AudienceCreate{
-			Name: listName(k.audience, k.list, n.Name), Description: description, CustomerListID: info.id,
+			Name: ListName(k.audience, k.list, n.Name), Description: description, CustomerListID: info.id,
 		})
 		return err
 	})

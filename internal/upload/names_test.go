@@ -22,16 +22,16 @@ func TestListName(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := listName(tt.key, tt.lt, tt.display)
+			got := ListName(tt.key, tt.lt, tt.display)
 			if got != tt.want {
-				t.Fatalf("listName(%q, %s, %q) = %q, want %q", tt.key, tt.lt, tt.display, got, tt.want)
+				t.Fatalf("ListName(%q, %s, %q) = %q, want %q", tt.key, tt.lt, tt.display, got, tt.want)
 			}
 			if !matchesList(got, tt.key, tt.lt) {
 				t.Errorf("matchesList(%q, %q, %s) = false, want true", got, tt.key, tt.lt)
 			}
-			key, lt, ok := parseListName(got)
+			key, lt, ok := ParseListName(got)
 			if !ok || key != tt.key || lt != tt.lt {
-				t.Errorf("parseListName(%q) = %q, %s, %v; want %q, %s, true", got, key, lt, ok, tt.key, tt.lt)
+				t.Errorf("ParseListName(%q) = %q, %s, %v; want %q, %s, true", got, key, lt, ok, tt.key, tt.lt)
 			}
 		})
 	}
@@ -75,8 +75,8 @@ func TestParseListNameRejects(t *testing.T) {
 		"Customer List-VIP",
 	} {
 		t.Run(name, func(t *testing.T) {
-			if key, lt, ok := parseListName(name); ok {
-				t.Errorf("parseListName(%q) = %q, %s, true; want not ok", name, key, lt)
+			if key, lt, ok := ParseListName(name); ok {
+				t.Errorf("ParseListName(%q) = %q, %s, true; want not ok", name, key, lt)
 			}
 		})
 	}
@@ -90,15 +90,15 @@ func FuzzParseListName(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
-		key, lt, ok := parseListName(name)
+		key, lt, ok := ParseListName(name)
 		if !ok {
 			return
 		}
 		if !matchesList(name, key, lt) {
-			t.Fatalf("parseListName(%q) = %q, %s but matchesList disagrees", name, key, lt)
+			t.Fatalf("ParseListName(%q) = %q, %s but matchesList disagrees", name, key, lt)
 		}
 		if strings.ContainsRune(key, ' ') {
-			t.Fatalf("parseListName(%q) returned key %q with a space", name, key)
+			t.Fatalf("ParseListName(%q) returned key %q with a space", name, key)
 		}
 	})
 }

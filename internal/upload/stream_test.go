@@ -463,3 +463,40 @@ func TestUpgradeFromTheFIFOStackLosesNothing(t *testing.T) {
 		t.Errorf("the list has %d members after the sweep, want 15", len(got))
 	}
 }
+
+// TestStreamStopsOnATokenPinterestRefuses: a token Pinterest refuses even
+// after a reload stops the flush of every list after the first call, and
+// reports no record (a redelivery would meet the same token; the rows wait
+// for the sweep once a new token is stored). A deadline that is already
+// near stops it too, and that is worth a redelivery.
+func TestStreamStopsOnATokenPinterestRefuses(t *testing.T) {
+	a := newAWSEnv(t)
+	a.applyBatch(t, event(
+		changesMsg(t, changes(ref("aaaa"), audience.ListEmail, audience.OpAdd, t0, hashes("x", 1)...)...),
+		changesMsg(t, changes(ref("bbbb"), audience.ListEmail, audience.OpAdd, t0, hashes("y", 1)...)...),
+	))
+	ev := a.stream.Next(t, flips)
+
+	ctx, cancel := context.WithDeadline(t.Context(), time.Now().Add(-time.Second))
+	resp, err := a.flusher.HandleStream(ctx, ev)
+	cancel()
+	if err != nil || len(resp.BatchItemFailures) != len(ev.Records) {
+		t.Fatalf("past the deadline: %d of %d records failed, %v; want all (deliver again)", len(resp.BatchItemFailures), len(ev.Records), err)
+	}
+
+	a.sim.ExpireAccessTokens()
+	resp, err = a.flusher.HandleStream(t.Context(), ev)
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("refused token: %+v, %v; want no record failed", resp, err)
+	}
+	if got := sumCalls(a.sim.Calls()); got != 2 {
+		t.Errorf("%d Pinterest calls, want 2 (one, and one after reloading the token); the second list must not try", got)
+	}
+	if m := a.lastEMF(); m["ListFailures"] != 2 {
+		t.Errorf("metrics %v: want both lists counted as failed or not flushed", m)
+	}
+	lists, err := a.ledger.PendingLists(t.Context())
+	if err != nil || len(lists) != 2 {
+		t.Errorf("pending lists %v, %v; want both still pending", lists, err)
+	}
+}

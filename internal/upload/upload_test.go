@@ -320,8 +320,8 @@ func TestAnOlderJoinAfterANewerExitStaysOut(t *testing.T) {
 func (e *env) simClient(t *testing.T) *pinterest.Client {
 	t.Helper()
 	access, _ := e.sim.IssueToken(clientID, scopes)
-	c, err := pinterest.NewClient(adAccount, pinterest.WithBaseURL(e.url),
-		pinterest.WithTokenSource(staticToken(access)), fastRetry)
+	c, err := pinterest.New(pinterest.Options{AdAccountID: adAccount, BaseURL: e.url,
+		TokenSource: staticToken(access), Retry: fastRetry})
 	if err != nil {
 		t.Fatal(err)
 	}
