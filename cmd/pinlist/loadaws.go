@@ -46,6 +46,7 @@ func runLoadAWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	bodyProfiles := fs.Int("body-profiles", 10, "profiles per request")
 	shards := fs.Int("shards", awsshape.DefaultVirtualShards, "virtual stream shards")
 	sweep := fs.Duration("sweep-every", 0, "run the sweep this often instead of the template's rate (0: the template's)")
+	writeLimit := fs.Int("write-limit", 0, "the simulator's ads_write budget, write calls a minute (0: Pinterest's 400; -1: none)")
 	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
 	factor := fs.Float64("calls-factor", awsshape.DefaultCallsFactor, "goal: write calls at most this many times the lower bound")
 	verbose := fs.Bool("v", false, "log the handlers' warnings to stderr")
@@ -62,6 +63,7 @@ func runLoadAWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Template:   *template,
 		Traffic:    awsshape.TrafficOptions{Profiles: *profiles, Audiences: *audiences, BodyProfiles: *bodyProfiles, Seed: *seed},
 		Shards:     *shards,
+		WriteLimit: *writeLimit,
 		SweepEvery: *sweep,
 		Progress:   stdout,
 		Logger:     logger,

@@ -59,6 +59,9 @@ type BenchOptions struct {
 	// SweepEvery replaces the template's sweep rate when not zero (the
 	// report says so).
 	SweepEvery time.Duration
+	// WriteLimit is the simulator's ads_write budget, write calls a minute
+	// (0: pinterestsim.PinterestWriteLimit, Pinterest's; negative: none).
+	WriteLimit int
 	// IngestConcurrency is how many ingest requests run at once (default 4).
 	IngestConcurrency int
 	// PhaseTimeout bounds the wait for one phase to settle (default 10m).
@@ -106,6 +109,7 @@ type BenchConfig struct {
 	SweepEvery                           time.Duration
 	SweepFromTemplate                    bool
 	MaxRecordsPerRequest                 int
+	WriteLimit                           int
 	Profiles, Audiences, BodyProfiles    int
 	StreamBisect, StreamReportFailures   bool
 	ApplyReportFailures                  bool
@@ -181,7 +185,11 @@ func WriteText(w io.Writer, r BenchResult, factor float64) {
 		c.ApplyBatchSize, c.ApplyWindow, c.ApplyConcurrency, c.ApplyReportFailures, c.ApplyTimeout)
 	fmt.Fprintf(w, "  stream batch %d, window %s, %d virtual shards x parallelization %d, bisect %v, retries %d, ReportBatchItemFailures %v, timeout %s\n",
 		c.StreamBatchSize, c.StreamWindow, c.Shards, c.StreamParallelization, c.StreamBisect, c.StreamRetries, c.StreamReportFailures, c.UploadTimeout)
-	fmt.Fprintf(w, "  stream filter %s; sweep every %s (%s); %d records per call\n", c.StreamFilter, c.SweepEvery, sweep, c.MaxRecordsPerRequest)
+	limit := "no limit"
+	if c.WriteLimit > 0 {
+		limit = fmt.Sprintf("%d write calls a minute", c.WriteLimit)
+	}
+	fmt.Fprintf(w, "  stream filter %s; sweep every %s (%s); %d records per call; simulator budget %s\n", c.StreamFilter, c.SweepEvery, sweep, c.MaxRecordsPerRequest, limit)
 	fmt.Fprintf(w, "traffic: %d profiles, %d audiences, %d profiles a request, every membership re-sent\n", c.Profiles, c.Audiences, c.BodyProfiles)
 	fmt.Fprintf(w, "%-8s %8s %8s %7s %6s %6s %8s %7s %6s %6s %9s %9s %9s %7s %6s %6s %6s %6s %8s\n",
 		"phase", "requests", "changes", "flipped", "no-op", "stale", "flips", "bound", "writes", "calls/", "fresh p50", "fresh p99", "fresh max", "missing", "apply", "stream", "sweeps", "leased", "duration")
@@ -298,6 +306,12 @@ func newBench(ctx context.Context, o BenchOptions) (*bench, error) {
 	if o.IngestConcurrency == 0 {
 		o.IngestConcurrency = 4
 	}
+	switch {
+	case o.WriteLimit == 0:
+		o.WriteLimit = pinterestsim.PinterestWriteLimit
+	case o.WriteLimit < 0:
+		o.WriteLimit = 0 // the simulator's "no limit"
+	}
 	if o.PhaseTimeout == 0 {
 		o.PhaseTimeout = 10 * time.Minute
 	}
@@ -376,7 +390,7 @@ func newBench(ctx context.Context, o BenchOptions) (*bench, error) {
 	// Pinterest: the simulator, in process, on loopback.
 	b.sim, err = pinterestsim.New(pinterestsim.Options{
 		AdAccounts: []string{benchAdAccount}, Clients: map[string]string{benchClientID: benchClientSecret},
-		MaxRecordsPerRequest: maxRecords, Seed: 1,
+		MaxRecordsPerRequest: maxRecords, Seed: 1, WriteLimit: o.WriteLimit,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start the Pinterest simulator: %w", err)
@@ -390,8 +404,8 @@ func newBench(ctx context.Context, o BenchOptions) (*bench, error) {
 		Scope: "ads:read,ads:write",
 	}}
 	accessToken := token.NewAccessTokenSource(tokens)
-	client, err := pinterest.NewClient(benchAdAccount, pinterest.WithBaseURL(b.srv.URL+"/v5"),
-		pinterest.WithTokenSource(accessToken), pinterest.WithHTTPClient(b.srv.Client()), pinterest.WithLogger(o.Logger))
+	client, err := pinterest.New(pinterest.Options{AdAccountID: benchAdAccount, BaseURL: b.srv.URL + "/v5",
+		TokenSource: accessToken, HTTPClient: b.srv.Client(), Logger: o.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("new Pinterest client: %w", err)
 	}
@@ -456,7 +470,7 @@ func newBench(ctx context.Context, o BenchOptions) (*bench, error) {
 		ApplyBatchSize: src.BatchSize, ApplyWindow: src.Window, ApplyConcurrency: b.sqs.Concurrency(), ApplyReportFailures: src.ReportBatchItemFailures,
 		StreamBatchSize: st.BatchSize, StreamWindow: st.Window, Shards: b.stream.Shards(), StreamFilter: st.Filter.String(),
 		StreamBisect: st.Bisect, StreamReportFailures: st.ReportBatchItemFailures, StreamParallelization: st.ParallelizationFactor, StreamRetries: st.MaxRetries,
-		SweepEvery: b.sweep.Every(), SweepFromTemplate: o.SweepEvery == 0, MaxRecordsPerRequest: maxRecords,
+		SweepEvery: b.sweep.Every(), SweepFromTemplate: o.SweepEvery == 0, MaxRecordsPerRequest: maxRecords, WriteLimit: o.WriteLimit,
 		ApplyTimeout: applyFn.Timeout, UploadTimeout: uploadFn.Timeout,
 	}
 	ok = true
