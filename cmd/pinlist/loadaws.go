@@ -47,6 +47,7 @@ func runLoadAWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	shards := fs.Int("shards", awsshape.DefaultVirtualShards, "virtual stream shards")
 	sweep := fs.Duration("sweep-every", 0, "run the sweep this often instead of the template's rate (0: the template's)")
 	writeLimit := fs.Int("write-limit", 0, "the simulator's ads_write budget, write calls a minute (0: Pinterest's 400; -1: none)")
+	hold := fs.Bool("hold-flush", false, "hold the ledger's stream and the sweep until each phase is recorded (the upload side's calls apart from apply's speed; freshness then includes the hold)")
 	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
 	factor := fs.Float64("calls-factor", awsshape.DefaultCallsFactor, "goal: write calls at most this many times the lower bound")
 	verbose := fs.Bool("v", false, "log the handlers' warnings to stderr")
@@ -64,6 +65,7 @@ func runLoadAWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		Traffic:    awsshape.TrafficOptions{Profiles: *profiles, Audiences: *audiences, BodyProfiles: *bodyProfiles, Seed: *seed},
 		Shards:     *shards,
 		WriteLimit: *writeLimit,
+		HoldFlush:  *hold,
 		SweepEvery: *sweep,
 		Progress:   stdout,
 		Logger:     logger,
@@ -78,7 +80,7 @@ func runLoadAWS(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return nil
 	}
 	m := loadgen.ThisMachine()
-	section := fmt.Sprintf("`pinlist load --shape aws %s`, %s, on %d cores (%s), %s, %s.\n\n```\n%s```\n",
+	section := fmt.Sprintf("## Load (AWS shape)\n\n`pinlist load --shape aws %s`, %s, on %d cores (%s), %s, %s.\n\n```\n%s```\n",
 		strings.Join(args, " "), started.UTC().Format("2006-01-02"), m.Cores, m.CPU, m.OS, m.GoVersion, text.String())
 	if err := loadgen.UpdateSection(*doc, "Load (AWS shape)", section); err != nil {
 		return err

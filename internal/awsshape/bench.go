@@ -64,6 +64,13 @@ type BenchOptions struct {
 	WriteLimit int
 	// IngestConcurrency is how many ingest requests run at once (default 4).
 	IngestConcurrency int
+	// HoldFlush holds the ledger's stream and the sweep until each phase's
+	// traffic is recorded in the ledger (the queue empty, apply idle), so
+	// the first flushes see every flip of the phase: what the upload side
+	// costs apart from how long apply takes (moto's DynamoDB is far slower
+	// than DynamoDB, so without it flushes start on partly written batches
+	// far more often than in AWS).
+	HoldFlush bool
 	// PhaseTimeout bounds the wait for one phase to settle (default 10m).
 	PhaseTimeout time.Duration
 	// Progress receives a line per phase; nil is silent.
@@ -108,6 +115,7 @@ type BenchConfig struct {
 	StreamFilter                         string
 	SweepEvery                           time.Duration
 	SweepFromTemplate                    bool
+	HoldFlush                            bool
 	MaxRecordsPerRequest                 int
 	WriteLimit                           int
 	Profiles, Audiences, BodyProfiles    int
@@ -190,6 +198,9 @@ func WriteText(w io.Writer, r BenchResult, factor float64) {
 		limit = fmt.Sprintf("%d write calls a minute", c.WriteLimit)
 	}
 	fmt.Fprintf(w, "  stream filter %s; sweep every %s (%s); %d records per call; simulator budget %s\n", c.StreamFilter, c.SweepEvery, sweep, c.MaxRecordsPerRequest, limit)
+	if c.HoldFlush {
+		fmt.Fprintf(w, "  flushes held until each phase is recorded in the ledger (--hold-flush)\n")
+	}
 	fmt.Fprintf(w, "traffic: %d profiles, %d audiences, %d profiles a request, every membership re-sent\n", c.Profiles, c.Audiences, c.BodyProfiles)
 	fmt.Fprintf(w, "%-8s %8s %8s %7s %6s %6s %8s %7s %6s %6s %9s %9s %9s %7s %6s %6s %6s %6s %8s\n",
 		"phase", "requests", "changes", "flipped", "no-op", "stale", "flips", "bound", "writes", "calls/", "fresh p50", "fresh p99", "fresh max", "missing", "apply", "stream", "sweeps", "leased", "duration")
@@ -470,7 +481,7 @@ func newBench(ctx context.Context, o BenchOptions) (*bench, error) {
 		ApplyBatchSize: src.BatchSize, ApplyWindow: src.Window, ApplyConcurrency: b.sqs.Concurrency(), ApplyReportFailures: src.ReportBatchItemFailures,
 		StreamBatchSize: st.BatchSize, StreamWindow: st.Window, Shards: b.stream.Shards(), StreamFilter: st.Filter.String(),
 		StreamBisect: st.Bisect, StreamReportFailures: st.ReportBatchItemFailures, StreamParallelization: st.ParallelizationFactor, StreamRetries: st.MaxRetries,
-		SweepEvery: b.sweep.Every(), SweepFromTemplate: o.SweepEvery == 0, MaxRecordsPerRequest: maxRecords, WriteLimit: o.WriteLimit,
+		SweepEvery: b.sweep.Every(), SweepFromTemplate: o.SweepEvery == 0, MaxRecordsPerRequest: maxRecords, WriteLimit: o.WriteLimit, HoldFlush: o.HoldFlush,
 		ApplyTimeout: applyFn.Timeout, UploadTimeout: uploadFn.Timeout,
 	}
 	ok = true
@@ -494,6 +505,10 @@ func (b *bench) runPhase(ctx context.Context, ph Phase, errc <-chan error) (Phas
 	ledgerBefore := b.applied.result()
 	sqsBefore, streamBefore, sweepsBefore, heldBefore := b.sqs.Stats(), b.stream.Stats(), b.sweep.Runs(), b.leases.held.Load()
 
+	if b.o.HoldFlush {
+		b.stream.Hold(true)
+		b.sweep.Hold(true)
+	}
 	accepted := make([]time.Time, len(ph.Bodies))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -517,6 +532,13 @@ func (b *bench) runPhase(ctx context.Context, ph Phase, errc <-chan error) (Phas
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return pr, err
+	}
+	if b.o.HoldFlush {
+		if err := b.settleWith(ctx, errc, b.applyQuiet); err != nil {
+			return pr, err
+		}
+		b.stream.Hold(false)
+		b.sweep.Hold(false)
 	}
 	if err := b.settle(ctx, errc); err != nil {
 		return pr, err
@@ -592,6 +614,10 @@ func (b *bench) post(ctx context.Context, body []byte) (time.Time, error) {
 // settle waits until the queue is empty, the drivers are idle and the
 // ledger has nothing pending, twice in a row.
 func (b *bench) settle(ctx context.Context, errc <-chan error) error {
+	return b.settleWith(ctx, errc, b.quiet)
+}
+
+func (b *bench) settleWith(ctx context.Context, errc <-chan error, quietFn func(context.Context) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(ctx, b.o.PhaseTimeout)
 	defer cancel()
 	calm := 0
@@ -605,7 +631,7 @@ func (b *bench) settle(ctx context.Context, errc <-chan error) error {
 			return fmt.Errorf("not settled within %s: %w", b.o.PhaseTimeout, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
-		quiet, err := b.quiet(ctx)
+		quiet, err := quietFn(ctx)
 		if err != nil {
 			return err
 		}
@@ -622,7 +648,23 @@ func (b *bench) settle(ctx context.Context, errc <-chan error) error {
 // (a query per list, op and index shard: only once the rest is quiet, so
 // the check does not crowd moto).
 func (b *bench) quiet(ctx context.Context) (bool, error) {
-	if !b.sqs.Idle() || !b.stream.Idle() {
+	if !b.stream.Idle() {
+		return false, nil
+	}
+	if q, err := b.applyQuiet(ctx); !q || err != nil {
+		return q, err
+	}
+	lists, err := b.store.PendingLists(ctx)
+	if err != nil {
+		return false, err
+	}
+	return len(lists) == 0, nil
+}
+
+// applyQuiet: the queue is empty and no apply batch is being gathered or
+// run.
+func (b *bench) applyQuiet(ctx context.Context) (bool, error) {
+	if !b.sqs.Idle() {
 		return false, nil
 	}
 	out, err := b.sqsAPI.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(b.queue), AttributeNames: []sqstypes.QueueAttributeName{
@@ -636,11 +678,7 @@ func (b *bench) quiet(ctx context.Context) (bool, error) {
 			return false, nil
 		}
 	}
-	lists, err := b.store.PendingLists(ctx)
-	if err != nil {
-		return false, err
-	}
-	return len(lists) == 0, nil
+	return true, nil
 }
 
 // countingStore sums what the apply function's ledger calls did.

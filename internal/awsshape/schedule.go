@@ -17,7 +17,11 @@ type ScheduleDriver struct {
 	log     *slog.Logger
 	runs    atomic.Int64
 	errs    atomic.Int64
+	held    atomic.Bool
 }
+
+// Hold skips (true) or resumes (false) the scheduled invocations.
+func (s *ScheduleDriver) Hold(held bool) { s.held.Store(held) }
 
 // NewSchedule drives src for fn; every, when not zero, replaces the
 // template's rate (say so in any report: it is not the template's).
@@ -57,6 +61,9 @@ func (s *ScheduleDriver) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if s.held.Load() {
+			continue
 		}
 		if err := s.Invoke(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduled invocation failed", "function", s.fn.Name, "error", err.Error())

@@ -105,6 +105,7 @@ type StreamDriver struct {
 
 	outstanding atomic.Int64 // records read and passed, not yet done
 	caughtUp    atomic.Bool  // the last read of every shard returned nothing
+	held        atomic.Bool  // Hold: the reader reads nothing
 	seq         atomic.Int64
 
 	read, dropped, invocations, delivered, errs, partial, bisected, parked atomic.Int64
@@ -209,6 +210,16 @@ func (d *StreamDriver) Stats() StreamStats {
 	}
 }
 
+// Hold stops (true) or resumes (false) reading the stream: records wait in
+// the stream, as they do for a mapping that is disabled for a while. A
+// benchmark holds the stream to let the ledger settle before any flush.
+func (d *StreamDriver) Hold(held bool) {
+	d.held.Store(held)
+	if held {
+		d.caughtUp.Store(false)
+	}
+}
+
 // Idle reports that the reader has read everything the stream holds and
 // every record it passed on is done (handled or parked).
 func (d *StreamDriver) Idle() bool { return d.caughtUp.Load() && d.outstanding.Load() == 0 }
@@ -238,6 +249,12 @@ func (d *StreamDriver) readLoop(ctx context.Context) error {
 	iters := map[string]string{} // shard ID → next iterator
 	done := map[string]bool{}    // closed shards read to their end
 	for ctx.Err() == nil {
+		if d.held.Load() {
+			if err := retry.Sleep(ctx, d.o.PollInterval); err != nil {
+				return nil
+			}
+			continue
+		}
 		var desc *dynamodbstreams.DescribeStreamOutput
 		err := retry.Do(ctx, streamRetry, nil, func(ctx context.Context) error {
 			var err error
@@ -269,7 +286,7 @@ func (d *StreamDriver) readLoop(ctx context.Context) error {
 			}
 			iters[id] = next
 		}
-		if got > 0 {
+		if got > 0 || d.held.Load() {
 			d.caughtUp.Store(false)
 			continue
 		}
