@@ -199,7 +199,7 @@ func WriteText(w io.Writer, r BenchResult, factor float64) {
 	}
 	fmt.Fprintf(w, "  stream filter %s; sweep every %s (%s); %d records per call; simulator budget %s\n", c.StreamFilter, c.SweepEvery, sweep, c.MaxRecordsPerRequest, limit)
 	if c.HoldFlush {
-		fmt.Fprintf(w, "  flushes held until each phase is recorded in the ledger (--hold-flush)\n")
+		fmt.Fprintf(w, "  flushes held until each phase is recorded in the ledger (--hold-flush): freshness includes the hold\n")
 	}
 	fmt.Fprintf(w, "traffic: %d profiles, %d audiences, %d profiles a request, every membership re-sent\n", c.Profiles, c.Audiences, c.BodyProfiles)
 	fmt.Fprintf(w, "%-8s %8s %8s %7s %6s %6s %8s %7s %6s %6s %9s %9s %9s %7s %6s %6s %6s %6s %8s\n",
