@@ -24,6 +24,12 @@ func init() {
 const loadReadyTimeout = 60 * time.Second
 
 func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if shape, rest := cutShape(args); shape != "" {
+		if shape != "aws" {
+			return fmt.Errorf("%w: --shape %q: the only shape is aws", errUsage, shape)
+		}
+		return runLoadAWS(ctx, rest, stdout, stderr)
+	}
 	fs := newFlagSet("load", stderr,
 		"Posts generated AEP profiles to a running pinlist serve that uploads to a separate pinlist sim,",
 		"and measures throughput end to end, ingest latency, freshness, Pinterest calls against their",
