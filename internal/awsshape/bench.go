@@ -812,6 +812,18 @@ func (l *itemLocks) Query(ctx context.Context, in *dynamodb.QueryInput, o ...fun
 	return l.api.Query(ctx, in, o...)
 }
 
+func (l *itemLocks) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	return l.api.Scan(ctx, in, o...)
+}
+
+// BatchWriteItem (retirement's deletes) takes the table's transaction lock:
+// its items are many and their keys only matter to moto's copy of the table.
+func (l *itemLocks) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, o ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	l.tx.Lock()
+	defer l.tx.Unlock()
+	return l.api.BatchWriteItem(ctx, in, o...)
+}
+
 func (l *itemLocks) PutItem(ctx context.Context, in *dynamodb.PutItemInput, o ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
 	defer l.lock(in.TableName, keyOf(in.Item))()
 	return l.api.PutItem(ctx, in, o...)
