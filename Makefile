@@ -7,7 +7,7 @@ PKGS := ./...
 BENCHTIME ?= 1x
 TEST_TIMEOUT ?= 15m
 
-.PHONY: test lint fmt vet bench bench-load build check-tools cfn-lint
+.PHONY: test lint fmt vet bench bench-load bench-aws build check-tools cfn-lint
 .PHONY: build-IngestFunction build-ApplyFunction build-UploadFunction build-RefreshFunction
 
 ## test: the whole suite, race detector on (needs moto_server and cfn-lint).
@@ -67,9 +67,21 @@ run:
 	$(GO) build -o bin/pinlist ./cmd/pinlist
 	./bin/pinlist serve $(ARGS)
 
-## bench: the load benchmark, then the Go benchmarks.
-bench: bench-load
+## bench: the budget benchmark (bench-load), the AWS-shaped one (bench-aws),
+## then the Go benchmarks.
+bench: bench-load bench-aws
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-aws: the AWS-shaped benchmark (issue 12): the real ingest, apply and
+## upload handlers on moto's SQS, DynamoDB and DynamoDB Streams, driven like
+## Lambda's event source mappings as template.yaml configures them (several
+## virtual stream shards), into the simulator with Pinterest's write budget;
+## writes docs/BENCHMARKS.md's "Load (AWS shape)" section. About 7 minutes:
+## moto, not the design, sets its pace. More flags in AWS_FLAGS.
+AWS_FLAGS ?= --profiles 100
+bench-aws: check-tools
+	$(GO) build -o bin/pinlist ./cmd/pinlist
+	$(PY_TOOLS_PATH)./bin/pinlist load --shape aws --doc docs/BENCHMARKS.md $(AWS_FLAGS)
 
 ## bench-load: the budget benchmark (issues 11 and 12): builds pinlist, starts
 ## pinlist sim with Pinterest's ads_write budget (400 write calls a minute) and
