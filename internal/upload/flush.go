@@ -132,8 +132,11 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 	f := r.flushed
 	err := errors.Join(errs...)
 	level := slog.LevelInfo
-	if err != nil {
+	switch {
+	case err != nil:
 		level = slog.LevelWarn
+	case f.Lists == 0 && f.APICalls == 0:
+		level = slog.LevelDebug // an idle sweep: nothing to say at info
 	}
 	attrs := []slog.Attr{
 		slog.Int("lists", f.Lists),
