@@ -341,7 +341,10 @@ func (s *Stack) Env(name string) ([]string, error) {
 			config.EnvIngestTokenSecretID+"="+s.IngestTokenSecretID,
 		)
 	case Apply:
-		env = append(env, config.EnvLedgerTable+"="+s.LedgerTable)
+		env = append(env,
+			config.EnvLedgerTable+"="+s.LedgerTable,
+			config.EnvErasureGuard+"="+config.DefaultErasureGuard.String(),
+		)
 	case Upload:
 		env = append(env,
 			config.EnvAPIBaseURL+"="+s.APIBaseURL(),
@@ -349,6 +352,7 @@ func (s *Stack) Env(name string) ([]string, error) {
 			config.EnvTokenSecretID+"="+s.TokenSecretID,
 			config.EnvMaxRecordsPerRequest+"="+strconv.Itoa(config.DefaultMaxRecordsPerRequest),
 			config.EnvLedgerTable+"="+s.LedgerTable,
+			config.EnvErasureGuard+"="+config.DefaultErasureGuard.String(),
 		)
 	case Refresh:
 		env = append(env,
