@@ -272,12 +272,18 @@ func ensureList(ctx context.Context, tx *sql.Tx, list List) (int64, error) {
 
 // PendingLists lists the lists with pending rows, ordered by key.
 func (s *SQLite) PendingLists(ctx context.Context) ([]List, error) {
-	rows, err := s.db.QueryContext(ctx, `
+	return s.queryLists(ctx, "list lists with pending rows", `
 select ns, audience, type from pinlist_ledger_lists l
 where exists (select 1 from pinlist_ledger_rows r where r.list = l.id and r.pending is not null)
 order by key`)
+}
+
+// queryLists runs query, whose rows are (ns, audience, type), and returns
+// them as lists; what names the query in errors.
+func (s *SQLite) queryLists(ctx context.Context, what, query string, args ...any) ([]List, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var out []List
@@ -285,13 +291,13 @@ order by key`)
 		var l List
 		var typ string
 		if err := rows.Scan(&l.Audience.Namespace, &l.Audience.ID, &typ); err != nil {
-			return nil, fmt.Errorf("read list with pending rows: %w", err)
+			return nil, fmt.Errorf("%s: read a row: %w", what, err)
 		}
 		l.Type = audience.ListType(typ)
 		out = append(out, l)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list lists with pending rows: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
 }

@@ -288,25 +288,7 @@ update pinlist_ledger_lists set members = 0 where ns = ? and audience = ?`, a.Na
 
 // Retiring lists the retired lists whose rows are not dropped yet.
 func (s *SQLite) Retiring(ctx context.Context) ([]List, error) {
-	rows, err := s.db.QueryContext(ctx, `select ns, audience, type from pinlist_ledger_retired where done = 0 order by key`)
-	if err != nil {
-		return nil, fmt.Errorf("read retiring lists: %w", err)
-	}
-	defer rows.Close()
-	var out []List
-	for rows.Next() {
-		var l List
-		var typ string
-		if err := rows.Scan(&l.Audience.Namespace, &l.Audience.ID, &typ); err != nil {
-			return nil, fmt.Errorf("read retiring list: %w", err)
-		}
-		l.Type = audience.ListType(typ)
-		out = append(out, l)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read retiring lists: %w", err)
-	}
-	return out, nil
+	return s.queryLists(ctx, "read retiring lists", `select ns, audience, type from pinlist_ledger_retired where done = 0 order by key`)
 }
 
 // Retired reports every retired list's key.
