@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
+	"github.com/pinlist/pinlist/internal/awsshape"
 )
 
 // repoRoot is the module root: the tests run in infra/.
@@ -46,117 +46,14 @@ func loadTemplate(t *testing.T) template {
 	return tpl
 }
 
+// parseTemplate decodes a template with the benchmark's reader
+// (awsshape.ParseTemplate): one decoder of CloudFormation's YAML tags.
 func parseTemplate(raw []byte) (template, error) {
-	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return nil, err
-	}
-	v, err := decodeNode(&doc)
+	t, err := awsshape.ParseTemplate(raw)
 	if err != nil {
 		return nil, err
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("the template is a %T, want a mapping", v)
-	}
-	return template(m), nil
-}
-
-// intrinsicNames maps CloudFormation's short-form YAML tags to the long-form
-// function names.
-var intrinsicNames = map[string]string{
-	"!Ref":          "Ref",
-	"!Condition":    "Condition",
-	"!GetAtt":       "Fn::GetAtt",
-	"!Sub":          "Fn::Sub",
-	"!If":           "Fn::If",
-	"!Not":          "Fn::Not",
-	"!Equals":       "Fn::Equals",
-	"!And":          "Fn::And",
-	"!Or":           "Fn::Or",
-	"!Join":         "Fn::Join",
-	"!Select":       "Fn::Select",
-	"!Split":        "Fn::Split",
-	"!FindInMap":    "Fn::FindInMap",
-	"!Base64":       "Fn::Base64",
-	"!Cidr":         "Fn::Cidr",
-	"!GetAZs":       "Fn::GetAZs",
-	"!ImportValue":  "Fn::ImportValue",
-	"!Length":       "Fn::Length",
-	"!ToJsonString": "Fn::ToJsonString",
-	"!Transform":    "Fn::Transform",
-}
-
-// decodeNode turns a yaml.Node into plain values; see template.
-func decodeNode(n *yaml.Node) (any, error) {
-	switch n.Kind {
-	case yaml.DocumentNode:
-		if len(n.Content) != 1 {
-			return nil, fmt.Errorf("line %d: want one YAML document", n.Line)
-		}
-		return decodeNode(n.Content[0])
-	case yaml.AliasNode:
-		return decodeNode(n.Alias)
-	}
-
-	var v any
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				return nil, fmt.Errorf("line %d: mapping key is not a scalar", k.Line)
-			}
-			dv, err := decodeNode(val)
-			if err != nil {
-				return nil, err
-			}
-			if _, dup := m[k.Value]; dup {
-				return nil, fmt.Errorf("line %d: duplicate key %q", k.Line, k.Value)
-			}
-			m[k.Value] = dv
-		}
-		v = m
-	case yaml.SequenceNode:
-		s := make([]any, 0, len(n.Content))
-		for _, c := range n.Content {
-			dv, err := decodeNode(c)
-			if err != nil {
-				return nil, err
-			}
-			s = append(s, dv)
-		}
-		v = s
-	case yaml.ScalarNode:
-		if strings.HasPrefix(n.Tag, "!") && !strings.HasPrefix(n.Tag, "!!") {
-			v = n.Value // a tagged scalar is the function's string argument
-			break
-		}
-		if err := n.Decode(&v); err != nil {
-			return nil, fmt.Errorf("line %d: %w", n.Line, err)
-		}
-	default:
-		return nil, fmt.Errorf("line %d: unexpected YAML node kind %v", n.Line, n.Kind)
-	}
-
-	if !strings.HasPrefix(n.Tag, "!") || strings.HasPrefix(n.Tag, "!!") {
-		return v, nil
-	}
-	fn, ok := intrinsicNames[n.Tag]
-	if !ok {
-		return nil, fmt.Errorf("line %d: unknown tag %s", n.Line, n.Tag)
-	}
-	if fn == "Fn::GetAtt" {
-		if s, ok := v.(string); ok {
-			res, attr, found := strings.Cut(s, ".")
-			if !found {
-				return nil, fmt.Errorf("line %d: !GetAtt %q has no attribute", n.Line, s)
-			}
-			v = []any{res, attr}
-		}
-	}
-	return map[string]any{fn: v}, nil
+	return template(t.Doc()), nil
 }
 
 // resources returns the template's resources of type typ by logical ID.

@@ -24,6 +24,10 @@ type Template struct {
 	doc map[string]any
 }
 
+// Doc is the whole decoded template, for readers beyond the drivers (the
+// template's own tests in infra/).
+func (t *Template) Doc() map[string]any { return t.doc }
+
 // LoadTemplate reads and decodes the template at path.
 func LoadTemplate(path string) (*Template, error) {
 	raw, err := os.ReadFile(path)
