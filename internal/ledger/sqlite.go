@@ -171,23 +171,13 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 	if len(prepared) == 0 {
 		return res, nil
 	}
-	read, err := tx.PrepareContext(ctx,
-		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
+	rows, err := newRowTx(ctx, tx)
 	if err != nil {
-		return Result{}, fmt.Errorf("prepare row read: %w", err)
+		return Result{}, err
 	}
-	defer read.Close()
-	write, err := tx.PrepareContext(ctx, `
-insert into pinlist_ledger_rows (list, hash, want, precedence, sent, pending) values (?, ?, ?, ?, ?, ?)
-on conflict (list, hash) do update set
-  want = excluded.want, precedence = excluded.precedence, sent = excluded.sent, pending = excluded.pending`)
-	if err != nil {
-		return Result{}, fmt.Errorf("prepare row write: %w", err)
-	}
-	defer write.Close()
+	defer rows.close()
 
 	ids := make(map[string]int64)
-	delta := make(map[int64]int64)
 	retired := make(map[string]bool)
 	for _, c := range prepared {
 		key := c.list.Key()
@@ -209,37 +199,87 @@ on conflict (list, hash) do update set
 			}
 			ids[key] = id
 		}
-		cur := Row{List: c.list, Hash: c.hash}
-		var want, sent int64
-		err := read.QueryRowContext(ctx, id, c.hash).Scan(&want, &cur.Precedence, &sent)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-		case err != nil:
-			return Result{}, fmt.Errorf("read ledger row of list %s: %w", key, err)
-		default:
-			cur.Want, cur.Sent = State(want), State(sent)
+		d, err := rows.decide(ctx, id, c.list, c.hash, c.op, c.p)
+		if err != nil {
+			return Result{}, err
 		}
-		d := decide(cur, c.op, c.p)
 		res.count(d.Outcome)
-		if d.Outcome == Stale {
-			continue
-		}
-		if _, err := write.ExecContext(ctx, id, c.hash, int64(d.Row.Want), d.Row.Precedence,
-			int64(d.Row.Sent), pendingColumn(d.Row)); err != nil {
-			return Result{}, fmt.Errorf("write ledger row of list %s: %w", key, err)
-		}
-		delta[id] += d.Members
 	}
-	for id, n := range delta {
+	if err := rows.countMembers(ctx); err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// rowTx reads, decides and writes ledger rows in one transaction (Apply's
+// and Erase's), and keeps the lists' member count changes until
+// countMembers writes them.
+type rowTx struct {
+	tx          *sql.Tx
+	read, write *sql.Stmt
+	delta       map[int64]int64 // list id → change of its member count
+}
+
+func newRowTx(ctx context.Context, tx *sql.Tx) (*rowTx, error) {
+	read, err := tx.PrepareContext(ctx,
+		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("prepare row read: %w", err)
+	}
+	write, err := tx.PrepareContext(ctx, `
+insert into pinlist_ledger_rows (list, hash, want, precedence, sent, pending) values (?, ?, ?, ?, ?, ?)
+on conflict (list, hash) do update set
+  want = excluded.want, precedence = excluded.precedence, sent = excluded.sent, pending = excluded.pending`)
+	if err != nil {
+		read.Close()
+		return nil, fmt.Errorf("prepare row write: %w", err)
+	}
+	return &rowTx{tx: tx, read: read, write: write, delta: map[int64]int64{}}, nil
+}
+
+func (r *rowTx) close() {
+	r.read.Close()
+	r.write.Close()
+}
+
+// decide runs the rules for op at precedence p on the row of hash in list
+// (its id in the lists table) and writes the row unless the change is
+// stale.
+func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op audience.Op, p string) (Decision, error) {
+	cur := Row{List: list, Hash: hash}
+	var want, sent int64
+	err := r.read.QueryRowContext(ctx, id, hash).Scan(&want, &cur.Precedence, &sent)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return Decision{}, fmt.Errorf("read ledger row of list %s: %w", list.Key(), err)
+	default:
+		cur.Want, cur.Sent = State(want), State(sent)
+	}
+	d := decide(cur, op, p)
+	if d.Outcome == Stale {
+		return d, nil
+	}
+	if _, err := r.write.ExecContext(ctx, id, hash, int64(d.Row.Want), d.Row.Precedence,
+		int64(d.Row.Sent), pendingColumn(d.Row)); err != nil {
+		return Decision{}, fmt.Errorf("write ledger row of list %s: %w", list.Key(), err)
+	}
+	r.delta[id] += d.Members
+	return d, nil
+}
+
+// countMembers writes the member count changes of the rows decided.
+func (r *rowTx) countMembers(ctx context.Context) error {
+	for id, n := range r.delta {
 		if n == 0 {
 			continue
 		}
-		if _, err := tx.ExecContext(ctx,
+		if _, err := r.tx.ExecContext(ctx,
 			`update pinlist_ledger_lists set members = members + ? where id = ?`, n, id); err != nil {
-			return Result{}, fmt.Errorf("update member count: %w", err)
+			return fmt.Errorf("update member count: %w", err)
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // pendingColumn is the rows.pending value of r.

@@ -92,20 +92,11 @@ where key not in (select key from pinlist_ledger_retired) order by key`)
 	if err := rows.Close(); err != nil {
 		return Erased{}, fmt.Errorf("read lists: %w", err)
 	}
-	read, err := tx.PrepareContext(ctx,
-		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
+	rw, err := newRowTx(ctx, tx)
 	if err != nil {
-		return Erased{}, fmt.Errorf("prepare row read: %w", err)
+		return Erased{}, err
 	}
-	defer read.Close()
-	write, err := tx.PrepareContext(ctx, `
-insert into pinlist_ledger_rows (list, hash, want, precedence, sent, pending) values (?, ?, ?, ?, ?, ?)
-on conflict (list, hash) do update set
-  want = excluded.want, precedence = excluded.precedence, sent = excluded.sent, pending = excluded.pending`)
-	if err != nil {
-		return Erased{}, fmt.Errorf("prepare row write: %w", err)
-	}
-	defer write.Close()
+	defer rw.close()
 	guard, err := tx.PrepareContext(ctx, `
 insert into pinlist_ledger_erased (list, hash, precedence, until) values (?, ?, ?, ?)
 on conflict (list, hash) do update set precedence = excluded.precedence, until = excluded.until`)
@@ -114,46 +105,27 @@ on conflict (list, hash) do update set precedence = excluded.precedence, until =
 	}
 	defer guard.Close()
 	until := s.now().Add(s.guard).Unix()
-	delta := map[int64]int64{}
 	touched := map[int64]List{}
 	for _, e := range erasures {
 		for _, l := range byType[e.Type] {
-			cur := Row{List: l.list, Hash: e.Hash}
-			var want, sent int64
-			err := read.QueryRowContext(ctx, l.id, e.Hash).Scan(&want, &cur.Precedence, &sent)
-			switch {
-			case errors.Is(err, sql.ErrNoRows):
-			case err != nil:
-				return Erased{}, fmt.Errorf("read ledger row of list %s: %w", l.list.Key(), err)
-			default:
-				cur.Want, cur.Sent = State(want), State(sent)
+			d, err := rw.decide(ctx, l.id, l.list, e.Hash, audience.OpRemove, e.Precedence)
+			if err != nil {
+				return Erased{}, err
 			}
-			d := decide(cur, audience.OpRemove, e.Precedence)
 			res.count(d.Outcome)
 			if d.Outcome == Stale {
 				continue
 			}
-			if _, err := write.ExecContext(ctx, l.id, e.Hash, int64(d.Row.Want), d.Row.Precedence,
-				int64(d.Row.Sent), pendingColumn(d.Row)); err != nil {
-				return Erased{}, fmt.Errorf("write ledger row of list %s: %w", l.list.Key(), err)
-			}
 			if _, err := guard.ExecContext(ctx, l.id, e.Hash, d.Row.Precedence, until); err != nil {
 				return Erased{}, fmt.Errorf("write erasure guard of list %s: %w", l.list.Key(), err)
 			}
-			delta[l.id] += d.Members
 			if d.Row.Pending() {
 				touched[l.id] = l.list
 			}
 		}
 	}
-	for id, n := range delta {
-		if n == 0 {
-			continue
-		}
-		if _, err := tx.ExecContext(ctx,
-			`update pinlist_ledger_lists set members = members + ? where id = ?`, n, id); err != nil {
-			return Erased{}, fmt.Errorf("update member count: %w", err)
-		}
+	if err := rw.countMembers(ctx); err != nil {
+		return Erased{}, err
 	}
 	for _, l := range touched {
 		res.Lists = append(res.Lists, l)
