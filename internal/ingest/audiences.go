@@ -61,10 +61,17 @@ func (h *Handler) audience(w http.ResponseWriter, r *http.Request, body []byte, 
 		writeError(w, http.StatusInternalServerError, codeInternal, "the audience message could not be encoded", "")
 		return nil
 	}
+	return h.sendAudienceMessage(w, r, ref, msg, "the audience could not be enqueued; retry the request", log)
+}
+
+// sendAudienceMessage enqueues one message about audience ref (its name, or
+// its retirement) and answers 202 with its externalAudienceId, or 503 with
+// unsent when the queue did not take it.
+func (h *Handler) sendAudienceMessage(w http.ResponseWriter, r *http.Request, ref audience.Ref, msg []byte, unsent string, log *slog.Logger) []any {
 	res := h.sendAll(r.Context(), []queue.Outgoing{outgoing(ref, msg)}, log)
 	attrs := []any{"audience", ref.Key(), "sendAttempts", res.attempts}
 	if len(res.unsent) > 0 {
-		writeUnavailable(w, h.retryAfter, "the audience could not be enqueued; retry the request")
+		writeUnavailable(w, h.retryAfter, unsent)
 		return attrs
 	}
 	writeJSON(w, http.StatusAccepted, audienceResponse{ExternalAudienceID: ref.Key()})

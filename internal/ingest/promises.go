@@ -86,14 +86,7 @@ func (h *Handler) deleteAudience(w http.ResponseWriter, r *http.Request, log *sl
 		writeError(w, http.StatusInternalServerError, codeInternal, "the retirement could not be encoded", "")
 		return nil
 	}
-	res := h.sendAll(r.Context(), []queue.Outgoing{outgoing(ref, msg)}, log)
-	attrs := []any{"audience", ref.Key(), "sendAttempts", res.attempts}
-	if len(res.unsent) > 0 {
-		writeUnavailable(w, h.retryAfter, "the audience's deletion could not be enqueued; retry the request")
-		return attrs
-	}
-	writeJSON(w, http.StatusAccepted, audienceResponse{ExternalAudienceID: ref.Key()})
-	return attrs
+	return h.sendAudienceMessage(w, r, ref, msg, "the audience's deletion could not be enqueued; retry the request", log)
 }
 
 // parseAudiencePath reads the {id} of DELETE /v1/audiences/{id}.
