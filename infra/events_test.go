@@ -22,6 +22,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/ledger"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // localTestIngestToken is the bearer token in the events/ API Gateway
@@ -329,7 +330,7 @@ func checkProfilesBody(t *testing.T, body []byte) {
 }
 
 // queueMessage is the queue message format between ingest and upload
-// (internal/audience/message.go): many changes of one audience per message, or
+// (internal/wire): many changes of one audience per message, or
 // one audience's metadata.
 type queueMessage struct {
 	V           int          `json:"v"`
@@ -546,7 +547,7 @@ func TestDynamoDBStreamEvent(t *testing.T) {
 	}
 	lists := map[string]bool{}
 	for _, r := range std.Records {
-		m, err := audience.DecodeMessage([]byte(r.Body))
+		m, err := wire.Decode([]byte(r.Body))
 		if err != nil {
 			t.Fatal(err)
 		}

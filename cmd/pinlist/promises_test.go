@@ -17,6 +17,7 @@ import (
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // captureSender keeps what ingest enqueues.
@@ -62,8 +63,8 @@ func TestEraseCommand(t *testing.T) {
 	if len(sender.msgs) != 1 {
 		t.Fatalf("%d messages enqueued", len(sender.msgs))
 	}
-	m, err := audience.DecodeMessage(sender.msgs[0].Body)
-	if err != nil || m.Kind != audience.MessageErasure || len(m.Records) != 2 {
+	m, err := wire.Decode(sender.msgs[0].Body)
+	if err != nil || m.Kind != wire.KindErasure || len(m.Records) != 2 {
 		t.Fatalf("message %+v, %v", m, err)
 	}
 	for what, s := range map[string]string{"output": stdout.String() + stderr.String(), "log": logs.String(), "message": string(sender.msgs[0].Body)} {

@@ -23,13 +23,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/audience"
-	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/local"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/upload"
+	"github.com/pinlist/pinlist/internal/wire/wiretest"
 )
 
 const redriveAdAccount = "549755885177"
@@ -54,7 +54,7 @@ func redriveMessages(t *testing.T) []queue.Outgoing {
 			Hash: redriveHash(id), EventTime: time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC), Seq: uint64(i),
 		})
 	}
-	packed, err := audiencetest.Pack(changes, 0)
+	packed, err := wiretest.Pack(changes, 0)
 	if err != nil {
 		t.Fatalf("pack messages: %v", err)
 	}

@@ -1,9 +1,7 @@
 package audience
 
 import (
-	"encoding/json"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -30,17 +28,9 @@ func TestMapErasureHashesAsMapDoes(t *testing.T) {
 	if _, err := m.Map([]byte(pbody), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	packed, err := m.Pack(0)
-	if err != nil || len(packed) != 1 {
-		t.Fatal(err)
-	}
-	msg, err := DecodeMessage(packed[0].Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	want := map[Identity]bool{}
-	for _, r := range msg.Records {
-		want[Identity{List: r.List, Hash: r.Hash}] = true
+	for _, c := range m.Changes() {
+		want[Identity{List: c.List, Hash: c.Hash}] = true
 	}
 	for _, id := range ids {
 		if !want[id] {
@@ -65,54 +55,6 @@ func TestMapErasureRequestErrors(t *testing.T) {
 				t.Fatalf("error %v, want kind %s", err, tc.kind)
 			}
 		})
-	}
-}
-
-// TestErasureMessagesRoundTrip: bodies stay within the bound, decode as
-// erasure messages and carry every identity once.
-func TestErasureMessagesRoundTrip(t *testing.T) {
-	var ids []Identity
-	for i := range 50 {
-		ids = append(ids, Identity{List: ListEmail, Hash: strings.Repeat(string("0123456789abcdef"[i%16]), 63) + "a"})
-	}
-	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
-	bodies, err := NewErasureMessages(ids, at, 1500)
-	if err != nil || len(bodies) < 2 {
-		t.Fatalf("%d bodies, %v", len(bodies), err)
-	}
-	n := 0
-	for _, b := range bodies {
-		if len(b) > 1500 {
-			t.Fatalf("body of %d bytes", len(b))
-		}
-		m, err := DecodeMessage(b)
-		if err != nil || m.Kind != MessageErasure {
-			t.Fatalf("decode: %+v, %v", m, err)
-		}
-		for _, r := range m.Records {
-			if r.Op != OpRemove || r.Time != at.UnixNano() {
-				t.Fatalf("record %+v", r)
-			}
-		}
-		n += len(m.Records)
-	}
-	if n != len(ids) {
-		t.Fatalf("%d records, want %d", n, len(ids))
-	}
-	// An erasure message with an audience, or an ADD, is refused.
-	bad := strings.Replace(string(bodies[0]), `"o":"REMOVE"`, `"o":"ADD"`, 1)
-	if _, err := DecodeMessage([]byte(bad)); err == nil {
-		t.Fatal("an erasure ADD decoded")
-	}
-	var raw map[string]any
-	_ = json.Unmarshal(bodies[0], &raw)
-	raw["audience"] = map[string]string{"ns": "ups", "id": "x"}
-	withAud, _ := json.Marshal(raw)
-	if _, err := DecodeMessage(withAud); err == nil {
-		t.Fatal("an erasure message with an audience decoded")
-	}
-	if _, err := DecodeMessage([]byte(`{"v":1,"kind":"retire","audience":{"ns":"ups","id":"x"}}`)); err != nil {
-		t.Fatalf("retire message: %v", err)
 	}
 }
 

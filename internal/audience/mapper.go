@@ -6,10 +6,10 @@ import (
 )
 
 // Mapper maps POST /v1/profiles bodies: it parses, normalises and hashes
-// every identity, coalesces the changes (as Coalesce does) and packs them
-// into queue message bodies (Pack), keeping its working memory from one
-// body to the next. Between the steps a change is a 16-byte record and its
-// hash a 32-byte array; hex appears only in the packed bodies.
+// every identity and coalesces the changes (as Coalesce does), keeping its
+// working memory from one body to the next; Len and At read the result
+// (package wire packs it into queue message bodies). Between the steps a
+// change is a 16-byte record and its hash a 32-byte array, never hex.
 //
 // A Mapper maps one body at a time on the calling goroutine (it is not safe
 // for concurrent use); a server keeps one per worker or a sync.Pool of
@@ -30,7 +30,7 @@ func NewMapper(lim Limits) *Mapper {
 }
 
 // Map parses and maps body, then coalesces the changes and returns the
-// report. The changes are then read with Len and Pack, until the next call
+// report. The changes are then read with Len and At, until the next call
 // of Map; after an error there are none. receivedAt is the event time of
 // memberships without lastQualificationTime (their changes are marked
 // Received).
@@ -105,35 +105,28 @@ func compareSums(x, y *[32]byte) int {
 // Len is how many changes the last Map left after coalescing.
 func (m *Mapper) Len() int { return len(m.winners) }
 
-// Pack returns the last Map's coalesced changes packed into queue message
-// bodies of kind "changes", one audience per message, each body at most
-// maxBytes (DefaultMaxMessageBytes when 0): audiences in Coalesce's order,
-// the records of one audience in order, so the messages of one audience can
-// go to one FIFO group in order. The bodies are new and the caller's.
-func (m *Mapper) Pack(maxBytes int) ([]Packed, error) {
-	if maxBytes <= 0 {
-		maxBytes = DefaultMaxMessageBytes
+// MappedChange is one of the last Map's coalesced changes as the Mapper
+// holds it: the hash as its 32 bytes, the event time as Unix nanoseconds.
+type MappedChange struct {
+	Audience Ref
+	List     ListType
+	Op       Op
+	Sum      *[32]byte // the SHA-256 of the normalised identifier, until the next Map
+	Time     int64     // event time, Unix nanoseconds
+	Received bool      // Time is the receive time (Change.Received)
+}
+
+// At returns the j-th (0 <= j < Len) of the last Map's coalesced changes,
+// in Coalesce's order: the changes of one audience are adjacent, in the
+// order they are to be sent. It does not allocate.
+func (m *Mapper) At(j int) MappedChange {
+	r := &m.p.recs[m.winners[j]]
+	return MappedChange{
+		Audience: m.p.auds[r.aud()],
+		List:     recLists[r.list()],
+		Op:       recOps[r.op()],
+		Sum:      &m.p.sums[r.sum],
+		Time:     r.t,
+		Received: r.received(),
 	}
-	pk := packer{maxBytes: maxBytes}
-	// The records of one audience are adjacent: the winners are in
-	// audience order.
-	for start := 0; start < len(m.winners); {
-		aud := m.p.recs[m.winners[start]].aud()
-		end := start + 1
-		for end < len(m.winners) && m.p.recs[m.winners[end]].aud() == aud {
-			end++
-		}
-		first := start
-		err := pk.audience(m.p.auds[aud], end-start, func(b []byte, j int) ([]byte, error) {
-			r := &m.p.recs[m.winners[first+j]]
-			var hx [64]byte
-			hexEncode32(&hx, &m.p.sums[r.sum])
-			return appendRecordJSON(b, recLists[r.list()], recOps[r.op()], hx[:], r.t, r.received()), nil
-		}, func(j int) int { return first + j })
-		if err != nil {
-			return nil, err
-		}
-		start = end
-	}
-	return pk.out, nil
 }

@@ -39,10 +39,10 @@ func mixedBody(rng *rand.Rand, n int) []string {
 	return profiles
 }
 
-// checkMapper maps body with m and checks the changes, the packed
-// messages, the report and the error against the parser's records in
-// arrival order as Changes, then Coalesce, then PackMessages: the
-// coalescer on records against the coalescer on Changes.
+// checkMapper maps body with m and checks the changes (Changes, and Len
+// and At), the report and the error against the parser's records in
+// arrival order as Changes, then Coalesce: the coalescer on records
+// against the coalescer on Changes.
 func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
 	t.Helper()
 	changes, want, wantErr := ParseProfilesBytes(body, lim, recv)
@@ -57,33 +57,23 @@ func checkMapper(t *testing.T, m *Mapper, body []byte, lim Limits) {
 	if diff := cmp.Diff(rows(coalesced), rows(m.Changes())); diff != "" {
 		t.Fatalf("changes (-exact +Mapper):\n%s", diff)
 	}
-	if m.Len() != len(coalesced) {
-		t.Fatalf("Len %d, want %d", m.Len(), len(coalesced))
-	}
-	for _, maxBytes := range []int{0, 1000, 400, 150} {
-		want, wantErr := PackMessages(coalesced, maxBytes)
-		got, err := m.Pack(maxBytes)
-		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-			t.Fatalf("Pack(%d) error %v, want %v", maxBytes, err, wantErr)
-		}
-		if !samePacked(want, got) {
-			t.Fatalf("Pack(%d) (-PackMessages +Mapper):\n%s", maxBytes, cmp.Diff(want, got))
-		}
-	}
+	checkAt(t, m, coalesced)
 }
 
-// samePacked reports whether two packings are equal (faster than cmp.Equal
-// on hundreds of bodies).
-func samePacked(a, b []Packed) bool {
-	if len(a) != len(b) {
-		return false
+// checkAt fails unless m.At reads exactly the changes want (Coalesce's
+// order, the hash as its bytes, the time as Unix nanoseconds).
+func checkAt(t *testing.T, m *Mapper, want []Change) {
+	t.Helper()
+	if m.Len() != len(want) {
+		t.Fatalf("Len %d, want %d", m.Len(), len(want))
 	}
-	for i := range a {
-		if a[i].Audience != b[i].Audience || a[i].Records != b[i].Records || !bytes.Equal(a[i].Body, b[i].Body) {
-			return false
+	for j, c := range want {
+		got := m.At(j)
+		if got.Audience != c.Audience || got.List != c.List || got.Op != c.Op || hex.EncodeToString(got.Sum[:]) != c.Hash ||
+			got.Time != c.EventTime.UnixNano() || got.Received != c.Received {
+			t.Fatalf("At(%d) = %+v (sum %x), want %+v", j, got, *got.Sum, c)
 		}
 	}
-	return true
 }
 
 // TestMapperMatchesParseThenCoalesce maps many generated bodies with one

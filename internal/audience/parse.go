@@ -22,7 +22,7 @@ func (p *parser) parse(body []byte, lim Limits, receivedAt time.Time) error {
 	if int64(len(body)) > lim.MaxBodyBytes {
 		return tooLarge(lim.MaxBodyBytes)
 	}
-	if receivedAt.Before(minEventTime) || receivedAt.After(maxEventTime) {
+	if !InUnixNano(receivedAt) {
 		return errors.New("parse profiles: receivedAt is outside the range of Unix nanoseconds")
 	}
 	p.reset(body, lim, receivedAt.UnixNano())

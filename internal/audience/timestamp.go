@@ -6,11 +6,16 @@ import (
 	"time"
 )
 
-// Representable event times: a Record carries Unix nanoseconds in an int64.
+// Representable event times: a queue message record (package wire)
+// carries Unix nanoseconds in an int64.
 var (
 	minEventTime = time.Unix(0, math.MinInt64).UTC()
 	maxEventTime = time.Unix(0, math.MaxInt64).UTC()
 )
+
+// InUnixNano reports whether t is a representable event time: within Unix
+// nanoseconds (years 1678–2262).
+func InUnixNano(t time.Time) bool { return !t.Before(minEventTime) && !t.After(maxEventTime) }
 
 // parseTimestamp parses lastQualificationTime in every form AEP sends:
 // YYYY-MM-DDThh:mm:ss, then an optional fraction of 1–9 digits, then Z,

@@ -14,6 +14,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // DefaultAudienceNamespace is the namespace of a POST /v1/audiences body that
@@ -55,7 +56,7 @@ func (h *Handler) audience(w http.ResponseWriter, r *http.Request, body []byte, 
 		writeError(w, http.StatusBadRequest, ferr.code, ferr.message, ferr.path)
 		return nil
 	}
-	msg, err := audience.NewAudienceMessage(ref, name, desc)
+	msg, err := wire.EncodeAudience(ref, name, desc)
 	if err != nil {
 		log.ErrorContext(r.Context(), "encode audience message", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, codeInternal, "the audience message could not be encoded", "")

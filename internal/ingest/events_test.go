@@ -13,7 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // eventsToken is the published test token of the sample events (events/README.md).
@@ -73,14 +73,14 @@ func TestSampleEvents(t *testing.T) {
 	// sample's bodies were written by hand and need not match byte for byte.
 	type msg struct {
 		Group   string
-		Message audience.Message
+		Message wire.Message
 	}
 	normal := func(group string, body []byte) msg {
-		m, err := audience.DecodeMessage(body)
+		m, err := wire.Decode(body)
 		if err != nil {
 			t.Fatalf("message of group %s: %v", group, err)
 		}
-		slices.SortFunc(m.Records, func(a, b audience.Record) int {
+		slices.SortFunc(m.Records, func(a, b wire.Record) int {
 			return strings.Compare(string(a.List)+string(a.Op)+a.Hash, string(b.List)+string(b.Op)+b.Hash)
 		})
 		return msg{group, m}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // The AEP documentation's example profiles that carry both an identityMap and
@@ -118,7 +119,7 @@ func checkRecords(t *testing.T, hs *harness, want []exampleChange) {
 	t.Helper()
 	type rec struct {
 		Audience string
-		Record   audience.Record
+		Record   wire.Record
 	}
 	var wantRecs, gotRecs []rec
 	for _, c := range want {
@@ -126,7 +127,7 @@ func checkRecords(t *testing.T, hs *harness, want []exampleChange) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := rec{c.audience, audience.Record{List: audience.ListEmail, Op: c.op, Hash: sha256Hex([]byte(c.email)), Time: tm.UnixNano()}}
+		r := rec{c.audience, wire.Record{List: audience.ListEmail, Op: c.op, Hash: sha256Hex([]byte(c.email)), Time: tm.UnixNano()}}
 		if !slices.Contains(wantRecs, r) {
 			wantRecs = append(wantRecs, r)
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/config"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // mixedBody has two profiles with good, excluded and malformed identities and
@@ -209,20 +210,20 @@ func TestProfilesReport(t *testing.T) {
 	idfaHash := sha256Hex([]byte("6D92078A-8246-4BA4-AE5B-76104861E7DC"))
 	t1 := time.Date(2026, 11, 1, 10, 0, 0, 0, time.UTC).UnixNano()
 	t2 := time.Date(2026, 11, 2, 10, 0, 0, 0, time.UTC).UnixNano()
-	wantRecords := map[string][]audience.Record{
+	wantRecords := map[string][]wire.Record{
 		"ups:aud-1": {{List: audience.ListEmail, Op: audience.OpAdd, Hash: emailHash, Time: t1}},
 		"ups:aud-2": {{List: audience.ListEmail, Op: audience.OpRemove, Hash: emailHash, Time: t1}, {List: audience.ListIDFA, Op: audience.OpAdd, Hash: idfaHash, Time: t2}},
 	}
-	gotRecords := map[string][]audience.Record{}
+	gotRecords := map[string][]wire.Record{}
 	for _, m := range msgs {
-		if m.Kind != audience.MessageChanges {
+		if m.Kind != wire.KindChanges {
 			t.Errorf("kind %q, want changes", m.Kind)
 		}
 		gotRecords[m.Audience.Key()] = append(gotRecords[m.Audience.Key()], m.Records...)
 	}
-	sortRecords := cmp.Transformer("sort", func(in []audience.Record) []audience.Record {
+	sortRecords := cmp.Transformer("sort", func(in []wire.Record) []wire.Record {
 		out := slices.Clone(in)
-		slices.SortFunc(out, func(a, b audience.Record) int { return strings.Compare(string(a.List)+a.Hash, string(b.List)+b.Hash) })
+		slices.SortFunc(out, func(a, b wire.Record) int { return strings.Compare(string(a.List)+a.Hash, string(b.List)+b.Hash) })
 		return out
 	})
 	if diff := cmp.Diff(wantRecords, gotRecords, sortRecords); diff != "" {
@@ -234,19 +235,19 @@ func TestAudienceEnqueued(t *testing.T) {
 	tests := []struct {
 		name string
 		body string
-		want audience.Message
+		want wire.Message
 		key  string
 	}{
 		{
 			name: "default namespace",
 			body: `{"id":"36a51c13-9dd6-4d2c-8aa3-07d785ea5075","name":" Shoppers ","description":"Bought twice"}`,
-			want: audience.Message{Version: audience.MessageVersion, Kind: audience.MessageAudience, Audience: audience.Ref{Namespace: "ups", ID: "36a51c13-9dd6-4d2c-8aa3-07d785ea5075"}, Name: "Shoppers", Description: "Bought twice"},
+			want: wire.Message{Version: wire.Version, Kind: wire.KindAudience, Audience: audience.Ref{Namespace: "ups", ID: "36a51c13-9dd6-4d2c-8aa3-07d785ea5075"}, Name: "Shoppers", Description: "Bought twice"},
 			key:  "ups:36a51c13-9dd6-4d2c-8aa3-07d785ea5075",
 		},
 		{
 			name: "own namespace, null description, extra fields",
 			body: `{"id":"seg-9","name":"Lapsed","description":null,"namespace":"CustomerAudienceUpload","alias":"x"}`,
-			want: audience.Message{Version: audience.MessageVersion, Kind: audience.MessageAudience, Audience: audience.Ref{Namespace: "CustomerAudienceUpload", ID: "seg-9"}, Name: "Lapsed"},
+			want: wire.Message{Version: wire.Version, Kind: wire.KindAudience, Audience: audience.Ref{Namespace: "CustomerAudienceUpload", ID: "seg-9"}, Name: "Lapsed"},
 			key:  "CustomerAudienceUpload:seg-9",
 		},
 	}

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/retry"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 const testToken = "s3cret-ingest-token"
@@ -200,13 +200,13 @@ func decodeErrorBody(t testing.TB, body []byte) errorDetail {
 	return e.Error
 }
 
-// decodeMessages decodes every enqueued body with audience.DecodeMessage and
+// decodeMessages decodes every enqueued body with wire.Decode and
 // checks the group and dedup IDs.
-func decodeMessages(t testing.TB, msgs []queue.Outgoing) []audience.Message {
+func decodeMessages(t testing.TB, msgs []queue.Outgoing) []wire.Message {
 	t.Helper()
-	out := make([]audience.Message, 0, len(msgs))
+	out := make([]wire.Message, 0, len(msgs))
 	for i, m := range msgs {
-		dm, err := audience.DecodeMessage(m.Body)
+		dm, err := wire.Decode(m.Body)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}

@@ -18,10 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // This test binary's one moto_server, started by the first test that needs
@@ -162,7 +162,7 @@ func TestSQSEndToEnd(t *testing.T) {
 	wantRecords := 0
 	for _, o := range rec.sent {
 		if _, ok := distinct[o.DedupID]; !ok {
-			dm, err := audience.DecodeMessage(o.Body)
+			dm, err := wire.Decode(o.Body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestSQSEndToEnd(t *testing.T) {
 	records, audiences := 0, 0
 	groups := map[string]int{}
 	for i, m := range msgs {
-		dm, err := audience.DecodeMessage(m.body)
+		dm, err := wire.Decode(m.body)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
@@ -197,7 +197,7 @@ func TestSQSEndToEnd(t *testing.T) {
 		delete(distinct, m.dedupID)
 		groups[m.groupID]++
 		records += len(dm.Records)
-		if dm.Kind == audience.MessageAudience {
+		if dm.Kind == wire.KindAudience {
 			audiences++
 			if dm.Name != "High-value shoppers" || dm.Audience.Key() != "ups:aud-1" {
 				t.Errorf("audience message %+v", dm)

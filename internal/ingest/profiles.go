@@ -10,6 +10,7 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // profilesResponse is the 202 answer to POST /v1/profiles: the mapping report
@@ -37,7 +38,7 @@ func (h *Handler) profiles(w http.ResponseWriter, r *http.Request, body []byte, 
 		return nil
 	}
 	changes := m.Len()
-	packed, err := m.Pack(h.maxMessageBytes)
+	packed, err := wire.Pack(m, h.maxMessageBytes)
 	if err != nil {
 		log.ErrorContext(ctx, "pack messages", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, codeInternal, "the changes could not be packed into messages", "")

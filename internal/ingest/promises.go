@@ -8,6 +8,7 @@ import (
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/queue"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // PathErasure is the erasure route (POST); an audience is deleted with
@@ -41,7 +42,7 @@ func (h *Handler) erasure(w http.ResponseWriter, r *http.Request, body []byte, l
 		h.writeRequestError(w, r, err, log)
 		return nil
 	}
-	bodies, err := audience.NewErasureMessages(ids, h.now(), h.maxMessageBytes)
+	bodies, err := wire.EncodeErasure(ids, h.now(), h.maxMessageBytes)
 	if err != nil {
 		log.ErrorContext(ctx, "pack erasure messages", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, codeInternal, "the erasure could not be packed into messages", "")
@@ -50,7 +51,7 @@ func (h *Handler) erasure(w http.ResponseWriter, r *http.Request, body []byte, l
 	msgs := make([]queue.Outgoing, len(bodies))
 	for i, b := range bodies {
 		msgs[i] = outgoing(audience.Ref{}, b)
-		msgs[i].GroupID = audience.ErasureGroup
+		msgs[i].GroupID = wire.ErasureGroup
 	}
 	res := h.sendAll(ctx, msgs, log)
 	attrs := []any{
@@ -80,7 +81,7 @@ func (h *Handler) deleteAudience(w http.ResponseWriter, r *http.Request, log *sl
 		writeError(w, http.StatusBadRequest, ferr.code, ferr.message, ferr.path)
 		return nil
 	}
-	msg, err := audience.NewRetireMessage(ref)
+	msg, err := wire.EncodeRetire(ref)
 	if err != nil {
 		log.ErrorContext(r.Context(), "encode retire message", "error", err.Error())
 		writeError(w, http.StatusInternalServerError, codeInternal, "the retirement could not be encoded", "")

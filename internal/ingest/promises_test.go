@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // TestErasure: the identities of an erasure body are hashed exactly as
@@ -36,11 +37,11 @@ func TestErasure(t *testing.T) {
 		t.Fatalf("answer %s", rec.Body)
 	}
 	sent := hs.sender.enqueued()
-	if len(sent) != 1 || sent[0].GroupID != audience.ErasureGroup {
-		t.Fatalf("enqueued %d messages (group %q), want 1 in %q", len(sent), sent[0].GroupID, audience.ErasureGroup)
+	if len(sent) != 1 || sent[0].GroupID != wire.ErasureGroup {
+		t.Fatalf("enqueued %d messages (group %q), want 1 in %q", len(sent), sent[0].GroupID, wire.ErasureGroup)
 	}
-	m, err := audience.DecodeMessage(sent[0].Body)
-	if err != nil || m.Kind != audience.MessageErasure {
+	m, err := wire.Decode(sent[0].Body)
+	if err != nil || m.Kind != wire.KindErasure {
 		t.Fatalf("message %+v, %v", m, err)
 	}
 	// The hashes are the ones /v1/profiles sends for the same identities.
@@ -141,7 +142,7 @@ func TestDeleteAudience(t *testing.T) {
 				return
 			}
 			msgs := decodeMessages(t, sent)
-			if len(msgs) != 1 || msgs[0].Kind != audience.MessageRetire || msgs[0].Audience != tc.want {
+			if len(msgs) != 1 || msgs[0].Kind != wire.KindRetire || msgs[0].Audience != tc.want {
 				t.Fatalf("messages %+v", msgs)
 			}
 		})

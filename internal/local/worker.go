@@ -231,7 +231,7 @@ func sqsEvent(b queue.Batch) events.SQSEvent {
 }
 
 // recordKey occurs once per change record in a queue message body
-// (audience.Message's records: {"l":…,"o":…,"h":"<hash>","t":…}) and nowhere
+// (wire.Message's records: {"l":…,"o":…,"h":"<hash>","t":…}) and nowhere
 // else: no other field is named "h", and a quote inside a string value is
 // escaped. Counting it counts changes without decoding the body.
 var recordKey = []byte(`"h":"`)

@@ -15,11 +15,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
-	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/retry"
 	"github.com/pinlist/pinlist/internal/upload"
+	"github.com/pinlist/pinlist/internal/wire"
+	"github.com/pinlist/pinlist/internal/wire/wiretest"
 )
 
 // fakeQueue records what the workers delete and release.
@@ -136,7 +137,7 @@ func testBatch(g string, n, receiveCount, records int) queue.Batch {
 		}
 		body := []byte(`{"v":1,"kind":"audience","audience":{"ns":"ups","id":"` + g + `"},"name":"x"}`)
 		if records > 0 {
-			packed, err := audiencetest.Pack(changes, 0)
+			packed, err := wiretest.Pack(changes, 0)
 			if err != nil {
 				panic(err)
 			}
@@ -317,7 +318,7 @@ func TestCountRecordsMatchesPackMessages(t *testing.T) {
 			Hash: h + "0000000000000000000000000000000000000000000000000000000000000000"[len(h):], EventTime: t0,
 		})
 	}
-	packed, err := audiencetest.Pack(changes, 16<<10)
+	packed, err := wiretest.Pack(changes, 16<<10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +330,7 @@ func TestCountRecordsMatchesPackMessages(t *testing.T) {
 			t.Errorf("message %d: countRecords = %d, PackMessages says %d", i, got, p.Records)
 		}
 	}
-	msg, err := audience.NewAudienceMessage(audience.Ref{Namespace: "ups", ID: "h"}, `"h":"name"`, `"h":"`)
+	msg, err := wire.EncodeAudience(audience.Ref{Namespace: "ups", ID: "h"}, `"h":"name"`, `"h":"`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/emf"
 	"github.com/pinlist/pinlist/internal/ledger"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // Recorder is where Apply records a batch: the ledger's Apply for the
@@ -133,30 +134,30 @@ func (h *Handler) apply(ctx context.Context, rec Recorder, records []events.SQSM
 	var erasureMsgs []string
 	lists := map[ledger.List]bool{}
 	for _, r := range records {
-		m, err := audience.DecodeMessage([]byte(r.Body))
+		m, err := wire.Decode([]byte(r.Body))
 		if err != nil {
 			a.Failed = append(a.Failed, Failure{ID: r.MessageId, Permanent: true, Err: fmt.Errorf("decode message %s: %w", r.MessageId, err)})
 			continue
 		}
 		switch m.Kind {
-		case audience.MessageChanges:
+		case wire.KindChanges:
 			// The ledger orders by precedence, not Seq: no arrival order to keep.
 			for _, c := range m.Changes(0) {
 				changes = append(changes, c)
 				lists[ledger.List{Audience: c.Audience, Type: c.List}] = true
 			}
 			changeMsgs = append(changeMsgs, r.MessageId)
-		case audience.MessageAudience:
+		case wire.KindAudience:
 			err := rec.SetName(ctx, m.Audience, ledger.AudienceName{Name: m.Name, Description: m.Description})
 			if err != nil {
 				a.Failed = append(a.Failed, Failure{ID: r.MessageId, Err: fmt.Errorf("record audience message %s: %w", r.MessageId, err)})
 				continue
 			}
 			a.Names++
-		case audience.MessageErasure:
+		case wire.KindErasure:
 			erasures = append(erasures, erasuresOf(m)...)
 			erasureMsgs = append(erasureMsgs, r.MessageId)
-		case audience.MessageRetire:
+		case wire.KindRetire:
 			ls, err := applyRetire(ctx, rec, m.Audience)
 			if err != nil {
 				a.Failed = append(a.Failed, Failure{ID: r.MessageId, Err: fmt.Errorf("record retire message %s: %w", r.MessageId, err)})

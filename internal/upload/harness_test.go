@@ -23,7 +23,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/pinlist/pinlist/internal/audience"
-	"github.com/pinlist/pinlist/internal/audience/audiencetest"
 	"github.com/pinlist/pinlist/internal/awstest"
 	"github.com/pinlist/pinlist/internal/fake"
 	"github.com/pinlist/pinlist/internal/ledger"
@@ -31,6 +30,8 @@ import (
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/token"
 	"github.com/pinlist/pinlist/internal/upload"
+	"github.com/pinlist/pinlist/internal/wire"
+	"github.com/pinlist/pinlist/internal/wire/wiretest"
 
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 )
@@ -341,7 +342,7 @@ type sqsMsg struct {
 // changesBody encodes changes (one audience) as exactly one message body.
 func changesBody(tb testing.TB, cs []audience.Change) string {
 	tb.Helper()
-	packed, err := audiencetest.Pack(cs, 1<<20)
+	packed, err := wiretest.Pack(cs, 1<<20)
 	if err != nil {
 		tb.Fatalf("pack messages: %v", err)
 	}
@@ -358,7 +359,7 @@ func changesMsg(tb testing.TB, cs ...audience.Change) sqsMsg {
 
 func audienceMsg(tb testing.TB, a audience.Ref, name, description string) sqsMsg {
 	tb.Helper()
-	body, err := audience.NewAudienceMessage(a, name, description)
+	body, err := wire.EncodeAudience(a, name, description)
 	if err != nil {
 		tb.Fatalf("audience message: %v", err)
 	}

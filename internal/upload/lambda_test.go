@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // TestLambdaInvokeWithTheSampleEvent runs the handler the way lambda.Start
@@ -37,7 +38,7 @@ func TestLambdaInvokeWithTheSampleEvent(t *testing.T) {
 	}
 	want := map[string][]string{}
 	for _, r := range ev.Records {
-		m, err := audience.DecodeMessage([]byte(r.Body))
+		m, err := wire.Decode([]byte(r.Body))
 		if err != nil {
 			t.Fatalf("sample message %s: %v", r.MessageId, err)
 		}

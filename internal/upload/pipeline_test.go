@@ -31,6 +31,7 @@ import (
 	"github.com/pinlist/pinlist/internal/pinterestsim"
 	"github.com/pinlist/pinlist/internal/queue"
 	"github.com/pinlist/pinlist/internal/token"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 const ingestToken = "pipeline-ingest-token"
@@ -138,7 +139,7 @@ func (p *pipeline) checkMessage(r events.SQSMessage) {
 	if r.ReceiptHandle == "" || !strings.HasSuffix(r.EventSourceARN, ".fifo") {
 		p.t.Errorf("message %s: receipt handle %q, event source %q", r.MessageId, r.ReceiptHandle, r.EventSourceARN)
 	}
-	m, err := audience.DecodeMessage([]byte(r.Body))
+	m, err := wire.Decode([]byte(r.Body))
 	if err != nil {
 		return // the corrupt-message test puts such messages on the queue itself
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // Eraser is what a Recorder needs for "erasure" messages (ledger.Keeper's
@@ -62,7 +63,7 @@ func (s stores) Retire(ctx context.Context, a audience.Ref) ([]ledger.List, erro
 }
 
 // erasuresOf turns an erasure message's records into ledger erasures.
-func erasuresOf(m audience.Message) []ledger.Erasure {
+func erasuresOf(m wire.Message) []ledger.Erasure {
 	out := make([]ledger.Erasure, 0, len(m.Records))
 	for _, c := range m.Changes(0) {
 		out = append(out, ledger.Erasure{Type: c.List, Hash: c.Hash, Precedence: c.Precedence()})

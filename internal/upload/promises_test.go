@@ -13,6 +13,7 @@ import (
 	"github.com/pinlist/pinlist/internal/ledger"
 	"github.com/pinlist/pinlist/internal/pinterest"
 	"github.com/pinlist/pinlist/internal/upload"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 // keeperStore is a ledger store with the promises.
@@ -58,16 +59,16 @@ func promiseEnv(t *testing.T, open func(*testing.T) func(ledger.Store) ledger.St
 
 func erasureMsg(tb testing.TB, at time.Time, ids ...audience.Identity) sqsMsg {
 	tb.Helper()
-	bodies, err := audience.NewErasureMessages(ids, at, 0)
+	bodies, err := wire.EncodeErasure(ids, at, 0)
 	if err != nil || len(bodies) != 1 {
 		tb.Fatalf("erasure messages: %d, %v", len(bodies), err)
 	}
-	return sqsMsg{group: audience.ErasureGroup, body: string(bodies[0])}
+	return sqsMsg{group: wire.ErasureGroup, body: string(bodies[0])}
 }
 
 func retireMsg(tb testing.TB, a audience.Ref) sqsMsg {
 	tb.Helper()
-	body, err := audience.NewRetireMessage(a)
+	body, err := wire.EncodeRetire(a)
 	if err != nil {
 		tb.Fatalf("retire message: %v", err)
 	}

@@ -1,4 +1,4 @@
-package audiencetest
+package wiretest
 
 import (
 	"fmt"
@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/wire"
 )
 
 func TestPackRoundTrip(t *testing.T) {
@@ -29,9 +30,9 @@ func TestPackRoundTrip(t *testing.T) {
 			if maxBytes > 0 && len(p.Body) > maxBytes {
 				t.Fatalf("body of %d bytes over %d", len(p.Body), maxBytes)
 			}
-			m, err := audience.DecodeMessage(p.Body)
+			m, err := wire.Decode(p.Body)
 			if err != nil || m.Audience != p.Audience || len(m.Records) != p.Records {
-				t.Fatalf("DecodeMessage: %+v, %v", m, err)
+				t.Fatalf("Decode: %+v, %v", m, err)
 			}
 			got[m.Audience] = append(got[m.Audience], m.Changes(0)...)
 		}
