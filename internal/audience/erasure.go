@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,9 +37,7 @@ func (m *Mapper) MapErasure(body []byte) ([]Identity, Report, error) {
 	}
 	out := make([]Identity, 0, len(m.p.erased))
 	for _, id := range m.p.erased {
-		var hx [64]byte
-		hexEncode32(&hx, &m.p.sums[id.sum])
-		out = append(out, Identity{List: recLists[id.list], Hash: string(hx[:])})
+		out = append(out, Identity{List: recLists[id.list], Hash: hex.EncodeToString(m.p.sums[id.sum][:])})
 	}
 	m.p.erased = m.p.erased[:0]
 	slices.SortFunc(out, func(a, b Identity) int {

@@ -1,6 +1,7 @@
 package audience
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -177,13 +178,11 @@ type namespaceEntry struct {
 // change is record i as a Change, its hash hex-encoded.
 func (p *parser) change(i int32) Change {
 	r := &p.recs[i]
-	var hx [64]byte
-	hexEncode32(&hx, &p.sums[r.sum])
 	return Change{
 		Audience:  p.auds[r.aud()],
 		List:      recLists[r.list()],
 		Op:        recOps[r.op()],
-		Hash:      string(hx[:]),
+		Hash:      hex.EncodeToString(p.sums[r.sum][:]),
 		EventTime: time.Unix(0, r.t).UTC(),
 		Seq:       uint64(i) + 1,
 		Received:  r.received(),

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,7 +42,7 @@ func Pack(m *audience.Mapper, maxBytes int) ([]Packed, error) {
 		err := pk.audience(aud, end-start, func(b []byte, j int) ([]byte, error) {
 			c := m.At(first + j)
 			var hx [64]byte
-			hex.Encode(hx[:], c.Sum[:])
+			hexEncode32(&hx, c.Sum)
 			return appendRecordJSON(b, c.List, c.Op, hx[:], c.Time, c.Received), nil
 		}, func(j int) int { return first + j })
 		if err != nil {

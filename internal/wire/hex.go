@@ -1,4 +1,4 @@
-package audience
+package wire
 
 import "encoding/binary"
 
