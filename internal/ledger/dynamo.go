@@ -128,9 +128,9 @@ type DynamoOptions struct {
 	Now func() time.Time
 	// Logger tells of retried conflicts; nil means slog.Default().
 	Logger *slog.Logger
-	// ErasureGuard is how long an erased row is kept (see Keeper): its
-	// TTL once Pinterest has the removal. Default
-	// config.DefaultErasureGuard.
+	// ErasureGuard is how long an erased identifier's guard item (and its
+	// erased rows, once Pinterest has the removal) are kept from the
+	// erasure (see Keeper): their TTL. Default config.DefaultErasureGuard.
 	ErasureGuard time.Duration
 }
 
