@@ -41,6 +41,11 @@ import (
 //   - a list: pk = "lists", sk = List.Key(); ns, aid, lt = the list's
 //     parts. Written once per list per process (Members and PendingLists
 //     enumerate lists from it).
+//   - an erasure guard (see Keeper): pk = the identifier hash, sk =
+//     "erased/" + the list type (a list key always holds a ':', this never
+//     does); p = the greatest erasure precedence, x = until (the TTL
+//     attribute). It has no w, g or f: the pending index, the Streams
+//     filter and the row scans never see it.
 const (
 	dynPK       = "pk"
 	dynSK       = "sk"
@@ -57,6 +62,7 @@ const (
 
 	dynListsPK   = "lists"
 	dynCounterSK = "n"
+	dynGuardSK   = "erased/"
 
 	// DynamoPendingIndex is the name of the sparse index of pending rows.
 	DynamoPendingIndex = "pending"
@@ -122,9 +128,9 @@ type DynamoOptions struct {
 	Now func() time.Time
 	// Logger tells of retried conflicts; nil means slog.Default().
 	Logger *slog.Logger
-	// ErasureGuard is how long an erased row is kept (see Keeper): its
-	// TTL once Pinterest has the removal. Default
-	// config.DefaultErasureGuard.
+	// ErasureGuard is how long an erased identifier's guard item (and its
+	// erased rows, once Pinterest has the removal) are kept from the
+	// erasure (see Keeper): their TTL. Default config.DefaultErasureGuard.
 	ErasureGuard time.Duration
 }
 
@@ -363,11 +369,21 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	if len(items) == 0 {
 		return res, nil, nil
 	}
+	// The lists are registered before any guard is read: see Erase.
 	if err := d.register(ctx, items); err != nil {
 		return Result{}, nil, err
 	}
 	cur, err := d.readRows(ctx, items)
 	if err != nil {
+		return Result{}, nil, err
+	}
+	// exists[i]: cur[i] is a stored row, not a missing one or a guard's
+	// virtual row, so its write is conditional on it as read.
+	exists := make([]bool, len(items))
+	for i := range cur {
+		exists[i] = cur[i].Precedence != ""
+	}
+	if err := d.readGuards(ctx, items, cur); err != nil {
 		return Result{}, nil, err
 	}
 	var work []int
@@ -383,7 +399,7 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	flipped := map[string]List{}
 	err = d.parallel(ctx, len(work), func(ctx context.Context, j int) error {
 		i := work[j]
-		o, err := d.write(ctx, items[i], cur[i])
+		o, err := d.write(ctx, items[i], cur[i], exists[i])
 		if err != nil {
 			return err
 		}
@@ -440,7 +456,7 @@ func (d *Dynamo) readRows(ctx context.Context, items []item) ([]Row, error) {
 		at[rowKey{list: it.list.Key(), hash: it.hash}] = i
 		keys[i] = rowKeyAttrs(it.list, it.hash)
 	}
-	err := d.batchGet(ctx, keys, dynPK+", "+dynSK+", "+dynWant+", "+dynSent+", "+dynPrec,
+	err := d.batchGet(ctx, keys, dynPK+", "+dynSK+", "+dynWant+", "+dynSent+", "+dynPrec, false,
 		func(item map[string]types.AttributeValue) error {
 			pk, _ := item[dynPK].(*types.AttributeValueMemberS)
 			sk, _ := item[dynSK].(*types.AttributeValueMemberS)
@@ -459,17 +475,17 @@ func (d *Dynamo) readRows(ctx context.Context, items []item) ([]Row, error) {
 	return rows, nil
 }
 
-// batchGet reads keys (eventually consistent) in calls of up to 100 keys,
-// asking again for unprocessed keys with backoff, and hands each item found
-// to fn (not concurrently).
-func (d *Dynamo) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, projection string, fn func(map[string]types.AttributeValue) error) error {
+// batchGet reads keys (strongly consistent when consistent is set, else
+// eventually) in calls of up to 100 keys, asking again for unprocessed keys
+// with backoff, and hands each item found to fn (not concurrently).
+func (d *Dynamo) batchGet(ctx context.Context, keys []map[string]types.AttributeValue, projection string, consistent bool, fn func(map[string]types.AttributeValue) error) error {
 	for start := 0; start < len(keys); start += dynBatchGet {
 		todo := keys[start:min(start+dynBatchGet, len(keys))]
 		err := retry.Do(ctx, dynRetry, func(err error) bool { return errors.Is(err, errUnprocessed) },
 			func(ctx context.Context) error {
 				out, err := d.client.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{
 					RequestItems: map[string]types.KeysAndAttributes{
-						d.table: {Keys: todo, ProjectionExpression: aws.String(projection)},
+						d.table: {Keys: todo, ProjectionExpression: aws.String(projection), ConsistentRead: aws.Bool(consistent)},
 					},
 				})
 				if err != nil {
@@ -495,9 +511,10 @@ func (d *Dynamo) batchGet(ctx context.Context, keys []map[string]types.Attribute
 
 var errUnprocessed = errors.New("unprocessed keys left")
 
-// write applies one change to the row read as cur until the write succeeds
-// or the change turns out stale; it returns the outcome.
-func (d *Dynamo) write(ctx context.Context, it item, cur Row) (Outcome, error) {
+// write applies one change to the row read as cur (a stored row when
+// exists, else a missing row or an erasure guard's virtual row) until the
+// write succeeds or the change turns out stale; it returns the outcome.
+func (d *Dynamo) write(ctx context.Context, it item, cur Row, exists bool) (Outcome, error) {
 	for {
 		dec := decide(cur, it.op, it.p)
 		if dec.Outcome == Stale {
@@ -505,7 +522,7 @@ func (d *Dynamo) write(ctx context.Context, it item, cur Row) (Outcome, error) {
 		}
 		var cond string
 		vals := map[string]types.AttributeValue{}
-		if cur.Precedence == "" {
+		if !exists {
 			cond = "attribute_not_exists(" + dynPK + ")"
 		} else {
 			cond = dynPrec + " = :p AND " + dynSent + " = :s"
@@ -539,12 +556,13 @@ func (d *Dynamo) write(ctx context.Context, it item, cur Row) (Outcome, error) {
 			return dec.Outcome, nil
 		}
 		// The row changed since it was read: read it again and decide anew.
-		var ok bool
-		if cur, ok, err = d.get(ctx, it.list, it.hash); err != nil {
+		if cur, exists, err = d.get(ctx, it.list, it.hash); err != nil {
 			return 0, err
 		}
-		if !ok {
-			cur = Row{List: it.list, Hash: it.hash}
+		if !exists && it.until == 0 {
+			if cur, err = d.guardedRow(ctx, it.list, it.hash); err != nil {
+				return 0, err
+			}
 		}
 	}
 }
@@ -812,7 +830,8 @@ func listFromItem(item map[string]types.AttributeValue) (List, error) {
 	return List{Audience: audience.Ref{Namespace: ns.Value, ID: id.Value}, Type: audience.ListType(lt.Value)}, nil
 }
 
-// lists reads every list item.
+// lists reads every list item, strongly consistent: Erase must see every
+// list registered before it wrote its guards (see Erase).
 func (d *Dynamo) lists(ctx context.Context) ([]List, error) {
 	var out []List
 	var start map[string]types.AttributeValue
@@ -821,6 +840,7 @@ func (d *Dynamo) lists(ctx context.Context) ([]List, error) {
 			TableName:                 aws.String(d.table),
 			KeyConditionExpression:    aws.String(dynPK + " = :l"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":l": attrS(dynListsPK)},
+			ConsistentRead:            aws.Bool(true),
 			ExclusiveStartKey:         start,
 		})
 		if err != nil {
@@ -887,7 +907,7 @@ func (d *Dynamo) Members(ctx context.Context) (map[List]int64, error) {
 		for s := range counterShards {
 			keys[s] = counterKeyAttrs(all[i], string([]byte{hexDigits[s>>4], hexDigits[s&15]}))
 		}
-		return d.batchGet(ctx, keys, dynCount, func(item map[string]types.AttributeValue) error {
+		return d.batchGet(ctx, keys, dynCount, false, func(item map[string]types.AttributeValue) error {
 			n, ok := item[dynCount].(*types.AttributeValueMemberN)
 			if !ok {
 				return errors.New("counter item without a count")

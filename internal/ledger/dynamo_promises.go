@@ -16,10 +16,12 @@ import (
 )
 
 // The promises' items in the DynamoDB ledger table:
-//   - an erased row carries e = its guard's expiry (Unix seconds); once
-//     Pinterest has the removal its TTL attribute x is e, so the row (and
-//     the hash) goes when the guard runs out. A newer change rewrites the
-//     row without e.
+//   - an erasure guard per identifier (see dynamo.go and Keeper): pk = the
+//     hash, sk = "erased/" + list type, p = the erasure precedence, x = the
+//     guard's expiry (Unix seconds, the TTL attribute);
+//   - an erased row carries e = its guard's expiry; once Pinterest has the
+//     removal its TTL attribute x is e, so the row goes with its guard. A
+//     newer change rewrites the row without e.
 //   - a retired list: pk = "retired", sk = List.Key(); ns, aid, lt = its
 //     parts; dn = 1 once its rows were dropped (FinishRetire).
 //
@@ -36,6 +38,122 @@ const (
 )
 
 var _ Keeper = (*Dynamo)(nil)
+
+// guardKeyAttrs is the key of the erasure guard of hash in lists of type t.
+func guardKeyAttrs(t audience.ListType, hash string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{dynPK: attrS(hash), dynSK: attrS(dynGuardSK + string(t))}
+}
+
+// liveGuard reads a guard item's precedence; ok is false once its until
+// (x) has passed: DynamoDB's TTL deletes expired items only eventually, so
+// the store checks until itself.
+func (d *Dynamo) liveGuard(item map[string]types.AttributeValue) (p string, ok bool, err error) {
+	pv, ok1 := item[dynPrec].(*types.AttributeValueMemberS)
+	xv, ok2 := item[dynExpires].(*types.AttributeValueMemberN)
+	if !ok1 || !ok2 {
+		return "", false, errors.New("erasure guard item without precedence or expiry")
+	}
+	until, err := strconv.ParseInt(xv.Value, 10, 64)
+	if err != nil {
+		return "", false, fmt.Errorf("erasure guard item's expiry %q: %w", xv.Value, err)
+	}
+	return pv.Value, d.now().Unix() < until, nil
+}
+
+// readGuards reads, with one strongly consistent BatchGetItem, the erasure
+// guards of the items whose row is missing in cur (Apply's changes; an
+// erasure's own REMOVEs, until != 0, are decided against the rows alone),
+// and puts a live guard's virtual row (guardRow) in cur in the row's stead.
+// Rows that exist cost nothing more.
+func (d *Dynamo) readGuards(ctx context.Context, items []item, cur []Row) error {
+	type ident struct {
+		t    audience.ListType
+		hash string
+	}
+	at := map[ident][]int{}
+	var keys []map[string]types.AttributeValue
+	for i, it := range items {
+		if it.until != 0 || cur[i].Precedence != "" {
+			continue
+		}
+		id := ident{it.list.Type, it.hash}
+		if _, ok := at[id]; !ok {
+			keys = append(keys, guardKeyAttrs(id.t, id.hash))
+		}
+		at[id] = append(at[id], i)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	err := d.batchGet(ctx, keys, dynPK+", "+dynSK+", "+dynPrec+", "+dynExpires, true,
+		func(item map[string]types.AttributeValue) error {
+			pk, _ := item[dynPK].(*types.AttributeValueMemberS)
+			sk, _ := item[dynSK].(*types.AttributeValueMemberS)
+			if pk == nil || sk == nil || !strings.HasPrefix(sk.Value, dynGuardSK) {
+				return errors.New("batch read returned an item that is no erasure guard")
+			}
+			p, live, err := d.liveGuard(item)
+			if err != nil || !live {
+				return err
+			}
+			for _, i := range at[ident{audience.ListType(strings.TrimPrefix(sk.Value, dynGuardSK)), pk.Value}] {
+				cur[i] = guardRow(items[i].list, items[i].hash, p)
+			}
+			return nil
+		})
+	if err != nil {
+		return fmt.Errorf("read erasure guards: %w", err)
+	}
+	return nil
+}
+
+// guardedRow reads hash's erasure guard for list strongly consistently: the
+// guard's virtual row while it is live, else a row that does not exist.
+func (d *Dynamo) guardedRow(ctx context.Context, list List, hash string) (Row, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(d.table), Key: guardKeyAttrs(list.Type, hash), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
+	}
+	if out.Item == nil {
+		return Row{List: list, Hash: hash}, nil
+	}
+	p, live, err := d.liveGuard(out.Item)
+	if err != nil {
+		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
+	}
+	if !live {
+		return Row{List: list, Hash: hash}, nil
+	}
+	return guardRow(list, hash, p), nil
+}
+
+// writeGuards writes the erasures' guard items, each conditional on no
+// guard with a greater precedence being there (that one, from a later
+// erasure, stays as it is).
+func (d *Dynamo) writeGuards(ctx context.Context, erasures []Erasure, until int64) error {
+	return d.parallel(ctx, len(erasures), func(ctx context.Context, i int) error {
+		e := erasures[i]
+		_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:           aws.String(d.table),
+			Key:                 guardKeyAttrs(e.Type, e.Hash),
+			ConditionExpression: aws.String("attribute_not_exists(" + dynPrec + ") OR " + dynPrec + " <= :p"),
+			UpdateExpression:    aws.String("SET " + dynPrec + " = :p, " + dynExpires + " = :x"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":p": attrS(e.Precedence), ":x": attrN(until),
+			},
+		})
+		var ccf *types.ConditionalCheckFailedException
+		if errors.As(err, &ccf) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("write erasure guard of a %s identifier: %w", e.Type, err)
+		}
+		return nil
+	})
+}
 
 // guardItem marks a row item erased until until.
 func (d *Dynamo) guardItem(item map[string]types.AttributeValue, r Row, until int64) {
@@ -64,15 +182,30 @@ func (d *Dynamo) dropRetired(ctx context.Context, items []item) ([]item, int, er
 	return out, len(items) - len(out), nil
 }
 
-// Erase erases (see Keeper): one REMOVE at the erasure's precedence per
-// list of the identifier's type, written like Apply's changes and marked
-// erased.
+// Erase erases (see Keeper): first the guard item per identifier, then one
+// REMOVE at the erasure's precedence per list of the identifier's type,
+// written like Apply's changes and marked erased.
+//
+// A join racing the erasure in a list the ledger has not seen is closed by
+// the order of the two calls' steps, not by luck. Erase writes the guards,
+// then reads the list items (strongly consistent); Apply registers its
+// lists (PutItem, or done earlier by this process), then reads the guards
+// of its missing rows (strongly consistent). If Apply's guard read misses
+// Erase's guard, it came before the guard write, so Apply's list write came
+// before Erase's list read: Erase sees the list and writes its REMOVE row.
+// Both rows' writes are conditional on the row as read (attribute_not_exists
+// for a new row), so whichever comes second re-reads and decides again: a
+// join stamped before the erasure loses to the REMOVE either way.
 func (d *Dynamo) Erase(ctx context.Context, erasures []Erasure) (Erased, error) {
 	if err := checkErasures(erasures); err != nil {
 		return Erased{}, fmt.Errorf("erase %d identifiers: check erasures: %w", len(erasures), err)
 	}
 	if len(erasures) == 0 {
 		return Erased{}, nil
+	}
+	until := d.now().Add(d.guard).Unix()
+	if err := d.writeGuards(ctx, erasures, until); err != nil {
+		return Erased{}, fmt.Errorf("erase %d identifiers: %w", len(erasures), err)
 	}
 	all, err := d.lists(ctx)
 	if err != nil {
@@ -82,7 +215,6 @@ func (d *Dynamo) Erase(ctx context.Context, erasures []Erasure) (Erased, error) 
 	if err != nil {
 		return Erased{}, fmt.Errorf("erase %d identifiers: %w", len(erasures), err)
 	}
-	until := d.now().Add(d.guard).Unix()
 	var items []item
 	at := map[rowKey]int{}
 	stale := 0
@@ -407,7 +539,7 @@ func (d *Dynamo) memberCount(ctx context.Context, list List) (int64, error) {
 		keys[s] = counterKeyAttrs(list, string([]byte{hexDigits[s>>4], hexDigits[s&15]}))
 	}
 	var n int64
-	err := d.batchGet(ctx, keys, dynCount, func(item map[string]types.AttributeValue) error {
+	err := d.batchGet(ctx, keys, dynCount, false, func(item map[string]types.AttributeValue) error {
 		c, ok := item[dynCount].(*types.AttributeValueMemberN)
 		if !ok {
 			return errors.New("counter item without a count")

@@ -34,12 +34,23 @@ type Erased struct {
 // knows every list pinlist ever wrote to), retired lists aside, gets a
 // REMOVE at the erasure's precedence, applied under Decide's rules: the
 // row goes (or stays) out and is pending where Pinterest may still have
-// the person, and a join stamped before the erasure that arrives later is
-// stale. The row is the guard; it is kept for the store's ErasureGuard
-// (config.DefaultErasureGuard, PINLIST_ERASURE_GUARD) once Pinterest has
-// the removal, then deleted, and with it the hash (SQLite: Purge; DynamoDB:
-// the table's TTL). The guard is per list: a list the ledger first sees
-// after the erasure does not drop a join stamped before it.
+// the person. The erasure also leaves a guard per identifier (list type and
+// hash, with the greatest erasure precedence), kept for the store's
+// ErasureGuard (config.DefaultErasureGuard, PINLIST_ERASURE_GUARD) from the
+// erasure; it costs one small item (SQLite: one row) per erased identifier
+// for that time. While the guard is live, a change to a row that does not
+// exist (a list the ledger first sees after the erasure, or a row deleted
+// since) is decided by Decide against the virtual row {Want: Out,
+// Precedence: the guard's, Sent: Out}: the erasure already removed the
+// person from every list pinlist wrote to, and a list first seen later is
+// new. So a change stamped at or before the erasure is stale in every list
+// of the type, a later join flips (pending ADD), a later exit is a no-op.
+// Rows that exist are decided as they are (they carry the erasure's
+// REMOVE). When the guard runs out, it goes with the erased rows it stood
+// over (out, sent and not taken over by a newer change), and the hash is
+// gone from the store (SQLite: Purge; DynamoDB: the table's TTL); a change
+// stamped before the erasure then applies again, as for any identifier
+// the ledger does not know.
 type Keeper interface {
 	Erase(ctx context.Context, erasures []Erasure) (Erased, error)
 	// ResetList forgets what Pinterest was sent for list's rows: Sent
@@ -67,6 +78,12 @@ type Keeper interface {
 	SentIn(ctx context.Context, list List) (bool, error)
 	// PendingCount counts list's pending rows (resync progress).
 	PendingCount(ctx context.Context, list List) (int64, error)
+}
+
+// guardRow is the virtual row an erasure guard at precedence p stands for
+// in list (see Keeper): out at p, and Pinterest has it out.
+func guardRow(list List, hash, p string) Row {
+	return Row{List: list, Hash: hash, Want: Out, Precedence: p, Sent: Out}
 }
 
 // ErasurePrecedence is the precedence of an erasure made at t: that of a

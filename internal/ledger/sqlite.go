@@ -14,7 +14,11 @@ import (
 // pinlist_ledger_schema; a newer one was written by a newer pinlist and is
 // refused. (SQLite's user_version belongs to the local queue, which shares
 // the file.)
-const sqliteSchemaVersion = 1
+//
+// Version 2 keeps the erasure guards per identifier (pinlist_ledger_guards)
+// instead of per row (version 1's pinlist_ledger_erased, migrated by
+// NewSQLite).
+const sqliteSchemaVersion = 2
 
 // sqliteSchema is the ledger's part of the local database. Every name starts
 // with pinlist_ledger_, so it lives beside the local queue's tables.
@@ -66,8 +70,8 @@ type SQLiteOptions struct {
 	// the store's methods other than ApplyTx only while holding no
 	// transaction on it, or they wait for the connection forever.
 	DB *sql.DB
-	// ErasureGuard is how long an erased row is kept (see Keeper). Default
-	// config.DefaultErasureGuard.
+	// ErasureGuard is how long an erased identifier's guard (and its
+	// erased rows) are kept (see Keeper). Default config.DefaultErasureGuard.
 	ErasureGuard time.Duration
 	// Now is the clock for erasure guards; default time.Now.
 	Now func() time.Time
@@ -124,6 +128,13 @@ func createSQLiteSchema(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("read ledger schema version: %w", err)
 	case version > sqliteSchemaVersion:
 		return fmt.Errorf("ledger schema version %d is newer than this program's %d", version, sqliteSchemaVersion)
+	case version < sqliteSchemaVersion:
+		// The migration itself (createSQLitePromisesSchema) runs in the
+		// same transaction; an older pinlist then refuses the database
+		// rather than keep guards in a table this one no longer reads.
+		if _, err := tx.ExecContext(ctx, `update pinlist_ledger_schema set version = ? where id = 1`, sqliteSchemaVersion); err != nil {
+			return fmt.Errorf("record ledger schema version: %w", err)
+		}
 	}
 	return nil
 }
@@ -171,7 +182,7 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 	if len(prepared) == 0 {
 		return res, nil
 	}
-	rows, err := newRowTx(ctx, tx)
+	rows, err := newRowTx(ctx, tx, s.now().Unix())
 	if err != nil {
 		return Result{}, err
 	}
@@ -199,7 +210,7 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 			}
 			ids[key] = id
 		}
-		d, err := rows.decide(ctx, id, c.list, c.hash, c.op, c.p)
+		d, err := rows.decide(ctx, id, c.list, c.hash, c.op, c.p, true)
 		if err != nil {
 			return Result{}, err
 		}
@@ -217,10 +228,14 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 type rowTx struct {
 	tx          *sql.Tx
 	read, write *sql.Stmt
-	delta       map[int64]int64 // list id → change of its member count
+	// guard reads an identifier's erasure guard; prepared on the first
+	// missing row, so rows that exist cost no more than before.
+	guard *sql.Stmt
+	now   int64           // Unix seconds: a guard counts while now < until
+	delta map[int64]int64 // list id → change of its member count
 }
 
-func newRowTx(ctx context.Context, tx *sql.Tx) (*rowTx, error) {
+func newRowTx(ctx context.Context, tx *sql.Tx, now int64) (*rowTx, error) {
 	read, err := tx.PrepareContext(ctx,
 		`select want, precedence, sent from pinlist_ledger_rows where list = ? and hash = ?`)
 	if err != nil {
@@ -234,23 +249,33 @@ on conflict (list, hash) do update set
 		read.Close()
 		return nil, fmt.Errorf("prepare row write: %w", err)
 	}
-	return &rowTx{tx: tx, read: read, write: write, delta: map[int64]int64{}}, nil
+	return &rowTx{tx: tx, read: read, write: write, now: now, delta: map[int64]int64{}}, nil
 }
 
 func (r *rowTx) close() {
 	r.read.Close()
 	r.write.Close()
+	if r.guard != nil {
+		r.guard.Close()
+	}
 }
 
 // decide runs the rules for op at precedence p on the row of hash in list
 // (its id in the lists table) and writes the row unless the change is
-// stale.
-func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op audience.Op, p string) (Decision, error) {
+// stale. When the row does not exist and guarded is set (Apply; not an
+// erasure's own REMOVE), the identifier's live erasure guard stands in for
+// it (see guardedRow).
+func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op audience.Op, p string, guarded bool) (Decision, error) {
 	cur := Row{List: list, Hash: hash}
 	var want, sent int64
 	err := r.read.QueryRowContext(ctx, id, hash).Scan(&want, &cur.Precedence, &sent)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		if guarded {
+			if cur, err = r.guardedRow(ctx, list, hash); err != nil {
+				return Decision{}, err
+			}
+		}
 	case err != nil:
 		return Decision{}, fmt.Errorf("read ledger row of list %s: %w", list.Key(), err)
 	default:
@@ -266,6 +291,29 @@ func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op
 	}
 	r.delta[id] += d.Members
 	return d, nil
+}
+
+// guardedRow is the row a missing row of hash in list is decided as: the
+// virtual row of the identifier's erasure guard (guardRow) while one is
+// live, else a row that does not exist.
+func (r *rowTx) guardedRow(ctx context.Context, list List, hash string) (Row, error) {
+	if r.guard == nil {
+		stmt, err := r.tx.PrepareContext(ctx,
+			`select precedence from pinlist_ledger_guards where type = ? and hash = ? and until > ?`)
+		if err != nil {
+			return Row{}, fmt.Errorf("prepare erasure guard read: %w", err)
+		}
+		r.guard = stmt
+	}
+	var p string
+	err := r.guard.QueryRowContext(ctx, string(list.Type), hash, r.now).Scan(&p)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Row{List: list, Hash: hash}, nil
+	case err != nil:
+		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
+	}
+	return guardRow(list, hash, p), nil
 }
 
 // countMembers writes the member count changes of the rows decided.

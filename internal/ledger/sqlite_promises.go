@@ -11,20 +11,21 @@ import (
 )
 
 // sqlitePromisesSchema holds the promises' tables:
-//   - erased: the guard of an erased row, until when it is kept (Unix
-//     seconds) and the erasure's precedence (Purge deletes the row only if
-//     no newer change took it over since);
+//   - guards: one erasure guard per identifier (list type and hash): the
+//     greatest erasure precedence and until when it is kept (Unix seconds).
+//     While it is live, a change to a row that does not exist is decided as
+//     if the row were out at that precedence (see Keeper);
 //   - retired: retired lists, done once their rows were dropped.
 const sqlitePromisesSchema = `
-create table if not exists pinlist_ledger_erased (
-  list integer not null,
+create table if not exists pinlist_ledger_guards (
+  type text not null,
   hash text not null,
   precedence text not null,
   until integer not null,
-  primary key (list, hash)
+  primary key (type, hash)
 ) strict, without rowid;
 
-create index if not exists pinlist_ledger_erased_until_idx on pinlist_ledger_erased (until);
+create index if not exists pinlist_ledger_guards_until_idx on pinlist_ledger_guards (until);
 
 create table if not exists pinlist_ledger_retired (
   key text primary key,
@@ -35,11 +36,42 @@ create table if not exists pinlist_ledger_retired (
 ) strict, without rowid;
 `
 
+// sqliteMigrateGuards moves schema version 1's per-row guards
+// (pinlist_ledger_erased: list, hash, precedence, until) into the
+// per-identifier table: per list type and hash the greatest precedence,
+// with the until of the guard that had it (the longest on a tie). Guards of
+// lists dropped since (FinishRetire) have no type left and go.
+const sqliteMigrateGuards = `
+insert into pinlist_ledger_guards (type, hash, precedence, until)
+select l.type, e.hash, e.precedence, max(e.until) from pinlist_ledger_erased e
+join pinlist_ledger_lists l on l.id = e.list
+where e.precedence = (
+  select max(e2.precedence) from pinlist_ledger_erased e2
+  join pinlist_ledger_lists l2 on l2.id = e2.list
+  where l2.type = l.type and e2.hash = e.hash)
+group by l.type, e.hash;
+
+drop index if exists pinlist_ledger_erased_until_idx;
+drop table pinlist_ledger_erased;
+`
+
 var _ Keeper = (*SQLite)(nil)
 
 func createSQLitePromisesSchema(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, sqlitePromisesSchema); err != nil {
 		return fmt.Errorf("create ledger erasure and retirement tables: %w", err)
+	}
+	var one int
+	err := tx.QueryRowContext(ctx,
+		`select 1 from sqlite_master where type = 'table' and name = 'pinlist_ledger_erased'`).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look for the per-row erasure guards of schema version 1: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, sqliteMigrateGuards); err != nil {
+		return fmt.Errorf("migrate the per-row erasure guards to per-identifier ones: %w", err)
 	}
 	return nil
 }
@@ -92,36 +124,38 @@ where key not in (select key from pinlist_ledger_retired) order by key`)
 	if err := rows.Close(); err != nil {
 		return Erased{}, fmt.Errorf("read lists: %w", err)
 	}
-	rw, err := newRowTx(ctx, tx)
+	rw, err := newRowTx(ctx, tx, s.now().Unix())
 	if err != nil {
 		return Erased{}, err
 	}
 	defer rw.close()
+	// The erasure's own REMOVEs are decided against the rows alone (not
+	// guarded): a list the identifier is unknown in gets the removal even
+	// when an earlier erasure's guard is live. The guard is written after
+	// them, in the same transaction.
 	guard, err := tx.PrepareContext(ctx, `
-insert into pinlist_ledger_erased (list, hash, precedence, until) values (?, ?, ?, ?)
-on conflict (list, hash) do update set precedence = excluded.precedence, until = excluded.until`)
+insert into pinlist_ledger_guards (type, hash, precedence, until) values (?, ?, ?, ?)
+on conflict (type, hash) do update set precedence = excluded.precedence, until = excluded.until
+where excluded.precedence >= pinlist_ledger_guards.precedence`)
 	if err != nil {
-		return Erased{}, fmt.Errorf("prepare guard write: %w", err)
+		return Erased{}, fmt.Errorf("prepare erasure guard write: %w", err)
 	}
 	defer guard.Close()
 	until := s.now().Add(s.guard).Unix()
 	touched := map[int64]List{}
 	for _, e := range erasures {
 		for _, l := range byType[e.Type] {
-			d, err := rw.decide(ctx, l.id, l.list, e.Hash, audience.OpRemove, e.Precedence)
+			d, err := rw.decide(ctx, l.id, l.list, e.Hash, audience.OpRemove, e.Precedence, false)
 			if err != nil {
 				return Erased{}, err
 			}
 			res.count(d.Outcome)
-			if d.Outcome == Stale {
-				continue
-			}
-			if _, err := guard.ExecContext(ctx, l.id, e.Hash, d.Row.Precedence, until); err != nil {
-				return Erased{}, fmt.Errorf("write erasure guard of list %s: %w", l.list.Key(), err)
-			}
-			if d.Row.Pending() {
+			if d.Outcome != Stale && d.Row.Pending() {
 				touched[l.id] = l.list
 			}
+		}
+		if _, err := guard.ExecContext(ctx, string(e.Type), e.Hash, e.Precedence, until); err != nil {
+			return Erased{}, fmt.Errorf("write erasure guard of a %s identifier: %w", e.Type, err)
 		}
 	}
 	if err := rw.countMembers(ctx); err != nil {
@@ -146,20 +180,26 @@ func sortLists(ls []List) {
 	})
 }
 
-// Purge deletes the erased rows whose guard has run out (and that
-// Pinterest has out; a row a newer change took over stays, without its
-// guard): the hash is gone from the ledger. It returns how many rows it
-// deleted. The local flush loop calls it; DynamoDB's TTL does it in AWS.
+// Purge deletes the erasure guards that have run out, with the erased rows
+// they stood over (rows of the identifier's lists that are out, that
+// Pinterest has out, and that no change newer than the erasure took over):
+// the hash is gone from the ledger. A guard whose erased row still waits
+// for Pinterest stays until a Purge after the removal was sent. It returns
+// how many rows it deleted. The local flush loop calls it; DynamoDB's TTL
+// does it in AWS.
 func (s *SQLite) Purge(ctx context.Context) (int64, error) {
 	now := s.now().Unix()
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		r, err := tx.ExecContext(ctx, `
-delete from pinlist_ledger_rows where exists (
-  select 1 from pinlist_ledger_erased e
-  where e.list = pinlist_ledger_rows.list and e.hash = pinlist_ledger_rows.hash
-    and e.until <= ? and e.precedence = pinlist_ledger_rows.precedence)
-  and pending is null and want = 2`, now)
+delete from pinlist_ledger_rows
+where (list, hash) in (
+    select l.id, g.hash from pinlist_ledger_guards g join pinlist_ledger_lists l on l.type = g.type
+    where g.until <= ?1)
+  and want = 2 and pending is null
+  and precedence <= (
+    select g.precedence from pinlist_ledger_guards g join pinlist_ledger_lists l on l.type = g.type
+    where l.id = pinlist_ledger_rows.list and g.hash = pinlist_ledger_rows.hash)`, now)
 		if err != nil {
 			return fmt.Errorf("delete erased rows: %w", err)
 		}
@@ -167,17 +207,17 @@ delete from pinlist_ledger_rows where exists (
 			return fmt.Errorf("count erased rows deleted: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, `
-delete from pinlist_ledger_erased where until <= ? and not exists (
-  select 1 from pinlist_ledger_rows r
-  where r.list = pinlist_ledger_erased.list and r.hash = pinlist_ledger_erased.hash
-    and r.precedence = pinlist_ledger_erased.precedence)`, now)
+delete from pinlist_ledger_guards where until <= ? and not exists (
+  select 1 from pinlist_ledger_lists l join pinlist_ledger_rows r on r.list = l.id
+  where l.type = pinlist_ledger_guards.type and r.hash = pinlist_ledger_guards.hash
+    and r.pending is not null and r.precedence <= pinlist_ledger_guards.precedence)`, now)
 		if err != nil {
 			return fmt.Errorf("delete erasure guards: %w", err)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("purge erased rows: %w", err)
+		return 0, fmt.Errorf("purge erasure guards and erased rows: %w", err)
 	}
 	return n, nil
 }
@@ -284,12 +324,11 @@ func (s *SQLite) Retired(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// FinishRetire drops list's rows, guards and list row, and marks it done.
+// FinishRetire drops list's rows and list row, and marks it done.
 func (s *SQLite) FinishRetire(ctx context.Context, list List) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, q := range []string{
 			`delete from pinlist_ledger_rows where list = (select id from pinlist_ledger_lists where key = ?1)`,
-			`delete from pinlist_ledger_erased where list = (select id from pinlist_ledger_lists where key = ?1)`,
 			`delete from pinlist_ledger_lists where key = ?1`,
 			`update pinlist_ledger_retired set done = 1 where key = ?1`,
 		} {

@@ -37,14 +37,18 @@ var backends = []backend{
 
 // openDynamo creates a ledger table of its own on the test binary's
 // moto_server and returns a store on it.
-func openDynamo(t testing.TB) *Dynamo {
+func openDynamo(t testing.TB) *Dynamo { return openDynamoWith(t, DynamoOptions{}) }
+
+// openDynamoWith is openDynamo with opts (Client and Table are set here).
+func openDynamoWith(t testing.TB, opts DynamoOptions) *Dynamo {
 	t.Helper()
 	m := moto.Get(t)
 	name := m.UniqueName("ledger")
 	if err := CreateDynamoTable(t.Context(), m.DynamoDB(), name); err != nil {
 		t.Fatalf("create ledger table: %v", err)
 	}
-	d, err := NewDynamo(DynamoOptions{Client: &serialDynamo{api: m.DynamoDB()}, Table: name})
+	opts.Client, opts.Table = &serialDynamo{api: m.DynamoDB()}, name
+	d, err := NewDynamo(opts)
 	if err != nil {
 		t.Fatalf("new DynamoDB ledger: %v", err)
 	}

@@ -94,7 +94,8 @@ func sortedOf(s ...string) []string {
 
 // TestErasureRemovesFromEveryListAndGuardsLateJoins: an email in three
 // audiences' EMAIL lists and a GAID in one MAID list are erased; a join
-// stamped before the erasure that arrives later adds nobody.
+// stamped before the erasure that arrives later adds nobody, also to an
+// audience first seen after the erasure.
 func TestErasureRemovesFromEveryListAndGuardsLateJoins(t *testing.T) {
 	for _, b := range promiseBackends {
 		t.Run(b.name, func(t *testing.T) {
@@ -142,6 +143,17 @@ func TestErasureRemovesFromEveryListAndGuardsLateJoins(t *testing.T) {
 			row, ok, err := store.Get(ctx, ledger.List{Audience: auds[0], Type: audience.ListEmail}, email)
 			if err != nil || !ok || row.Want != ledger.Out || row.Pending() {
 				t.Fatalf("guard row = %+v, %v, %v", row, ok, err)
+			}
+
+			// The same late join to an audience first seen after the
+			// erasure: its list is created for the other person alone (the
+			// guard is per identifier, not per list).
+			late := ref("a4")
+			if failed := e.handle(ctx, event(changesMsg(t, changes(late, audience.ListEmail, audience.OpAdd, t0.Add(30*time.Minute), email, other)...))); len(failed) != 0 {
+				t.Fatalf("late join to a new audience failed: %v", failed)
+			}
+			if _, recs, ok := e.listOf(late, audience.ListEmail); !ok || !slices.Equal(recs, []string{other}) {
+				t.Fatalf("new audience's list = %v (created %v), want only the other person", recs, ok)
 			}
 		})
 	}
