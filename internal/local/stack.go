@@ -353,13 +353,18 @@ const flushSweep = 10 * time.Second
 // whenever a batch was recorded, and every flushSweep. One loop flushes
 // every list in turn, so each call carries what accumulated for its list
 // and op while the others were sent (the Pinterest client paces writes to
-// the account's budget).
+// the account's budget). A round that deferred a backlog's remainder
+// (upload.Handler.FlushRound) is followed by the next one at once.
 func (s *Stack) flushLoop(ctx context.Context) {
 	t := time.NewTicker(flushSweep)
 	defer t.Stop()
 	for {
-		if _, err := s.uploader.FlushAll(ctx); err != nil && ctx.Err() == nil {
+		f, err := s.uploader.FlushRound(ctx)
+		if err != nil && ctx.Err() == nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "flush left rows pending; they are sent on a later flush", slog.String("error", err.Error()))
+		}
+		if f.Deferred > 0 && ctx.Err() == nil {
+			continue
 		}
 		select {
 		case <-ctx.Done():

@@ -247,7 +247,7 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 	for _, f := range a.Failed {
 		resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: f.ID})
 	}
-	f, err := h.flush(ctx, logger, a.Lists)
+	f, err := h.flush(ctx, logger, a.Lists, false)
 	if err != nil {
 		logger.LogAttrs(ctx, slog.LevelWarn, "flush after the batch incomplete; the rows left stay pending in the ledger",
 			slog.String("error", err.Error()))

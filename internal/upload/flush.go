@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
 	"github.com/pinlist/pinlist/internal/emf"
@@ -37,6 +39,10 @@ type Flushed struct {
 	// re-created from the ledger (each logged at ERROR: an alert);
 	// ListsRetired how many retired lists were emptied and dropped.
 	ListsRepaired, ListsRetired int
+	// Deferred is how many (list, op) pairs kept a partial call's worth of
+	// rows pending for the next flush because a full call of theirs went
+	// out in this one (see drain): the caller flushes them again soon.
+	Deferred int
 }
 
 // metrics are the flush's EMF metrics.
@@ -68,7 +74,7 @@ func (f Flushed) metrics() []emf.Metric {
 // that is refused even after a reload stops the flush. It logs a summary and
 // writes one EMF line.
 func (h *Handler) Flush(ctx context.Context, lists []ledger.List) (Flushed, error) {
-	f, err := h.flush(ctx, h.o.Logger, lists)
+	f, err := h.flush(ctx, h.o.Logger, lists, false)
 	h.writeMetrics(ctx, h.o.Logger, f.metrics())
 	return f, err
 }
@@ -76,6 +82,76 @@ func (h *Handler) Flush(ctx context.Context, lists []ledger.List) (Flushed, erro
 // FlushAll flushes every list with pending rows (a schedule's sweep: it
 // sends what earlier flushes left pending). See Flush.
 func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
+	return h.flushAll(ctx, false)
+}
+
+// FlushRound is one round of a loop that flushes every list in turn, again
+// and again (the local runner's flush loop): FlushAll, except under a
+// backlog, when the write budget and not the connector sets the pace. Then a
+// (list, op) with fewer pending rows than one call carries keeps them
+// pending (Flushed.Deferred) until it has a full call's worth, the backlog
+// is over or it has waited backlogMaxWait: a partial call would spend a
+// call of the budget on fewer records than a later one carries. The caller
+// must flush again at once when Deferred > 0. A backlog is a full call in
+// the previous round, or in this round for the same list and op. Without
+// one FlushRound sends what FlushAll sends: every pair one call per round,
+// as full as it is.
+func (h *Handler) FlushRound(ctx context.Context) (Flushed, error) {
+	return h.flushAll(ctx, true)
+}
+
+// backlogMaxWait is how long FlushRound lets a (list, op) keep a partial
+// call pending under a backlog. A backfill of 10 million members takes
+// about five minutes at Pinterest's budget (400 calls of 5,000 records a
+// minute).
+const backlogMaxWait = 5 * time.Minute
+
+// rounds is what FlushRound carries from one round to the next.
+type rounds struct {
+	mu sync.Mutex
+	// full: the last round sent a full call (a backlog).
+	full bool
+	// waiting: since when each list and op ("key op") has kept a partial
+	// call pending.
+	waiting map[string]time.Time
+}
+
+// mayWait reports whether key may keep its partial call pending at now,
+// and starts its wait if it has none.
+func (rs *rounds) mayWait(key string, now time.Time) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	since, ok := rs.waiting[key]
+	if !ok {
+		if rs.waiting == nil {
+			rs.waiting = map[string]time.Time{}
+		}
+		rs.waiting[key] = now
+		return true
+	}
+	return now.Sub(since) < backlogMaxWait
+}
+
+// sent ends key's wait: its rows went out.
+func (rs *rounds) sent(key string) {
+	rs.mu.Lock()
+	delete(rs.waiting, key)
+	rs.mu.Unlock()
+}
+
+func (rs *rounds) lastFull() bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.full
+}
+
+func (rs *rounds) end(full bool) {
+	rs.mu.Lock()
+	rs.full = full
+	rs.mu.Unlock()
+}
+
+func (h *Handler) flushAll(ctx context.Context, deferRemainders bool) (Flushed, error) {
 	lists, err := h.o.Ledger.PendingLists(ctx)
 	if err != nil {
 		err = fmt.Errorf("flush all: list the lists with pending rows: %w", err)
@@ -87,11 +163,13 @@ func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
 		h.o.Logger.LogAttrs(ctx, slog.LevelError, "flush failed", slog.String("error", err.Error()))
 		return Flushed{}, err
 	}
-	return h.Flush(ctx, lists)
+	f, err := h.flush(ctx, h.o.Logger, lists, deferRemainders)
+	h.writeMetrics(ctx, h.o.Logger, f.metrics())
+	return f, err
 }
 
-// flush is Flush without the metrics line.
-func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger.List) (Flushed, error) {
+// flush is Flush without the metrics line; deferRemainders is FlushRound's.
+func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger.List, deferRemainders bool) (Flushed, error) {
 	lists = slices.Clone(lists)
 	slices.SortFunc(lists, func(x, y ledger.List) int { return cmp.Compare(x.Key(), y.Key()) })
 	lists = slices.Compact(lists)
@@ -100,6 +178,10 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 	before := h.o.Client.Stats()
 	r, cancel := h.newRun(ctx)
 	defer cancel()
+	if deferRemainders {
+		r.round = &roundRun{backlog: h.rounds.lastFull()}
+		defer func() { h.rounds.end(r.round.full) }()
+	}
 	var errs []error
 	if err := r.loadRetired(); err != nil {
 		// Without it a retired list could be written to: flush nothing.
@@ -150,6 +232,7 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 		slog.Int64("rate_limited", f.RateLimited),
 		slog.Int("lists_repaired", f.ListsRepaired),
 		slog.Int("lists_retired", f.ListsRetired),
+		slog.Int("deferred", f.Deferred),
 		slog.Duration("duration", h.o.Now().Sub(start)),
 	}
 	if r.stop != nil {
@@ -251,19 +334,30 @@ func (r *run) flushListOnce(l ledger.List) error {
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands
 // their hashes to send and marks them sent, until l has no row pending for
 // op. It stops at the first error.
+//
+// In a round (FlushRound) under a backlog, a partial call is deferred:
+// its rows stay pending (see FlushRound).
 func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) error) error {
 	store := r.h.o.Ledger
+	limit := r.h.o.MaxRecordsPerRequest
+	key := l.Key() + " " + string(op)
 	var last map[string]string // the previous round's rows: hash → precedence
+	sentFull := false
 	for {
-		rows, err := store.Pending(r.ctx, l, op, r.h.o.MaxRecordsPerRequest)
+		rows, err := store.Pending(r.ctx, l, op, limit)
 		if err != nil {
 			return fmt.Errorf("read pending %s rows: %w", op, err)
 		}
 		if len(rows) == 0 {
 			return nil
 		}
-		if len(rows) > r.h.o.MaxRecordsPerRequest {
-			return fmt.Errorf("read pending %s rows: the ledger returned %d rows, over the limit of %d", op, len(rows), r.h.o.MaxRecordsPerRequest)
+		if len(rows) > limit {
+			return fmt.Errorf("read pending %s rows: the ledger returned %d rows, over the limit of %d", op, len(rows), limit)
+		}
+		partial := len(rows) < limit
+		if partial && r.round != nil && (sentFull || r.round.backlog) && r.h.rounds.mayWait(key, r.h.o.Now()) {
+			r.flushed.Deferred++
+			return nil
 		}
 		if sameRows(last, rows) {
 			// MarkSent cleared none of them, and nothing changed them since:
@@ -283,6 +377,12 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 			// Pinterest has them; they are sent again next time, which
 			// ADD and REMOVE (set operations) make harmless.
 			return fmt.Errorf("mark %d %s rows sent: %w", len(rows), op, err)
+		}
+		if r.round != nil {
+			r.h.rounds.sent(key)
+			if !partial {
+				sentFull, r.round.full = true, true
+			}
 		}
 	}
 }

@@ -292,7 +292,7 @@ func (f *Flusher) flushLeased(ctx context.Context, logger *slog.Logger, lists []
 			logger.LogAttrs(ctx, slog.LevelWarn, "list not flushed; its rows stay pending", slog.String("list", l.Key()), slog.String("error", err.Error()))
 			continue
 		}
-		fl, ferr := f.h.flush(ctx, logger, []ledger.List{l})
+		fl, ferr := f.h.flush(ctx, logger, []ledger.List{l}, false)
 		// Released even when ctx ended: otherwise the list waits out the lease.
 		if rerr := release(context.WithoutCancel(ctx)); rerr != nil {
 			logger.LogAttrs(ctx, slog.LevelWarn, "lease not released; it expires by itself", slog.String("list", l.Key()), slog.String("error", rerr.Error()))

@@ -87,6 +87,14 @@ type Handler struct {
 	mu    sync.Mutex
 	lists map[listKey]listInfo
 	locks map[listKey]*sync.Mutex // one per list ever flushed: a few hundred bytes each
+
+	rounds rounds // FlushRound's memory
+}
+
+// roundRun is a FlushRound's state: backlog, whether the previous round
+// sent a full call; full, whether this one did.
+type roundRun struct {
+	backlog, full bool
 }
 
 // New checks opts and fills in defaults: a zero field takes its default, a
@@ -151,6 +159,8 @@ type run struct {
 	// retired are the retired lists' keys (loadRetired); repaired the
 	// lists repaired in this run (each at most once).
 	retired, repaired map[string]bool
+	// round is set in a FlushRound.
+	round *roundRun
 
 	flushed Flushed
 }

@@ -1073,3 +1073,98 @@ func TestNewChecksItsOptions(t *testing.T) {
 		})
 	}
 }
+
+// FlushRound (the local flush loop's round) under a backlog keeps partial
+// calls pending until they fill, the backlog ends or they waited five
+// minutes, so that under a backlog every call is full; without a backlog
+// each pair gets its one call, as full as it is. FlushAll never defers.
+func TestFlushRoundDefersPartialCallsUnderABacklog(t *testing.T) {
+	var mu sync.Mutex
+	now := t0
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	e := newEnv(t, envConfig{maxRecords: 5, simMax: 5, now: clock})
+	a, b := ref("aaaa"), ref("bbbb")
+	if failed := e.handle(t.Context(), event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("first", 1)...)...),
+		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("first", 1)...)...),
+	)); len(failed) != 0 {
+		t.Fatalf("setup failed: %v", failed)
+	}
+	aID, bID := e.listID("pinlist ups:aaaa EMAIL"), e.listID("pinlist ups:bbbb EMAIL")
+	record := func(aud audience.Ref, prefix string, n int) {
+		t.Helper()
+		if failed := e.apply(t.Context(), event(changesMsg(t, changes(aud, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), hashes(prefix, n)...)...))); len(failed) != 0 {
+			t.Fatalf("apply failed: %v", failed)
+		}
+	}
+	// round runs one FlushRound and returns its update calls' sizes per list.
+	round := func(name string, wantDeferred int) map[string][]int {
+		t.Helper()
+		before := len(e.reqs.ok())
+		f, err := e.h.FlushRound(t.Context())
+		if err != nil || f.Deferred != wantDeferred {
+			t.Fatalf("%s: %+v, %v; want %d pairs deferred", name, f, err, wantDeferred)
+		}
+		out := map[string][]int{}
+		for _, w := range e.reqs.ok()[before:] {
+			if !w.create {
+				out[w.listID] = append(out[w.listID], len(w.records))
+			}
+		}
+		return out
+	}
+	check := func(name string, want, got map[string][]int) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s: records per call (-want +got):\n%s", name, diff)
+		}
+	}
+
+	// No backlog before: a's full calls go, then its remainder waits; b
+	// gets its one call.
+	record(a, "backlog", 12)
+	record(b, "few", 3)
+	check("round 1", map[string][]int{aID: {5, 5}, bID: {3}}, round("round 1", 1))
+	// A backlog (round 1 sent full calls): a's remainder goes out full with
+	// what arrived meanwhile; b's two new rows wait.
+	record(a, "meanwhile", 3)
+	record(b, "more", 2)
+	check("round 2", map[string][]int{aID: {5}}, round("round 2", 1))
+	// Round 2 still sent a full call: b waits on.
+	check("round 3", map[string][]int{}, round("round 3", 1))
+	// The backlog is over (round 3 sent nothing full): b goes.
+	check("round 4", map[string][]int{bID: {2}}, round("round 4", 0))
+
+	// A backlog that lasts: a partial call waits at most five minutes.
+	record(a, "long", 5)
+	record(b, "waiting", 1)
+	check("round 5", map[string][]int{aID: {5}, bID: {1}}, round("round 5", 0)) // no backlog before it
+	record(a, "long2", 5)
+	record(b, "waiting2", 1)
+	check("round 6", map[string][]int{aID: {5}}, round("round 6", 1))
+	mu.Lock()
+	now = now.Add(5 * time.Minute)
+	mu.Unlock()
+	record(a, "long3", 5)
+	check("round 7", map[string][]int{aID: {5}, bID: {1}}, round("round 7", 0))
+
+	// FlushAll (a sweep, a flush after a batch) sends everything.
+	record(a, "sweep", 7)
+	before := len(e.reqs.ok())
+	if f := e.flushAll(t.Context()); f.Deferred != 0 {
+		t.Errorf("FlushAll deferred %d pairs, want 0", f.Deferred)
+	}
+	got := map[string][]int{}
+	for _, w := range e.reqs.ok()[before:] {
+		got[w.listID] = append(got[w.listID], len(w.records))
+	}
+	check("FlushAll", map[string][]int{aID: {5, 2}}, got)
+	want := map[string][]string{
+		"pinlist ups:aaaa EMAIL": sorted(slices.Concat(hashes("first", 1), hashes("backlog", 12), hashes("meanwhile", 3),
+			hashes("long", 5), hashes("long2", 5), hashes("long3", 5), hashes("sweep", 7))),
+		"pinlist ups:bbbb EMAIL": sorted(slices.Concat(hashes("first", 1), hashes("few", 3), hashes("more", 2), hashes("waiting", 1), hashes("waiting2", 1))),
+	}
+	if diff := cmp.Diff(want, e.membership()); diff != "" {
+		t.Errorf("membership (-want +got):\n%s", diff)
+	}
+}
