@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/pinlist/pinlist/internal/wire"
 	"io"
 	"log/slog"
 	"mime"
@@ -29,14 +30,12 @@ const (
 )
 
 // Defaults for the optional Options fields. The body limit's default is
-// config.DefaultMaxBodyBytes, its one home.
+// config.DefaultMaxBodyBytes, the message bound's wire.DefaultMaxMessageBytes:
+// their one homes.
 const (
-	// DefaultMaxMessageBytes bounds one queue message body (the classic SQS
-	// limit; SQS now takes 1 MiB, but smaller messages spread the work).
-	DefaultMaxMessageBytes = 256 << 10
-	DefaultRetryAfter      = 5 * time.Second
-	DefaultTokenTTL        = 5 * time.Minute
-	DefaultTokenRefresh    = 30 * time.Second
+	DefaultRetryAfter   = 5 * time.Second
+	DefaultTokenTTL     = 5 * time.Minute
+	DefaultTokenRefresh = 30 * time.Second
 )
 
 // DefaultSendRetry is how a failed queue send is offered again: 5 rounds,
@@ -118,7 +117,7 @@ func New(opts Options) (*Handler, error) {
 		sender:          opts.Sender,
 		limits:          opts.Limits,
 		maxBodyBytes:    orDefault(opts.Limits.MaxBodyBytes, config.DefaultMaxBodyBytes),
-		maxMessageBytes: orDefault(opts.MaxMessageBytes, DefaultMaxMessageBytes),
+		maxMessageBytes: orDefault(opts.MaxMessageBytes, wire.DefaultMaxMessageBytes),
 		sendRetry:       opts.SendRetry,
 		retryAfter:      orDefault(opts.RetryAfter, DefaultRetryAfter),
 		logger:          opts.Logger,

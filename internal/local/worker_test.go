@@ -306,9 +306,9 @@ func TestSQSEventIsWhatLambdaGets(t *testing.T) {
 	}
 }
 
-// TestCountRecordsMatchesPackMessages: the cheap count agrees with what
-// PackMessages put in each message, and audience messages count none.
-func TestCountRecordsMatchesPackMessages(t *testing.T) {
+// TestCountRecordsMatchesPack: the cheap count agrees with what the
+// packer put in each message, and audience messages count none.
+func TestCountRecordsMatchesPack(t *testing.T) {
 	var changes []audience.Change
 	for i := range 2500 {
 		h := strconv.Itoa(100000 + i)
@@ -327,7 +327,7 @@ func TestCountRecordsMatchesPackMessages(t *testing.T) {
 	}
 	for i, p := range packed {
 		if got := countRecords(p.Body); got != int64(p.Records) {
-			t.Errorf("message %d: countRecords = %d, PackMessages says %d", i, got, p.Records)
+			t.Errorf("message %d: countRecords = %d, the packer says %d", i, got, p.Records)
 		}
 	}
 	msg, err := wire.EncodeAudience(audience.Ref{Namespace: "ups", ID: "h"}, `"h":"name"`, `"h":"`)

@@ -62,8 +62,9 @@ const KindRetire = "retire"
 // key has it: audience keys hold a ':').
 const ErasureGroup = "erasure"
 
-// DefaultMaxMessageBytes bounds a packed message body when no bound is given:
-// the classic SQS message size limit.
+// DefaultMaxMessageBytes bounds a packed message body when no bound is given
+// (ingest's default too): the classic SQS limit; SQS now takes 1 MiB, but
+// smaller messages spread the work.
 const DefaultMaxMessageBytes = 256 << 10
 
 // CorruptError is a queue message that cannot be used: retrying will not
