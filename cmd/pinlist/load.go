@@ -72,7 +72,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	maxRecords := fs.Int("max-records", defMaxRecords, "records per Pinterest call serve is configured with ($"+config.EnvMaxRecordsPerRequest+"), for the lower bound")
 	servePID := fs.Int("serve-pid", 0, "process ID of pinlist serve, for its peak memory (0: not measured)")
 	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
-	doc := fs.String("doc", "", "Markdown file whose \"## Load\" section gets the results (e.g. docs/BENCHMARKS.md)")
+	doc := fs.String("doc", "", "Markdown file whose --doc-section gets the results (e.g. docs/BENCHMARKS.md)")
+	docSection := fs.String("doc-section", "Load", "title of the \"## \" section of --doc the results replace (or are added as)")
 	docCommand := fs.String("doc-command", "", "command line recorded in the document (default: this one)")
 	notesFile := fs.String("doc-notes", "", "Markdown file appended to the document's section (analysis of missed goals)")
 	provision := fs.String("provision-token", "", "write a token file for the simulator at --sim-url to this path and exit")
@@ -156,8 +157,8 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if command == "" {
 		command = "pinlist load " + strings.Join(args, " ")
 	}
-	section := loadgen.Markdown(res, loadgen.DefaultGoals, loadgen.ThisMachine(), command, time.Now(), string(notes))
-	if err := loadgen.UpdateSection(*doc, "Load", section); err != nil {
+	section := loadgen.Markdown(*docSection, res, loadgen.DefaultGoals, loadgen.ThisMachine(), command, time.Now(), string(notes))
+	if err := loadgen.UpdateSection(*doc, *docSection, section); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote the results to %s\n", *doc)

@@ -143,12 +143,12 @@ func WriteText(w io.Writer, r *LoadResult, goals Goals) {
 // Markdown is the benchmark's "## Load" section for docs/BENCHMARKS.md.
 // notes, when not empty, is appended as written (analysis of missed goals).
 // An AEP result is written against DefaultBudgetGoals.
-func Markdown(r *LoadResult, goals Goals, m Machine, command string, when time.Time, notes string) string {
+func Markdown(title string, r *LoadResult, goals Goals, m Machine, command string, when time.Time, notes string) string {
 	if r.Shape == ShapeAEP {
-		return BudgetMarkdown(r, DefaultBudgetGoals, m, command, when, notes)
+		return BudgetMarkdown(title, r, DefaultBudgetGoals, m, command, when, notes)
 	}
 	var b strings.Builder
-	b.WriteString("## Load\n\n")
+	b.WriteString("## " + title + "\n\n")
 	b.WriteString("`pinlist load` (`internal/loadgen`) posts generated AEP bodies to a `pinlist serve` that uploads to a\n")
 	b.WriteString("separate `pinlist sim`, three processes on one machine; `make bench-load` builds the binary,\n")
 	b.WriteString("starts the two servers on loopback ports, runs it and stops them. The traffic: emails (some\n")

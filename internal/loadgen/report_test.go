@@ -81,7 +81,7 @@ func TestGoalsAndMarkdown(t *testing.T) {
 	if diff := cmp.Diff([]bool{true, false, true, false}, met); diff != "" {
 		t.Fatalf("goals met (throughput, calls, freshness, RSS) (-want +got):\n%s", diff)
 	}
-	md := Markdown(r, DefaultGoals, Machine{Cores: 2, MemoryGiB: 24, CPU: "Test CPU", GoVersion: "go1.26", OS: "linux/amd64"},
+	md := Markdown("Load", r, DefaultGoals, Machine{Cores: 2, MemoryGiB: 24, CPU: "Test CPU", GoVersion: "go1.26", OS: "linux/amd64"},
 		"make bench-load", time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC), "Why: because.")
 	for _, want := range []string{"## Load\n", "make bench-load", "2 cores (Test CPU), 24 GiB", "2026-11-27",
 		"| Pinterest write calls / lower bound | ≤ 1.05 | 2.10 (210 / 100) | **missed** |", "Why: because.\n"} {
