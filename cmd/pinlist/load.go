@@ -72,6 +72,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	maxRecords := fs.Int("max-records", defMaxRecords, "records per Pinterest call serve is configured with ($"+config.EnvMaxRecordsPerRequest+"), for the lower bound")
 	servePID := fs.Int("serve-pid", 0, "process ID of pinlist serve, for its peak memory (0: not measured)")
 	seed := fs.Uint64("seed", 1, "seed of the generated traffic")
+	audiences := fs.Int("audiences", 20, "aep: audiences the profiles qualify for (each has three lists, EMAIL, MAID and IDFA)")
 	doc := fs.String("doc", "", "Markdown file whose --doc-section gets the results (e.g. docs/BENCHMARKS.md)")
 	docSection := fs.String("doc-section", "Load", "title of the \"## \" section of --doc the results replace (or are added as)")
 	docCommand := fs.String("doc-command", "", "command line recorded in the document (default: this one)")
@@ -132,7 +133,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		SettleQuiet:       *settleQuiet,
 		SkipSecondPass:    !*secondPass,
 		SecondPassQuiet:   *secondQuiet,
-		AEP:               loadgen.AEPOptions{Seed: *seed, RetryShare: orNone(*retryShare), ReplayShare: orNone(*replayShare)},
+		AEP:               loadgen.AEPOptions{Seed: *seed, Audiences: *audiences, RetryShare: orNone(*retryShare), ReplayShare: orNone(*replayShare)},
 		Ingest:            ingest,
 		Sim:               sim,
 		Profiles:          *profiles,
@@ -143,7 +144,7 @@ func runLoad(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		FixedBodyProfiles: *fixedBody,
 		MaxRecords:        *maxRecords,
 		ServePID:          *servePID,
-		Gen:               loadgen.GenOptions{Seed: *seed},
+		Gen:               loadgen.GenOptions{Seed: *seed, Audiences: *audiences},
 		Progress:          stdout,
 	})
 	if err != nil {

@@ -221,8 +221,8 @@ func BudgetMarkdown(title string, r *LoadResult, goals BudgetGoals, m Machine, c
 	b.WriteString("membership an independent oracle computed from the bodies (latest lastQualificationTime wins, on\n")
 	b.WriteString("a tie the exit), or reports how it differs once the writes have stopped.\n\n")
 	b.WriteString("```sh\n" + command + "\n```\n\n")
-	fmt.Fprintf(&b, "Machine: %s; %s. Budget: %d write calls a minute, %d records per call (%s flips/s at most).\n\n",
-		m, when.UTC().Format("2006-01-02"), r.Budget, r.MaxRecords, thousands(Ceiling(r.Budget, r.MaxRecords)))
+	fmt.Fprintf(&b, "Machine: %s; %s. Budget: %d write calls a minute, %d records per call (%s flips/s at most). Lists: %d.\n\n",
+		m, when.UTC().Format("2006-01-02"), r.Budget, r.MaxRecords, thousands(Ceiling(r.Budget, r.MaxRecords)), r.Lists)
 	b.WriteString("| goal | target | measured | |\n|---|---|---|---|\n")
 	for _, c := range goals.Check(r) {
 		v := c.Verdict

@@ -17,7 +17,7 @@ func budgetResult() *LoadResult {
 			Converged: 6 * time.Second, WriteCalls: 60, LowerBound: 50},
 		Fixed: PhaseResult{Name: "1,000 flips/s", Bodies: 10, OfferedRate: 1000,
 			Freshness: Summary{N: 20, P50: 1500 * time.Millisecond, P99: 3 * time.Second}},
-		WriteCalls: 200, Throttled: 10, ThrottledKnown: true,
+		WriteCalls: 200, Throttled: 10, ThrottledKnown: true, Lists: 60,
 		SecondPass: &SecondPassResult{Bodies: 10, Profiles: 100, Changes: 400},
 		PeakRSS:    100 << 20,
 	}
@@ -136,7 +136,7 @@ func TestBudgetReport(t *testing.T) {
 		}
 	}
 	md := Markdown("Load", r, DefaultGoals, Machine{Cores: 2, CPU: "Test CPU"}, "make bench-load", time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), "")
-	for _, want := range []string{"## Load\n", "some bodies retried 15s and 30s after", "Budget: 400 write calls a minute, 5000 records per call (33,333 flips/s at most)",
+	for _, want := range []string{"## Load\n", "some bodies retried 15s and 30s after", "Budget: 400 write calls a minute, 5000 records per call (33,333 flips/s at most). Lists: 60.",
 		"| Pinterest write calls at saturation | ≤ 1.25 × lower bound 50 = 62 | 100 (2.00×) | **MISSED** |",
 		"| 429 answers / write calls | ≤ 5 % | 5.0 % (10 / 200) | MET |"} {
 		if !strings.Contains(md, want) {
