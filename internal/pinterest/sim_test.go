@@ -231,6 +231,74 @@ func TestAudiences(t *testing.T) {
 	}
 }
 
+// TestPointAudience: PointAudience points an audience at another customer
+// list (the simulator validates the PATCH against the API description),
+// retries a 503 (sending it again is harmless), returns a refusal as a 400
+// *APIError without retrying it, and checks IDs before any call.
+func TestPointAudience(t *testing.T) {
+	env := newSimEnv(t)
+	c := env.client(t)
+	ctx := t.Context()
+	old, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "l", ListType: "EMAIL", Records: hashes("o", 2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repl, err := c.CreateCustomerList(ctx, CustomerListCreate{Name: "l again", ListType: "EMAIL", Records: hashes("r", 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud, err := c.CreateAudience(ctx, AudienceCreate{Name: "Audience-l", CustomerListID: old.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := func() string {
+		t.Helper()
+		got, err := c.FindAudienceForList(ctx, repl.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != nil {
+			return got.ID
+		}
+		return ""
+	}
+
+	env.sim.SetRefuseAudienceRuleChanges(true)
+	_, err = c.PointAudience(ctx, aud.ID, repl.ID)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || IsRetryable(err) || !strings.Contains(err.Error(), aud.ID) {
+		t.Fatalf("refused: %v, want a 400 *APIError naming the audience", err)
+	}
+	if calls := env.sim.Calls()[pinterestsim.RouteAudiencesUpdate]; calls != 1 || target() != "" {
+		t.Fatalf("after the refusal: %d calls, audience of the new list %q; want 1 call, none", calls, target())
+	}
+
+	env.sim.SetRefuseAudienceRuleChanges(false)
+	env.sim.SetFault(pinterestsim.RouteAudiencesUpdate, pinterestsim.Fault{FailNext: 1, FailStatus: 503})
+	got, err := c.PointAudience(ctx, aud.ID, repl.ID)
+	if err != nil {
+		t.Fatalf("point audience: %v", err)
+	}
+	if got.ID != aud.ID || got.Rule.CustomerListID != repl.ID || got.Name != "Audience-l" || got.Size == nil || *got.Size != 3 {
+		t.Errorf("pointed audience = %+v, want %s targeting %s (3 members) under its name", got, aud.ID, repl.ID)
+	}
+	if calls := env.sim.Calls()[pinterestsim.RouteAudiencesUpdate]; calls != 3 || target() != aud.ID {
+		t.Errorf("after the retry: %d calls, audience of the new list %q; want 3 calls, %s", calls, target(), aud.ID)
+	}
+	if again, err := c.PointAudience(ctx, aud.ID, repl.ID); err != nil || again.Rule.CustomerListID != repl.ID {
+		t.Errorf("pointing it again = %+v, %v; want the same rule", again, err)
+	}
+
+	for _, ids := range [][2]string{{"x1", repl.ID}, {aud.ID, ""}, {aud.ID, "1234567890123456789"}} {
+		if _, err := c.PointAudience(ctx, ids[0], ids[1]); err == nil {
+			t.Errorf("PointAudience(%q, %q): no error", ids[0], ids[1])
+		}
+	}
+	if calls := env.sim.Calls()[pinterestsim.RouteAudiencesUpdate]; calls != 4 {
+		t.Errorf("%d audience updates reached the simulator, want 4 (bad IDs send nothing)", calls)
+	}
+}
+
 func TestPaginationAcross600Lists(t *testing.T) {
 	env := newSimEnv(t)
 	c := env.client(t)

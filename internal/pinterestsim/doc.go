@@ -12,6 +12,9 @@
 //	POST  /v5/ad_accounts/{ad}/audiences                   audiences.create (CUSTOMER_LIST)
 //	GET   /v5/ad_accounts/{ad}/audiences                   audiences.list
 //	GET   /v5/ad_accounts/{ad}/audiences/{id}              audiences.get
+//	PATCH /v5/ad_accounts/{ad}/audiences/{id}              audiences.update (name, description; rule.customer_list_id
+//	                                                       points it at another list of the account; operation_type
+//	                                                       REMOVE → status REMOVED)
 //	POST  /v5/oauth/token                                  oauth.token (Basic auth; code, refresh, client credentials)
 //	GET   /oauth/?client_id&redirect_uri&scope&state       approves at once: 302 to redirect_uri with code and state
 //
@@ -46,4 +49,8 @@
 //	POST   /_sim/expire_tokens                             every access token expires now
 //	POST   /_sim/tokens                                    {"client_id", "scopes"} → {"access_token", "refresh_token"}
 //	POST   /_sim/ad_accounts                               {"id"}: make an ad account exist
+//	DELETE /_sim/ad_accounts/{ad}/customer_lists/{id}      delete a list, as Ads Manager can (204; 404 when absent)
+//	POST   /_sim/audience_rules                            {"refuse": bool}: audiences.update refuses (400) a PATCH
+//	                                                       that changes an audience's rule, as Pinterest might
+//	                                                       (Options.RefuseAudienceRuleChanges)
 package pinterestsim

@@ -1,26 +1,34 @@
 package pinterestsim
 
 import (
+	"maps"
 	"net/http"
+	"reflect"
 	"slices"
 )
 
-// RouteAudiencesUpdate is PATCH .../audiences/{audience_id} (rename, or
-// operation_type REMOVE).
+// RouteAudiencesUpdate is PATCH .../audiences/{audience_id} (rename, point
+// at another customer list, or operation_type REMOVE).
 const RouteAudiencesUpdate = "audiences.update"
 
 // audienceRemoved is the status the simulator gives an audience removed
 // with operation_type REMOVE (it stays listed, so tests can see it).
 const audienceRemoved = "REMOVED"
 
-// updateAudience serves audiences/update: a new name or description, and
-// operation_type REMOVE, which removes (archives) the audience.
+// audienceUpdate is the part of AudienceUpdateRequest the simulator acts on.
+type audienceUpdate struct {
+	Name          *string        `json:"name"`
+	Description   *string        `json:"description"`
+	OperationType string         `json:"operation_type"`
+	Rule          map[string]any `json:"rule"`
+}
+
+// updateAudience serves audiences/update: a new name or description, a new
+// rule (rule.customer_list_id: the audience then targets that list of the
+// ad account), and operation_type REMOVE, which removes (archives) the
+// audience. A request is applied whole or not at all.
 func (s *Server) updateAudience(w http.ResponseWriter, r *http.Request, c *call) {
-	var req struct {
-		Name          *string `json:"name"`
-		Description   *string `json:"description"`
-		OperationType string  `json:"operation_type"`
-	}
+	var req audienceUpdate
 	if !decodeBody(w, c, &req) {
 		return
 	}
@@ -30,6 +38,14 @@ func (s *Server) updateAudience(w http.ResponseWriter, r *http.Request, c *call)
 		if !ok || a.removed {
 			writeError(w, http.StatusNotFound, 404, "Audience not found.")
 			return
+		}
+		if req.Rule != nil {
+			listID, msg := s.checkRule(acct, a, req.Rule)
+			if msg != "" {
+				writeError(w, http.StatusBadRequest, 1, msg)
+				return
+			}
+			a.rule, a.listID = maps.Clone(req.Rule), listID
 		}
 		if req.Name != nil {
 			a.name = *req.Name
@@ -43,6 +59,30 @@ func (s *Server) updateAudience(w http.ResponseWriter, r *http.Request, c *call)
 		a.updated = now
 		writeJSON(w, http.StatusOK, a.json(c.params["ad_account_id"], acct))
 	})
+}
+
+// checkRule checks a new rule for the CUSTOMER_LIST audience a: its
+// customer_list_id must name a list of acct, and a change is refused while
+// the simulator refuses rule changes. It returns the list's ID, or the
+// message of the 400 to answer with.
+func (s *Server) checkRule(acct *adAccount, a *audience, rule map[string]any) (string, string) {
+	listID, _ := rule["customer_list_id"].(string)
+	if listID == "" {
+		return "", "rule.customer_list_id is required for a CUSTOMER_LIST audience."
+	}
+	if _, ok := acct.listByID[listID]; !ok {
+		return "", "rule.customer_list_id: customer list " + listID + " not found in this ad account."
+	}
+	if s.refuseRules.Load() && !reflect.DeepEqual(rule, a.rule) {
+		return "", "The rule of an existing audience cannot be changed (rule.customer_list_id)."
+	}
+	return listID, ""
+}
+
+// SetRefuseAudienceRuleChanges sets whether audiences.update refuses (400)
+// a PATCH that changes an audience's rule (Options.RefuseAudienceRuleChanges).
+func (s *Server) SetRefuseAudienceRuleChanges(refuse bool) {
+	s.refuseRules.Store(refuse)
 }
 
 // DeleteCustomerList deletes a customer list, as an advertiser can in Ads
@@ -64,10 +104,25 @@ func (s *Server) DeleteCustomerList(adAccountID, listID string) bool {
 	return true
 }
 
-// lifecycleControl adds the control route DELETE
+// lifecycleControl adds the control routes DELETE
 // /_sim/ad_accounts/{ad_account_id}/customer_lists/{customer_list_id}
-// (DeleteCustomerList; 204, or 404 for a list that does not exist).
+// (DeleteCustomerList; 204, or 404 for a list that does not exist) and POST
+// /_sim/audience_rules ({"refuse": bool}: SetRefuseAudienceRuleChanges; 204).
 func (s *Server) lifecycleControl(mux *http.ServeMux) {
+	mux.HandleFunc("POST /_sim/audience_rules", func(w http.ResponseWriter, r *http.Request) {
+		var req struct {
+			Refuse *bool `json:"refuse"`
+		}
+		if !decodeControl(w, r, &req) {
+			return
+		}
+		if req.Refuse == nil {
+			writeError(w, http.StatusBadRequest, 1, `"refuse" (true or false) is required.`)
+			return
+		}
+		s.SetRefuseAudienceRuleChanges(*req.Refuse)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("DELETE /_sim/ad_accounts/{ad_account_id}/customer_lists/{customer_list_id}", func(w http.ResponseWriter, r *http.Request) {
 		if !s.DeleteCustomerList(r.PathValue("ad_account_id"), r.PathValue("customer_list_id")) {
 			writeError(w, http.StatusNotFound, 404, "Customer list not found.")

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -42,6 +43,12 @@ type Options struct {
 	// WriteBurst is how many write calls the bucket holds: 0 → a tenth of
 	// WriteLimit, at least 1.
 	WriteBurst int
+	// RefuseAudienceRuleChanges makes audiences.update answer 400 to a
+	// PATCH that changes an audience's rule (points it at another customer
+	// list), as Pinterest might: tests exercise a client's fallback with
+	// it. SetRefuseAudienceRuleChanges and POST /_sim/audience_rules change
+	// it later.
+	RefuseAudienceRuleChanges bool
 }
 
 // Defaults for the zero Options fields.
@@ -83,6 +90,8 @@ type Server struct {
 	tokens *tokenStore
 	faults *faultSet
 	budget *writeBudget // nil: no write limit
+	// refuseRules: audiences.update refuses rule changes (400).
+	refuseRules atomic.Bool
 
 	mu          sync.Mutex
 	calls       map[string]int
@@ -152,6 +161,7 @@ func New(opts Options) (*Server, error) {
 		calls:       map[string]int{},
 		rateLimited: map[string]int{},
 	}
+	s.refuseRules.Store(opts.RefuseAudienceRuleChanges)
 	s.handlers = map[string]operation{
 		"customer_lists/create": {RouteCustomerListsCreate, s.createCustomerList},
 		"customer_lists/list":   {RouteCustomerListsList, s.listCustomerLists},

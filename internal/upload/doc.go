@@ -30,7 +30,11 @@
 // undone). A list that vanished on Pinterest's side (a 404 on update that a
 // listing confirms, or a list the ledger sent members to that the listing
 // lacks) is re-created and refilled from the ledger, once per flush, with
-// an ERROR log line and the ListsRepaired metric.
+// an ERROR log line and the ListsRepaired metric; it keeps its CUSTOMER_LIST
+// audience, which is pointed at the new list (keepaudience.go), so the
+// campaigns that target the audience keep it. Only when Pinterest refuses
+// to change the audience's rule does the new list get a new audience, with
+// a WARN naming the old one.
 //
 // A message that cannot be decoded fails alone, on every delivery, until
 // the queue moves it to the dead-letter queue. A store failure fails the

@@ -307,10 +307,8 @@ func (r *run) flushListOnce(l ledger.List) error {
 		// Created in this flush (its records are marked sent): now its
 		// audience. On a failure the next flush finds the list by name and
 		// checks its audience then.
-		n, nerr := naming()
-		if nerr == nil {
-			info, nerr = r.createAudience(k, info, n)
-		}
+		var nerr error
+		info, nerr = r.audienceOfNewList(k, info, naming)
 		err = errors.Join(err, nerr)
 	}
 	if err != nil {
@@ -329,6 +327,21 @@ func (r *run) flushListOnce(l ledger.List) error {
 		}
 		return r.update(info.id, pinterest.OpRemove, records)
 	})
+}
+
+// audienceOfNewList gives a list created in this flush its CUSTOMER_LIST
+// audience: a list re-created by a repair keeps the vanished list's
+// (ensureAudience), any other gets a new one, without a listing.
+func (r *run) audienceOfNewList(k listKey, info listInfo, naming func() (ledger.AudienceName, error)) (listInfo, error) {
+	if _, ok := r.h.repairing(k); ok {
+		return r.ensureAudience(k, info, naming)
+	}
+	n, err := naming()
+	if err != nil {
+		return info, err
+	}
+	info, _, err = r.createAudience(k, info, n)
+	return info, err
 }
 
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands

@@ -125,13 +125,16 @@ func (h *Handler) remember(k listKey, info listInfo) {
 	h.lists[k] = info
 }
 
-// forget drops the cached list with ID id.
+// forget drops the cached list with ID id, which answered 404, and keeps
+// its ID as the list's last known one (a repair then knows which list
+// vanished, and so which audience targeted it).
 func (h *Handler) forget(id string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for k, info := range h.lists {
 		if info.id == id {
 			delete(h.lists, k)
+			h.gone[k] = id
 		}
 	}
 }
@@ -240,21 +243,30 @@ func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (in
 
 // ensureAudience makes sure a CUSTOMER_LIST audience targets the list info.
 // A list found by name may lack one (its audience creation failed after the
-// list was made), so found lists are checked once per container. naming
-// reads the audience's name, when one has to be created.
+// list was made), so found lists are checked once per container; so are
+// lists re-created by a repair. When none targets it, the audience of the
+// list it replaces, if there is one, is pointed at it (keepAudience), else
+// one is created. naming reads the audience's name, when one has to be
+// created.
 func (r *run) ensureAudience(k listKey, info listInfo, naming func() (ledger.AudienceName, error)) (listInfo, error) {
 	if info.hasAudience {
 		return info, nil
 	}
+	vanished, _ := r.h.repairing(k)
 	targeted := map[string]bool{}
+	var orphans []*pinterest.Audience
 	err := r.call(func(ctx context.Context) error {
 		clear(targeted)
+		orphans = orphans[:0]
 		for a, err := range r.h.o.Client.Audiences(ctx) {
 			if err != nil {
 				return err
 			}
 			if a.AudienceType == audienceTypeCustomerList && a.Rule.CustomerListID != "" {
 				targeted[a.Rule.CustomerListID] = true
+				if mayBeOldAudience(k, info.id, vanished, a) {
+					orphans = append(orphans, a)
+				}
 			}
 		}
 		return nil
@@ -273,32 +285,33 @@ func (r *run) ensureAudience(k listKey, info listInfo, naming func() (ledger.Aud
 	if targeted[info.id] {
 		info.hasAudience = true
 		r.h.remember(k, info)
+		r.h.settled(k)
 		return info, nil
 	}
-	n, err := naming()
-	if err != nil {
-		return info, err
-	}
-	return r.createAudience(k, info, n)
+	return r.keepAudience(k, info, orphans, naming)
 }
 
 // createAudience creates the CUSTOMER_LIST audience for the list info,
-// named like the list, and caches that the list has one.
-func (r *run) createAudience(k listKey, info listInfo, n ledger.AudienceName) (listInfo, error) {
+// named like the list, and caches that the list has one. It returns the
+// new audience's ID.
+func (r *run) createAudience(k listKey, info listInfo, n ledger.AudienceName) (listInfo, string, error) {
 	description := n.Description
 	if description == "" {
 		description = "Kept in step by pinlist: audience " + k.audience + ", " + string(k.list) + " identifiers."
 	}
+	var created *pinterest.Audience
 	err := r.call(func(ctx context.Context) error {
-		_, err := r.h.o.Client.CreateAudience(ctx, pinterest.AudienceCreate{
+		var err error
+		created, err = r.h.o.Client.CreateAudience(ctx, pinterest.AudienceCreate{
 			Name: ListName(k.audience, k.list, n.Name), Description: description, CustomerListID: info.id,
 		})
 		return err
 	})
 	if err != nil {
-		return info, fmt.Errorf("create audience for customer list %s: %w", info.id, err)
+		return info, "", fmt.Errorf("create audience for customer list %s: %w", info.id, err)
 	}
 	info.hasAudience = true
 	r.h.remember(k, info)
-	return info, nil
+	r.h.settled(k)
+	return info, created.ID, nil
 }

@@ -201,6 +201,7 @@ func (r *run) retireList(l ledger.List) error {
 		return err
 	}
 	r.h.forgetKey(k)
+	r.h.settled(k)
 	r.flushed.ListsRetired++
 	r.h.o.Logger.LogAttrs(r.ctx, slog.LevelInfo, "list retired: members removed, audience removed, ledger rows dropped",
 		slog.String("list", l.Key()), slog.Bool("on_pinterest", existed))
@@ -223,7 +224,7 @@ func (r *run) removeAudiences(k listKey, id string) error {
 			if err != nil {
 				return err
 			}
-			if a.AudienceType == audienceTypeCustomerList && a.Rule.CustomerListID == id && a.Status != "REMOVED" {
+			if a.AudienceType == audienceTypeCustomerList && a.Rule.CustomerListID == id && a.Status != audienceStatusRemoved {
 				targets = append(targets, a.ID)
 			}
 		}
@@ -260,8 +261,9 @@ func (h *Handler) forgetKey(k listKey) {
 
 // repair re-creates a list that vanished on Pinterest's side: the ledger
 // forgets what it sent (every member is pending again), the cache forgets
-// the list, and the caller's flush creates it with its members. It logs an
-// ERROR (the alert; the RepairedLists metric counts it).
+// the list, and the caller's flush creates it with its members and points
+// the vanished list's audience at it (keepaudience.go). It logs an ERROR
+// (the alert; the RepairedLists metric counts it).
 func (r *run) repair(l ledger.List, why string) error {
 	k := r.h.keeper()
 	if k == nil {
@@ -271,7 +273,9 @@ func (r *run) repair(l ledger.List, why string) error {
 	if err != nil {
 		return fmt.Errorf("repair vanished list: %w", err)
 	}
-	r.h.forgetKey(listKey{l.Audience.Key(), l.Type})
+	key := listKey{l.Audience.Key(), l.Type}
+	r.h.forgetKey(key)
+	r.h.startRepair(key)
 	r.flushed.ListsRepaired++
 	r.h.o.Logger.LogAttrs(r.ctx, slog.LevelError, "customer list vanished on Pinterest; re-creating it and refilling it from the ledger",
 		slog.String("list", l.Key()), slog.String("detected_by", why), slog.Int64("rows_pending", n))

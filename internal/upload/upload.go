@@ -87,6 +87,10 @@ type Handler struct {
 	mu    sync.Mutex
 	lists map[listKey]listInfo
 	locks map[listKey]*sync.Mutex // one per list ever flushed: a few hundred bytes each
+	// gone is the last ID of each list that answered 404 on an update;
+	// repairs the lists repaired whose audience is not settled yet, with
+	// the vanished list's ID ("" when unknown). See keepaudience.go.
+	gone, repairs map[listKey]string
 
 	rounds rounds // FlushRound's memory
 }
@@ -130,7 +134,10 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Handler{o: opts, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{}}, nil
+	return &Handler{
+		o: opts, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{},
+		gone: map[listKey]string{}, repairs: map[listKey]string{},
+	}, nil
 }
 
 // errDeadlineNear stops a flush when the invocation is about to time out.
