@@ -114,7 +114,7 @@ func (b *writeBudget) setHeaders(h http.Header, ans budgetAnswer) {
 // isWriteRoute reports whether route is in Pinterest's ads_write category.
 func isWriteRoute(route string) bool {
 	switch route {
-	case RouteCustomerListsCreate, RouteCustomerListsUpdate, RouteAudiencesCreate:
+	case RouteCustomerListsCreate, RouteCustomerListsUpdate, RouteAudiencesCreate, RouteAudiencesUpdate:
 		return true
 	}
 	return false

@@ -127,19 +127,30 @@ func itoa(n int) string {
 }
 
 // TestWriteBudgetSharedByWriteRoutes: customer list creates and updates and
-// audience creates spend one bucket (Pinterest's ads_write category), and
+// audience creates and updates spend one bucket (Pinterest's ads_write
+// category: an audience PATCH is a write like the others), and
 // /_sim/calls counts the 429s per route beside the requests.
 func TestWriteBudgetSharedByWriteRoutes(t *testing.T) {
-	f := newFixture(t, func(o *Options) { o.WriteLimit, o.WriteBurst = 60, 3 })
+	f := newFixture(t, func(o *Options) { o.WriteLimit, o.WriteBurst = 60, 4 })
 	l := f.createList("l", "a")
 	if resp := f.api(http.MethodPatch, listPath(l.ID), map[string]string{"operation_type": "ADD", "records": "b"}); resp.status != 200 {
 		t.Fatalf("update: %d %s", resp.status, resp.body)
 	}
 	audience := map[string]any{"name": "aud", "audience_type": "CUSTOMER_LIST", "rule": map[string]string{"customer_list_id": l.ID}}
-	if resp := f.api(http.MethodPost, "/v5/ad_accounts/"+testAd+"/audiences", audience); resp.status != 200 {
+	resp := f.api(http.MethodPost, "/v5/ad_accounts/"+testAd+"/audiences", audience)
+	if resp.status != 200 {
 		t.Fatalf("create audience: %d %s", resp.status, resp.body)
 	}
-	// The bucket of 3 is spent: each write route now gets 429.
+	var aud struct {
+		ID string `json:"id"`
+	}
+	resp.decode(t, &aud)
+	audPath := "/v5/ad_accounts/" + testAd + "/audiences/" + aud.ID
+	point := map[string]any{"operation_type": "UPDATE", "rule": map[string]string{"customer_list_id": l.ID}}
+	if resp := f.api(http.MethodPatch, audPath, point); resp.status != 200 {
+		t.Fatalf("update audience: %d %s", resp.status, resp.body)
+	}
+	// The bucket of 4 is spent: each write route now gets 429.
 	for _, w := range []struct {
 		method, path string
 		body         any
@@ -148,6 +159,7 @@ func TestWriteBudgetSharedByWriteRoutes(t *testing.T) {
 		{http.MethodPatch, listPath(l.ID), map[string]string{"operation_type": "REMOVE", "records": "c"}},
 		{http.MethodPost, "/v5/ad_accounts/" + testAd + "/audiences", audience},
 		{http.MethodPost, "/v5/ad_accounts/" + testAd + "/customer_lists", map[string]string{"name": "m", "records": "a"}},
+		{http.MethodPatch, audPath, point},
 	} {
 		if resp := f.api(w.method, w.path, w.body); resp.status != http.StatusTooManyRequests {
 			t.Errorf("%s %s: %d, want 429", w.method, w.path, resp.status)
@@ -163,6 +175,7 @@ func TestWriteBudgetSharedByWriteRoutes(t *testing.T) {
 		RouteCustomerListsCreate: 2, RateLimitedKey(RouteCustomerListsCreate): 1,
 		RouteCustomerListsUpdate: 3, RateLimitedKey(RouteCustomerListsUpdate): 2,
 		RouteAudiencesCreate: 2, RateLimitedKey(RouteAudiencesCreate): 1,
+		RouteAudiencesUpdate: 2, RateLimitedKey(RouteAudiencesUpdate): 1,
 	}
 	if diff := cmp.Diff(want, calls); diff != "" {
 		t.Errorf("/_sim/calls (-want +got):\n%s", diff)
@@ -170,7 +183,7 @@ func TestWriteBudgetSharedByWriteRoutes(t *testing.T) {
 	if got := f.sim.Calls()[RateLimitedKey(RouteCustomerListsUpdate)]; got != 0 {
 		t.Errorf("Calls() has a 429 key (%d): it counts requests per route only", got)
 	}
-	wantLimited := map[string]int{RouteCustomerListsCreate: 1, RouteCustomerListsUpdate: 2, RouteAudiencesCreate: 1}
+	wantLimited := map[string]int{RouteCustomerListsCreate: 1, RouteCustomerListsUpdate: 2, RouteAudiencesCreate: 1, RouteAudiencesUpdate: 1}
 	if diff := cmp.Diff(wantLimited, f.sim.RateLimited()); diff != "" {
 		t.Errorf("RateLimited() (-want +got):\n%s", diff)
 	}

@@ -27,10 +27,10 @@
 // The write budget (Options.WriteLimit; PinterestWriteLimit = 400 in
 // `pinlist sim` and `pinlist serve`) stands for Pinterest's ads_write rate
 // limit: N write calls a minute per ad account, shared by customer list
-// creates and updates and audience creates, as a token bucket holding N/10
-// calls (at least 1; Options.WriteBurst) and refilled at N/60 a second. Only
-// valid, authenticated writes spend it (validation comes first); reads are
-// not limited. Every write answer, 2xx or 429, carries X-RateLimit-Limit (N,
+// creates and updates and audience creates and updates, as a token bucket
+// holding N/10 calls (at least 1; Options.WriteBurst) and refilled at N/60 a
+// second. Only valid, authenticated writes spend it (validation comes
+// first); reads are not limited. Every write answer, 2xx or 429, carries X-RateLimit-Limit (N,
 // calls a minute), X-RateLimit-Remaining (whole calls left in the bucket)
 // and X-RateLimit-Reset (seconds, rounded up, until the bucket holds a call
 // again: 0 while it does); a 429 also carries Retry-After with the same

@@ -36,8 +36,8 @@ type Options struct {
 	// faults can be repeated; 0 → a random seed.
 	Seed uint64
 	// WriteLimit is the ads_write budget: write calls a minute per ad
-	// account (customer list creates and updates and audience creates share
-	// it), a token bucket answering 429 code 8 when empty. 0 → no limit;
+	// account (customer list and audience creates and updates share it), a
+	// token bucket answering 429 code 8 when empty. 0 → no limit;
 	// PinterestWriteLimit is Pinterest's. Reads are never limited.
 	WriteLimit int
 	// WriteBurst is how many write calls the bucket holds: 0 → a tenth of
