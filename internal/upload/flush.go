@@ -305,10 +305,11 @@ func (r *run) flushListOnce(l ledger.List) error {
 	})
 	if created {
 		// Created in this flush (its records are marked sent): now its
-		// audience. On a failure the next flush finds the list by name and
-		// checks its audience then.
+		// audience, the one of a list it replaces (a repair, also one
+		// begun in another process) or a new one. On a failure the next
+		// flush finds the list by name and checks its audience then.
 		var nerr error
-		info, nerr = r.audienceOfNewList(k, info, naming)
+		info, nerr = r.ensureAudience(k, info, naming)
 		err = errors.Join(err, nerr)
 	}
 	if err != nil {
@@ -327,21 +328,6 @@ func (r *run) flushListOnce(l ledger.List) error {
 		}
 		return r.update(info.id, pinterest.OpRemove, records)
 	})
-}
-
-// audienceOfNewList gives a list created in this flush its CUSTOMER_LIST
-// audience: a list re-created by a repair keeps the vanished list's
-// (ensureAudience), any other gets a new one, without a listing.
-func (r *run) audienceOfNewList(k listKey, info listInfo, naming func() (ledger.AudienceName, error)) (listInfo, error) {
-	if _, ok := r.h.repairing(k); ok {
-		return r.ensureAudience(k, info, naming)
-	}
-	n, err := naming()
-	if err != nil {
-		return info, err
-	}
-	info, _, err = r.createAudience(k, info, n)
-	return info, err
 }
 
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands

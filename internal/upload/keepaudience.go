@@ -20,18 +20,16 @@ import (
 // 4xx), a new audience is created as for any new list, and a WARN names the
 // old audience: its campaigns must be re-targeted by hand.
 //
-// The old audience is found in ensureAudience's listing: one that targets
+// The old audience is found in ensureAudience's listing, which every list
+// without a known audience gets, a newly created one too: one that targets
 // the vanished list when its ID is known (the list answered 404 in this
 // container, Handler.gone), else one named like the list (the stable part,
-// as pinlist names audiences) whose list no longer exists. So a re-point
-// that failed for a reason that may pass (429 or 5xx after the client's
-// retries, the deadline) is tried again by the next flush that checks the
-// list's audience, in any container: nothing is created meanwhile. One
-// case still creates a new audience: the re-created list's creation itself
-// failed, and the flush that creates it runs in a container that did not
-// see the repair (the ledger no longer tells a repaired list from a new
-// one, and looking for an old audience before every new list's audience
-// would cost a listing per list).
+// as pinlist names audiences) whose list no longer exists. So a repair is
+// finished in any container: a re-point that failed for a reason that may
+// pass (429 or 5xx after the client's retries, the deadline) is tried again
+// by the next flush that checks the list's audience, and a re-creation of
+// the list that failed is done by the next flush of the list, which finds
+// the old audience by its name; nothing is created meanwhile.
 
 // audienceStatusRemoved is the status of an audience removed with
 // operation_type REMOVE (a retired list's).

@@ -261,3 +261,56 @@ func TestRepointThatFailsForNowIsTriedAgain(t *testing.T) {
 	}
 	checkMembership(t, e, store, a, lt, append(slices.Clone(members), newcomer, late))
 }
+
+// TestRepairFinishedByAnotherProcessKeepsTheAudience: a repair whose
+// re-creation of the list fails (503s past the client's retries) is
+// finished by another process (a cold container) that knows nothing of it:
+// the list it creates still gets the vanished list's audience, found by
+// its name and its missing list, and no audience is created.
+func TestRepairFinishedByAnotherProcessKeepsTheAudience(t *testing.T) {
+	for _, b := range promiseBackends {
+		t.Run(b.name, func(t *testing.T) {
+			e, store := promiseEnv(t, b.open)
+			ctx := t.Context()
+			t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+			a, lt := ref("elsewhere"), audience.ListEmail
+			members, newcomer := hashes("m", 5), hashOf("newcomer")
+			if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+			id, _, _ := e.listOf(a, lt)
+			audID := e.audiencesOf(a, lt)[0].ID
+			if !e.sim.DeleteCustomerList(adAccount, id) {
+				t.Fatal("could not delete the list in the simulator")
+			}
+			e.sim.SetFault(pinterestsim.RouteCustomerListsCreate, pinterestsim.Fault{FailNext: fastRetry.MaxAttempts, FailStatus: 503})
+			if failed := e.apply(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0.Add(time.Hour), newcomer)...))); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+			l := ledger.List{Audience: a, Type: lt}
+			if _, err := e.h.Flush(ctx, []ledger.List{l}); err == nil {
+				t.Fatal("Flush succeeded; want the failed re-creation of the list")
+			}
+			if id2, _, ok := e.listOf(a, lt); ok {
+				t.Fatalf("list %s exists after its re-creation failed", id2)
+			}
+
+			cold := newEnvSharing(t, e)
+			if _, err := cold.h.FlushAll(ctx); err != nil {
+				t.Fatalf("the cold container's flush: %v", err)
+			}
+			id2, _, ok := e.listOf(a, lt)
+			if !ok || id2 == id {
+				t.Fatalf("list %q (ok %v) after the cold flush; want a re-created list, not %s", id2, ok, id)
+			}
+			all := e.sim.State().AdAccounts[adAccount].Audiences
+			if len(all) != 1 || all[0].ID != audID || targetOf(all[0]) != id2 {
+				t.Fatalf("audiences %+v; want audience %s alone, targeting %s", all, audID, id2)
+			}
+			if n := e.sim.Calls()[pinterestsim.RouteAudiencesCreate]; n != 1 {
+				t.Fatalf("%d audience creates, want the first one only", n)
+			}
+			checkMembership(t, cold, store, a, lt, append(slices.Clone(members), newcomer))
+		})
+	}
+}
