@@ -50,23 +50,24 @@ var errCannotPoint = errors.New("the Pinterest client cannot point an audience a
 // String is the list's key as the ledger writes it ("ns:id/TYPE").
 func (k listKey) String() string { return k.audience + "/" + string(k.list) }
 
-// startRepair records that k is being re-created: its audience is not
-// settled until ensureAudience or createAudience settles it. The ID of the
-// list that vanished is taken from gone, when a 404 left it there.
+// startRepair records that k is being re-created: the ID of the list that
+// vanished, when a 404 left it in gone, is kept as a hint for finding its
+// audience until ensureAudience or createAudience settles k's audience.
 func (h *Handler) startRepair(k listKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.repairs[k] = h.gone[k]
+	if id := h.gone[k]; id != "" {
+		h.repairs[k] = id
+	}
 	delete(h.gone, k)
 }
 
-// repairing reports whether k was repaired and its audience is not settled
-// yet, and the vanished list's ID ("" when unknown).
-func (h *Handler) repairing(k listKey) (vanished string, ok bool) {
+// vanishedList is the ID of the list that k's re-created list replaces,
+// when this process knows it and k's audience is not settled yet, else "".
+func (h *Handler) vanishedList(k listKey) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	vanished, ok = h.repairs[k]
-	return vanished, ok
+	return h.repairs[k]
 }
 
 // settled records that k's audience is settled (it has one).
@@ -99,7 +100,7 @@ func (r *run) oldAudience(k listKey, candidates []*pinterest.Audience) (*pintere
 	if len(candidates) == 0 {
 		return nil, nil
 	}
-	vanished, _ := r.h.repairing(k)
+	vanished := r.h.vanishedList(k)
 	var byID, byName []*pinterest.Audience
 	for _, a := range candidates {
 		if vanished != "" && a.Rule.CustomerListID == vanished {

@@ -252,7 +252,7 @@ func (r *run) ensureAudience(k listKey, info listInfo, naming func() (ledger.Aud
 	if info.hasAudience {
 		return info, nil
 	}
-	vanished, _ := r.h.repairing(k)
+	vanished := r.h.vanishedList(k)
 	targeted := map[string]bool{}
 	var orphans []*pinterest.Audience
 	err := r.call(func(ctx context.Context) error {

@@ -88,8 +88,8 @@ type Handler struct {
 	lists map[listKey]listInfo
 	locks map[listKey]*sync.Mutex // one per list ever flushed: a few hundred bytes each
 	// gone is the last ID of each list that answered 404 on an update;
-	// repairs the lists repaired whose audience is not settled yet, with
-	// the vanished list's ID ("" when unknown). See keepaudience.go.
+	// repairs the vanished list's ID of each list repaired whose audience
+	// is not settled yet, when gone had it. See keepaudience.go.
 	gone, repairs map[listKey]string
 
 	rounds rounds // FlushRound's memory
