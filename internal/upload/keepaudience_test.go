@@ -219,6 +219,30 @@ func TestRepairWhenPinterestRefusesToRepointTheAudience(t *testing.T) {
 	}
 }
 
+// failingRepair fills a's lt list with members, deletes it in the
+// simulator and makes route fail (503s past the client's retries); then
+// newcomer's join is applied and the list flushed, which finds the list
+// gone and starts its repair. It returns the vanished list's ID, its
+// audience's ID and the flush's error.
+func failingRepair(t *testing.T, e *env, a audience.Ref, lt audience.ListType, t0 time.Time, members []string, newcomer, route string) (id, audID string, err error) {
+	t.Helper()
+	ctx := t.Context()
+	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	id, _, _ = e.listOf(a, lt)
+	audID = e.audiencesOf(a, lt)[0].ID
+	if !e.sim.DeleteCustomerList(adAccount, id) {
+		t.Fatal("could not delete the list in the simulator")
+	}
+	e.sim.SetFault(route, pinterestsim.Fault{FailNext: fastRetry.MaxAttempts, FailStatus: 503})
+	if failed := e.apply(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0.Add(time.Hour), newcomer)...))); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	_, err = e.h.Flush(ctx, []ledger.List{{Audience: a, Type: lt}})
+	return id, audID, err
+}
+
 // TestRepointThatFailsForNowIsTriedAgain: a re-point that fails for a
 // reason that may pass (503s past the client's retries) fails the flush
 // and creates nothing; the next flush of the list points the same
@@ -229,20 +253,8 @@ func TestRepointThatFailsForNowIsTriedAgain(t *testing.T) {
 	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 	a, lt := ref("later"), audience.ListMAID
 	members, newcomer, late := hashes("m", 4), hashOf("newcomer"), hashOf("late")
-	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
-		t.Fatalf("failed: %v", failed)
-	}
-	id, _, _ := e.listOf(a, lt)
-	audID := e.audiencesOf(a, lt)[0].ID
-	if !e.sim.DeleteCustomerList(adAccount, id) {
-		t.Fatal("could not delete the list in the simulator")
-	}
-	e.sim.SetFault(pinterestsim.RouteAudiencesUpdate, pinterestsim.Fault{FailNext: fastRetry.MaxAttempts, FailStatus: 503})
-	if failed := e.apply(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0.Add(time.Hour), newcomer)...))); len(failed) != 0 {
-		t.Fatalf("failed: %v", failed)
-	}
-	l := ledger.List{Audience: a, Type: lt}
-	if _, err := e.h.Flush(ctx, []ledger.List{l}); err == nil || !strings.Contains(err.Error(), audID) {
+	id, audID, err := failingRepair(t, e, a, lt, t0, members, newcomer, pinterestsim.RouteAudiencesUpdate)
+	if err == nil || !strings.Contains(err.Error(), audID) {
 		t.Fatalf("Flush = %v, want the failed re-point of audience %s", err, audID)
 	}
 	id2, _, _ := e.listOf(a, lt)
@@ -275,20 +287,8 @@ func TestRepairFinishedByAnotherProcessKeepsTheAudience(t *testing.T) {
 			t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
 			a, lt := ref("elsewhere"), audience.ListEmail
 			members, newcomer := hashes("m", 5), hashOf("newcomer")
-			if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
-				t.Fatalf("failed: %v", failed)
-			}
-			id, _, _ := e.listOf(a, lt)
-			audID := e.audiencesOf(a, lt)[0].ID
-			if !e.sim.DeleteCustomerList(adAccount, id) {
-				t.Fatal("could not delete the list in the simulator")
-			}
-			e.sim.SetFault(pinterestsim.RouteCustomerListsCreate, pinterestsim.Fault{FailNext: fastRetry.MaxAttempts, FailStatus: 503})
-			if failed := e.apply(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0.Add(time.Hour), newcomer)...))); len(failed) != 0 {
-				t.Fatalf("failed: %v", failed)
-			}
-			l := ledger.List{Audience: a, Type: lt}
-			if _, err := e.h.Flush(ctx, []ledger.List{l}); err == nil {
+			id, audID, err := failingRepair(t, e, a, lt, t0, members, newcomer, pinterestsim.RouteCustomerListsCreate)
+			if err == nil {
 				t.Fatal("Flush succeeded; want the failed re-creation of the list")
 			}
 			if id2, _, ok := e.listOf(a, lt); ok {
