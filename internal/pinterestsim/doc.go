@@ -30,11 +30,11 @@
 // creates and updates and audience creates and updates, as a token bucket
 // holding N/10 calls (at least 1; Options.WriteBurst) and refilled at N/60 a
 // second. Only valid, authenticated writes spend it (validation comes
-// first); reads are not limited. Every write answer, 2xx or 429, carries X-RateLimit-Limit (N,
-// calls a minute), X-RateLimit-Remaining (whole calls left in the bucket)
-// and X-RateLimit-Reset (seconds, rounded up, until the bucket holds a call
-// again: 0 while it does); a 429 also carries Retry-After with the same
-// seconds, at least 1. Pinterest's OpenAPI description documents no
+// first); reads are not limited. Every write answer, 2xx or 429, carries
+// X-RateLimit-Limit (N, calls a minute), X-RateLimit-Remaining (whole calls
+// left in the bucket) and X-RateLimit-Reset (seconds, rounded up, until the
+// bucket holds a call again: 0 while it does); a 429 also carries
+// Retry-After with the same seconds, at least 1. Pinterest's OpenAPI description documents no
 // response headers; X-RateLimit-Reset in seconds is what its clients
 // (Airbyte's) read. Token endpoint errors also carry
 // RFC 6749's "error" ("invalid_grant", "invalid_client", "invalid_request").
