@@ -110,3 +110,32 @@ type Store interface {
 	// Unknown). For tests and repairs, not for the hot path.
 	Get(ctx context.Context, list List, hash string) (row Row, ok bool, err error)
 }
+
+// Owning is what a store knows of the Pinterest lists pinlist created
+// itself. Such a list (owned: its ID recorded with Own) holds nobody pinlist
+// did not send, so a row it does not have yet starts out (absentRow): a
+// person who joins and leaves before a flush costs no call. That holds
+// only while every ADD sent to the list is on its rows before it leaves:
+// Sending marks them Unknown (Pinterest may have them from then on, until
+// MarkSent), so an exit after an ADD whose answer was lost (an error, a
+// crash) is sent. Flushes of a list run one at a time (see Store.MarkSent).
+//
+// The SQLite store implements it. The DynamoDB store does not yet (it
+// would cost a write per record before every ADD call): there a new row is
+// Unknown in every list, and an exit after a lost ADD answer to a row that
+// was sent out before is taken for a revert (not sent).
+type Owning interface {
+	// Sending records that rows of list are about to be sent as ADDs:
+	// those whose Sent is Out become Unknown.
+	Sending(ctx context.Context, list List, rows []Pending) error
+	// Own records that pinlist created list on Pinterest as the list with
+	// ID id (and holds every member it sends there in a row).
+	Own(ctx context.Context, list List, id string) error
+	// Owner returns the ID recorded by Own ("" when none).
+	Owner(ctx context.Context, list List) (string, error)
+	// Disown forgets list's owner and what Pinterest was sent for its rows
+	// (ResetList to Unknown, in the same write): the list on Pinterest is
+	// not the one pinlist created, so it may hold anybody. It returns how
+	// many rows are pending now.
+	Disown(ctx context.Context, list List) (int64, error)
+}

@@ -49,12 +49,26 @@ type Decision struct {
 // what Pinterest was last sent. A row that does not exist is not pending.
 func (r Row) Pending() bool { return r.Precedence != "" && r.Want != r.Sent }
 
+// absentRow is the row a change to a row that does not exist is decided
+// against (Decide's cur). Nothing is known of it (Sent Unknown): a list may
+// hold people from before the ledger, so its first exit is sent. But a list
+// pinlist created itself (owned, see Owning) holds nobody pinlist did not
+// send, and everybody pinlist sent has a row: there the row is known to be
+// out (Sent Out), so a join and exit before any flush send nothing.
+func absentRow(list List, hash string, owned bool) Row {
+	r := Row{List: list, Hash: hash}
+	if owned {
+		r.Sent = Out
+	}
+	return r
+}
+
 // PendingOp is the op that brings Pinterest to the row's Want.
 func (r Row) PendingOp() audience.Op { return opFor(r.Want) }
 
 // Decide is the ledger's rules, the one place both stores take them from.
-// cur is the row as stored; a row that does not exist is passed as a Row
-// with only List and Hash set (Precedence "", Want and Sent Unknown).
+// cur is the row as stored; a row that does not exist is passed as its
+// absentRow (Precedence "", Want Unknown).
 //
 //   - The change applies only if its precedence is greater than the row's
 //     (audience.Change.Precedence, compared as strings); equal precedence is

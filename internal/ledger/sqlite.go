@@ -17,14 +17,16 @@ import (
 //
 // Version 2 keeps the erasure guards per identifier (pinlist_ledger_guards)
 // instead of per row (version 1's pinlist_ledger_erased, migrated by
-// NewSQLite).
-const sqliteSchemaVersion = 2
+// NewSQLite). Version 3 adds pinlist_ledger_lists.owner (see Owning; added
+// to older databases by NewSQLite, null: no list is known to be pinlist's).
+const sqliteSchemaVersion = 3
 
 // sqliteSchema is the ledger's part of the local database. Every name starts
 // with pinlist_ledger_, so it lives beside the local queue's tables.
 //   - lists: one row per list with its parts (a list key cannot be split
-//     back unambiguously) and its exact member count, changed in the same
-//     transaction as the rows;
+//     back unambiguously), its exact member count, changed in the same
+//     transaction as the rows, and owner, the ID of the Pinterest list
+//     pinlist created for it (see Owning), else null;
 //   - rows: one per (list, hash); pending is the op that brings Pinterest to
 //     want while want != sent, else null, so the partial index holds exactly
 //     the pending rows per list and op (with the precedence, so Pending reads
@@ -43,7 +45,8 @@ create table if not exists pinlist_ledger_lists (
   ns text not null,
   audience text not null,
   type text not null,
-  members integer not null default 0 check (members >= 0)
+  members integer not null default 0 check (members >= 0),
+  owner text
 ) strict;
 
 create table if not exists pinlist_ledger_rows (
@@ -117,6 +120,16 @@ func createSQLiteSchema(ctx context.Context, tx *sql.Tx) error {
 	if _, err := tx.ExecContext(ctx, sqliteSchema); err != nil {
 		return fmt.Errorf("create ledger tables: %w", err)
 	}
+	var owner int
+	if err := tx.QueryRowContext(ctx,
+		`select count(*) from pragma_table_info('pinlist_ledger_lists') where name = 'owner'`).Scan(&owner); err != nil {
+		return fmt.Errorf("look for the lists' owner column: %w", err)
+	}
+	if owner == 0 { // made by schema version 2 or older
+		if _, err := tx.ExecContext(ctx, `alter table pinlist_ledger_lists add column owner text`); err != nil {
+			return fmt.Errorf("add the lists' owner column: %w", err)
+		}
+	}
 	var version int
 	err := tx.QueryRowContext(ctx, `select version from pinlist_ledger_schema where id = 1`).Scan(&version)
 	switch {
@@ -129,9 +142,10 @@ func createSQLiteSchema(ctx context.Context, tx *sql.Tx) error {
 	case version > sqliteSchemaVersion:
 		return fmt.Errorf("ledger schema version %d is newer than this program's %d", version, sqliteSchemaVersion)
 	case version < sqliteSchemaVersion:
-		// The migration itself (createSQLitePromisesSchema) runs in the
-		// same transaction; an older pinlist then refuses the database
-		// rather than keep guards in a table this one no longer reads.
+		// The migrations (here and in createSQLitePromisesSchema) run in
+		// the same transaction; an older pinlist then refuses the database
+		// rather than keep guards in a table this one no longer reads, or
+		// add rows as unknown to a list this one records as its own.
 		if _, err := tx.ExecContext(ctx, `update pinlist_ledger_schema set version = ? where id = 1`, sqliteSchemaVersion); err != nil {
 			return fmt.Errorf("record ledger schema version: %w", err)
 		}
@@ -188,11 +202,11 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 	}
 	defer rows.close()
 
-	ids := make(map[string]int64)
+	ids := make(map[string]sqliteList)
 	retired := make(map[string]bool)
 	for _, c := range prepared {
 		key := c.list.Key()
-		id, ok := ids[key]
+		l, ok := ids[key]
 		if !ok && retired[key] {
 			res.Stale++ // a retired list takes no changes
 			continue
@@ -205,12 +219,12 @@ func (s *SQLite) ApplyTx(ctx context.Context, tx *sql.Tx, changes []audience.Cha
 				res.Stale++
 				continue
 			}
-			if id, err = ensureList(ctx, tx, c.list); err != nil {
+			if l, err = ensureList(ctx, tx, c.list); err != nil {
 				return Result{}, err
 			}
-			ids[key] = id
+			ids[key] = l
 		}
-		d, err := rows.decide(ctx, id, c.list, c.hash, c.op, c.p, true)
+		d, err := rows.decide(ctx, l, c.hash, c.op, c.p, true)
 		if err != nil {
 			return Result{}, err
 		}
@@ -260,19 +274,20 @@ func (r *rowTx) close() {
 	}
 }
 
-// decide runs the rules for op at precedence p on the row of hash in list
-// (its id in the lists table) and writes the row unless the change is
-// stale. When the row does not exist and guarded is set (Apply; not an
-// erasure's own REMOVE), the identifier's live erasure guard stands in for
-// it (see guardedRow).
-func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op audience.Op, p string, guarded bool) (Decision, error) {
-	cur := Row{List: list, Hash: hash}
+// decide runs the rules for op at precedence p on the row of hash in l and
+// writes the row unless the change is stale. When the row does not exist
+// and guarded is set (Apply; not an erasure's own REMOVE), the identifier's
+// live erasure guard stands in for it (see guardedRow); else it is decided
+// as absentRow.
+func (r *rowTx) decide(ctx context.Context, l sqliteList, hash string, op audience.Op, p string, guarded bool) (Decision, error) {
+	id, list := l.id, l.list
+	cur := absentRow(list, hash, l.owned)
 	var want, sent int64
 	err := r.read.QueryRowContext(ctx, id, hash).Scan(&want, &cur.Precedence, &sent)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if guarded {
-			if cur, err = r.guardedRow(ctx, list, hash); err != nil {
+			if cur, err = r.guardedRow(ctx, cur); err != nil {
 				return Decision{}, err
 			}
 		}
@@ -293,10 +308,11 @@ func (r *rowTx) decide(ctx context.Context, id int64, list List, hash string, op
 	return d, nil
 }
 
-// guardedRow is the row a missing row of hash in list is decided as: the
-// virtual row of the identifier's erasure guard (guardRow) while one is
-// live, else a row that does not exist.
-func (r *rowTx) guardedRow(ctx context.Context, list List, hash string) (Row, error) {
+// guardedRow is the row a missing row is decided as: the virtual row of the
+// identifier's erasure guard (guardRow) while one is live, else absent, the
+// missing row's absentRow.
+func (r *rowTx) guardedRow(ctx context.Context, absent Row) (Row, error) {
+	list, hash := absent.List, absent.Hash
 	if r.guard == nil {
 		stmt, err := r.tx.PrepareContext(ctx,
 			`select precedence from pinlist_ledger_guards where type = ? and hash = ? and until > ?`)
@@ -309,7 +325,7 @@ func (r *rowTx) guardedRow(ctx context.Context, list List, hash string) (Row, er
 	err := r.guard.QueryRowContext(ctx, string(list.Type), hash, r.now).Scan(&p)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return Row{List: list, Hash: hash}, nil
+		return absent, nil
 	case err != nil:
 		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
 	}
@@ -338,24 +354,33 @@ func pendingColumn(r Row) any {
 	return string(r.PendingOp())
 }
 
-// ensureList returns the id of list's row, creating it when absent.
-func ensureList(ctx context.Context, tx *sql.Tx, list List) (int64, error) {
+// sqliteList is a list's row in the lists table: its id, and whether
+// pinlist created the list on Pinterest (an owner is recorded, see Owning).
+type sqliteList struct {
+	id    int64
+	list  List
+	owned bool
+}
+
+// ensureList returns list's row, creating it when absent.
+func ensureList(ctx context.Context, tx *sql.Tx, list List) (sqliteList, error) {
 	key := list.Key()
-	var id int64
-	err := tx.QueryRowContext(ctx, `select id from pinlist_ledger_lists where key = ?`, key).Scan(&id)
+	l := sqliteList{list: list}
+	err := tx.QueryRowContext(ctx, `select id, owner is not null from pinlist_ledger_lists where key = ?`, key).
+		Scan(&l.id, &l.owned)
 	if err == nil {
-		return id, nil
+		return l, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("look up list %s: %w", key, err)
+		return l, fmt.Errorf("look up list %s: %w", key, err)
 	}
 	err = tx.QueryRowContext(ctx,
 		`insert into pinlist_ledger_lists (key, ns, audience, type) values (?, ?, ?, ?) returning id`,
-		key, list.Audience.Namespace, list.Audience.ID, string(list.Type)).Scan(&id)
+		key, list.Audience.Namespace, list.Audience.ID, string(list.Type)).Scan(&l.id)
 	if err != nil {
-		return 0, fmt.Errorf("add list %s: %w", key, err)
+		return l, fmt.Errorf("add list %s: %w", key, err)
 	}
-	return id, nil
+	return l, nil
 }
 
 // PendingLists lists the lists with pending rows, ordered by key.
@@ -454,17 +479,23 @@ where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2`
 }
 
 // ResetSent forgets what Pinterest was sent: every row's Sent becomes
-// assume, so every row whose Want differs is pending again. The local
-// runner calls it with Out when the built-in simulator starts empty, so the
-// members are added again. It is not part of Store: in AWS the lists live
-// on at Pinterest.
+// assume, so every row whose Want differs is pending again, and no list is
+// owned (Owning) any more. The local runner calls it with Out when the
+// built-in simulator starts empty, so the members are added again. It is
+// not part of Store: in AWS the lists live on at Pinterest.
 func (s *SQLite) ResetSent(ctx context.Context, assume State) error {
 	if assume > Out {
 		return fmt.Errorf("reset ledger sent state: unknown state %d", assume)
 	}
-	_, err := s.db.ExecContext(ctx, `
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `update pinlist_ledger_lists set owner = null`); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
 update pinlist_ledger_rows set sent = ?1,
   pending = case when want = ?1 then null when want = 1 then 'ADD' else 'REMOVE' end`, int64(assume))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("reset ledger sent state to %d: %w", assume, err)
 	}

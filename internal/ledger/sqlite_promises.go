@@ -90,11 +90,6 @@ func (s *SQLite) Erase(ctx context.Context, erasures []Erasure) (Erased, error) 
 	return res, nil
 }
 
-type sqliteList struct {
-	id   int64
-	list List
-}
-
 // EraseTx is Erase inside the caller's transaction (see ApplyTx).
 func (s *SQLite) EraseTx(ctx context.Context, tx *sql.Tx, erasures []Erasure) (Erased, error) {
 	if err := checkErasures(erasures); err != nil {
@@ -106,7 +101,7 @@ func (s *SQLite) EraseTx(ctx context.Context, tx *sql.Tx, erasures []Erasure) (E
 	}
 	byType := map[audience.ListType][]sqliteList{}
 	rows, err := tx.QueryContext(ctx, `
-select id, ns, audience, type from pinlist_ledger_lists
+select id, ns, audience, type, owner is not null from pinlist_ledger_lists
 where key not in (select key from pinlist_ledger_retired) order by key`)
 	if err != nil {
 		return Erased{}, fmt.Errorf("read lists: %w", err)
@@ -114,7 +109,7 @@ where key not in (select key from pinlist_ledger_retired) order by key`)
 	for rows.Next() {
 		var l sqliteList
 		var typ string
-		if err := rows.Scan(&l.id, &l.list.Audience.Namespace, &l.list.Audience.ID, &typ); err != nil {
+		if err := rows.Scan(&l.id, &l.list.Audience.Namespace, &l.list.Audience.ID, &typ, &l.owned); err != nil {
 			rows.Close()
 			return Erased{}, fmt.Errorf("read list: %w", err)
 		}
@@ -145,7 +140,7 @@ where excluded.precedence >= pinlist_ledger_guards.precedence`)
 	touched := map[int64]List{}
 	for _, e := range erasures {
 		for _, l := range byType[e.Type] {
-			d, err := rw.decide(ctx, l.id, l.list, e.Hash, audience.OpRemove, e.Precedence, false)
+			d, err := rw.decide(ctx, l, e.Hash, audience.OpRemove, e.Precedence, false)
 			if err != nil {
 				return Erased{}, err
 			}
@@ -229,19 +224,31 @@ func (s *SQLite) ResetList(ctx context.Context, list List, assume State) (int64,
 	}
 	var n int64
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `
-update pinlist_ledger_rows set sent = ?1,
-  pending = case when want = ?1 then null when want = 1 then 'ADD' else 'REMOVE' end
-where list = (select id from pinlist_ledger_lists where key = ?2)`, int64(assume), list.Key())
-		if err != nil {
-			return fmt.Errorf("update rows: %w", err)
-		}
-		return tx.QueryRowContext(ctx, `
-select count(*) from pinlist_ledger_rows
-where list = (select id from pinlist_ledger_lists where key = ?) and pending is not null`, list.Key()).Scan(&n)
+		var err error
+		n, err = resetListTx(ctx, tx, list, assume)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reset sent state of %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
+
+// resetListTx is ResetList in tx.
+func resetListTx(ctx context.Context, tx *sql.Tx, list List, assume State) (int64, error) {
+	_, err := tx.ExecContext(ctx, `
+update pinlist_ledger_rows set sent = ?1,
+  pending = case when want = ?1 then null when want = 1 then 'ADD' else 'REMOVE' end
+where list = (select id from pinlist_ledger_lists where key = ?2)`, int64(assume), list.Key())
+	if err != nil {
+		return 0, fmt.Errorf("update rows: %w", err)
+	}
+	var n int64
+	err = tx.QueryRowContext(ctx, `
+select count(*) from pinlist_ledger_rows
+where list = (select id from pinlist_ledger_lists where key = ?) and pending is not null`, list.Key()).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count pending rows: %w", err)
 	}
 	return n, nil
 }

@@ -255,6 +255,8 @@ func (r *run) flushListOnce(l ledger.List) error {
 		if err := r.repairIfVanished(l); err != nil {
 			return err
 		}
+	} else if err := r.checkOwner(l, info.id); err != nil {
+		return err
 	}
 	var name *ledger.AudienceName // read once, when a list or audience is made
 	naming := func() (ledger.AudienceName, error) {
@@ -290,7 +292,7 @@ func (r *run) flushListOnce(l ledger.List) error {
 			return err
 		}
 		var dup bool
-		if info, dup, err = r.createList(k, n, records); err != nil {
+		if info, dup, err = r.createList(l, n, records); err != nil {
 			return err
 		}
 		exists = true
@@ -332,7 +334,8 @@ func (r *run) flushListOnce(l ledger.List) error {
 
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands
 // their hashes to send and marks them sent, until l has no row pending for
-// op. It stops at the first error.
+// op. It stops at the first error. ADD rows are marked as being sent
+// (ledger.Owning) before the call, when the ledger keeps that.
 //
 // In a round (FlushRound) under a backlog, a partial call is deferred:
 // its rows stay pending (see FlushRound).
@@ -368,6 +371,13 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 		for i, p := range rows {
 			records[i] = p.Hash
 			last[p.Hash] = p.Precedence
+		}
+		if op == audience.OpAdd && r.h.owning != nil {
+			// From here on Pinterest may have them, whatever the call
+			// answers (see ledger.Owning).
+			if err := r.h.owning.Sending(r.ctx, l, rows); err != nil {
+				return err
+			}
 		}
 		if err := send(records); err != nil {
 			return err

@@ -207,7 +207,12 @@ func addOldest(m map[listKey]string, k listKey, id string) {
 // the records are sent to it too (dup is true) and this process uses it
 // from now on. The list is cached; its CUSTOMER_LIST audience comes after
 // (createAudience), once the records are marked sent in the ledger.
-func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (info listInfo, dup bool, err error) {
+//
+// When the listing shows the new list is the one every process uses, the
+// ledger records it as pinlist's own (ledger.Owning): from then on people
+// it has no row for start out of the list.
+func (r *run) createList(l ledger.List, n ledger.AudienceName, records []string) (info listInfo, dup bool, err error) {
+	k := listKey{l.Audience.Key(), l.Type}
 	var created *pinterest.CustomerList
 	err = r.call(func(ctx context.Context) error {
 		var err error
@@ -224,7 +229,8 @@ func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (in
 	r.flushed.RecordsSent += int64(len(records))
 	info = listInfo{id: created.ID}
 	found, err := r.listLists(k)
-	if err != nil {
+	checked := err == nil
+	if !checked {
 		// The records are in the list just made; should it turn out a
 		// duplicate, the next container start settles on the oldest.
 		r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "could not check a new customer list for a duplicate",
@@ -238,7 +244,35 @@ func (r *run) createList(k listKey, n ledger.AudienceName, records []string) (in
 		dup = true
 	}
 	r.h.remember(k, info)
+	if checked && !dup && r.h.owning != nil {
+		if err := r.h.owning.Own(r.ctx, l, created.ID); err != nil {
+			// Only a saving is lost: the list is treated as one pinlist
+			// did not create (every exit is sent).
+			r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "could not record a new customer list as pinlist's own",
+				slog.String("list", l.Key()), slog.String("error", err.Error()))
+		}
+	}
 	return info, dup, nil
+}
+
+// checkOwner disowns l in the ledger when the Pinterest list found for it,
+// id, is not the one pinlist created (ledger.Owning): that list may hold
+// anybody, so every member and every known exit is sent again.
+func (r *run) checkOwner(l ledger.List, id string) error {
+	if r.h.owning == nil {
+		return nil
+	}
+	owner, err := r.h.owning.Owner(r.ctx, l)
+	if err != nil || owner == "" || owner == id {
+		return err
+	}
+	pending, err := r.h.owning.Disown(r.ctx, l)
+	if err != nil {
+		return err
+	}
+	r.h.o.Logger.LogAttrs(r.ctx, slog.LevelWarn, "the customer list found is not the one pinlist created; sending every member and every known exit again",
+		slog.String("list", l.Key()), slog.String("created", owner), slog.String("found", id), slog.Int64("pending", pending))
+	return nil
 }
 
 // ensureAudience makes sure a CUSTOMER_LIST audience targets the list info.

@@ -83,6 +83,9 @@ type Options struct {
 // container), and is safe for concurrent use.
 type Handler struct {
 	o Options
+	// owning is o.Ledger when it knows the lists pinlist created (see
+	// ledger.Owning), else nil.
+	owning ledger.Owning
 
 	mu    sync.Mutex
 	lists map[listKey]listInfo
@@ -134,8 +137,9 @@ func New(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	owning, _ := opts.Ledger.(ledger.Owning)
 	return &Handler{
-		o: opts, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{},
+		o: opts, owning: owning, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{},
 		gone: map[listKey]string{}, repairs: map[listKey]string{},
 	}, nil
 }

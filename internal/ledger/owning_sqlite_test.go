@@ -1,0 +1,218 @@
+package ledger
+
+import (
+	"path/filepath"
+	"testing"
+)
+
+// own records id as list's owner.
+func own(list List, id string) step {
+	return step{"own " + list.Key(), func(t *testing.T, r *run) {
+		if err := r.s.(Owning).Own(t.Context(), list, id); err != nil {
+			t.Fatalf("Own: %v", err)
+		}
+	}}
+}
+
+// sending reads list's pending ADD rows, expects hashes, and marks them as
+// being sent (they stay held for markHeld: the call's answer is awaited).
+func sending(list List, hashes ...string) step {
+	return step{"sending " + list.Key(), func(t *testing.T, r *run) {
+		r.held = readPending(t, r.s, list, add, hashes)
+		if err := r.s.(Owning).Sending(t.Context(), list, r.held); err != nil {
+			t.Fatalf("Sending: %v", err)
+		}
+	}}
+}
+
+// TestSQLiteOwnedLists: in a list pinlist created (an owner recorded) a
+// person the ledger has no row for is out, so a join and an exit before
+// any flush leave nothing pending; an ADD being sent makes its rows
+// Unknown until it is marked sent, so an exit after a lost answer is sent.
+func TestSQLiteOwnedLists(t *testing.T) {
+	const id = "549755813890"
+	a9 := change(listA, h2, add, 9) // the list's first member: it is created with it
+	a10, r11 := change(listA, h1, add, 10), change(listA, h1, rem, 11)
+	a12, r13 := change(listA, h1, add, 12), change(listA, h1, rem, 13)
+	b10, b11 := change(listB, h1, add, 10), change(listB, h1, rem, 11)
+	created := []step{apply(Result{Flipped: 1}, a9), send(listA, add, h2), own(listA, id)}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"a join and an exit in a list not owned: the exit is sent", []step{
+			apply(Result{Flipped: 1}, b10),
+			apply(Result{Flipped: 1}, b11),
+			rowIs(listB, h1, Out, Unknown, b11),
+			pending(listB, nil, []string{h1}),
+		}},
+		{"a join and an exit in an owned list: nothing to send", append(created,
+			apply(Result{Flipped: 1}, a10),
+			rowIs(listA, h1, In, Out, a10),
+			apply(Result{Reverted: 1}, r11),
+			rowIs(listA, h1, Out, Out, r11),
+			pending(listA, nil, nil),
+			pendingLists(),
+			members1(listA, 1),
+		)},
+		{"an exit of a person the owned list never had: nothing to send", append(created,
+			apply(Result{Reverted: 1}, r11),
+			rowIs(listA, h1, Out, Out, r11),
+			pendingLists(),
+			members1(listA, 1),
+		)},
+		{"rows from before the owner was recorded stay unknown", []step{
+			apply(Result{Flipped: 1}, a9),
+			send(listA, add, h2),
+			apply(Result{Flipped: 1}, a10),
+			own(listA, id),
+			apply(Result{Flipped: 1}, r11),
+			rowIs(listA, h1, Out, Unknown, r11),
+			pending(listA, nil, []string{h1}),
+		}},
+		{"an exit after an ADD whose answer was lost is sent", append(created,
+			apply(Result{Flipped: 1}, a10),
+			sending(listA, h1),
+			rowIs(listA, h1, In, Unknown, a10),
+			// The call's answer is lost: the row is not marked sent.
+			apply(Result{Flipped: 1}, r11),
+			rowIs(listA, h1, Out, Unknown, r11),
+			pending(listA, nil, []string{h1}),
+		)},
+		{"an exit after a lost answer to a re-join is sent, not taken for a revert", []step{
+			apply(Result{Flipped: 1}, a10),
+			send(listA, add, h1),
+			apply(Result{Flipped: 1}, r11),
+			send(listA, rem, h1),
+			rowIs(listA, h1, Out, Out, r11),
+			apply(Result{Flipped: 1}, a12),
+			sending(listA, h1),
+			apply(Result{Flipped: 1}, r13),
+			rowIs(listA, h1, Out, Unknown, r13),
+			pending(listA, nil, []string{h1}),
+		}},
+		{"an ADD marked sent after it was being sent is In", append(created,
+			apply(Result{Flipped: 1}, a10),
+			sending(listA, h1),
+			markHeld(listA, add),
+			rowIs(listA, h1, In, In, a10),
+			apply(Result{Flipped: 1}, r11),
+			pending(listA, nil, []string{h1}),
+		)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &run{s: openSQLite(t)}
+			for _, s := range tc.steps {
+				s.do(t, r)
+			}
+		})
+	}
+}
+
+// TestSQLiteOwnerForgotten: Disown (the list found is not the one pinlist
+// created) and ResetSent (the built-in simulator started empty) forget the
+// owner; Disown also makes every row unknown, so members and exits are
+// sent again. An owner is recorded only for a list the ledger has.
+func TestSQLiteOwnerForgotten(t *testing.T) {
+	ctx := t.Context()
+	s := openSQLite(t)
+	if err := s.Own(ctx, listA, "1"); err == nil {
+		t.Fatal("Own of a list the ledger has no row for: no error")
+	}
+	r := &run{s: s}
+	for _, st := range []step{
+		apply(Result{Flipped: 2}, change(listA, h1, add, 9), change(listA, h2, add, 9)),
+		send(listA, add, h1, h2),
+		own(listA, "549755813890"),
+		apply(Result{Flipped: 1}, change(listA, h1, rem, 10)),
+		send(listA, rem, h1),
+		apply(Result{Reverted: 1}, change(listA, h3, rem, 10)),
+	} {
+		st.do(t, r)
+	}
+	if got, err := s.Owner(ctx, listA); err != nil || got != "549755813890" {
+		t.Fatalf("Owner = %q, %v", got, err)
+	}
+	n, err := s.Disown(ctx, listA)
+	if err != nil || n != 3 {
+		t.Fatalf("Disown = %d, %v; want 3 rows pending (h2 in, h1 and h3 out)", n, err)
+	}
+	if got, err := s.Owner(ctx, listA); err != nil || got != "" {
+		t.Fatalf("Owner after Disown = %q, %v; want none", got, err)
+	}
+	pending(listA, []string{h2}, []string{h1, h3}).do(t, r)
+	// Not owned any more: a person it has no row for is unknown.
+	apply(Result{Flipped: 1}, change(listA, hashOf("four"), rem, 10)).do(t, r)
+
+	own(listA, "549755813891").do(t, r)
+	if err := s.ResetSent(ctx, Out); err != nil {
+		t.Fatalf("ResetSent: %v", err)
+	}
+	if got, err := s.Owner(ctx, listA); err != nil || got != "" {
+		t.Fatalf("Owner after ResetSent = %q, %v; want none", got, err)
+	}
+	if got, err := s.Owner(ctx, listB); err != nil || got != "" {
+		t.Fatalf("Owner of a list the ledger never saw = %q, %v; want none", got, err)
+	}
+}
+
+// TestSQLiteErasureInOwnedList: an erasure of a person an owned list never
+// had sends nothing there; in a list not owned, the removal is sent.
+func TestSQLiteErasureInOwnedList(t *testing.T) {
+	ctx := t.Context()
+	s := openSQLite(t)
+	listC := List{Audience: listA.Audience, Type: listA.Type}
+	listC.Audience.ID = "aud-3"
+	r := &run{s: s}
+	for _, st := range []step{
+		apply(Result{Flipped: 2}, change(listA, h2, add, 9), change(listC, h2, add, 9)),
+		send(listA, add, h2),
+		send(listC, add, h2),
+		own(listA, "549755813890"),
+	} {
+		st.do(t, r)
+	}
+	got, err := s.Erase(ctx, []Erasure{{Type: listA.Type, Hash: h1, Precedence: ErasurePrecedence(at(10))}})
+	if err != nil {
+		t.Fatalf("Erase: %v", err)
+	}
+	if len(got.Lists) != 1 || got.Lists[0] != listC || got.Flipped != 1 || got.Reverted != 1 {
+		t.Fatalf("Erase = %+v; want the removal pending in %s only", got, listC.Key())
+	}
+}
+
+// TestSQLiteAddsTheOwnerColumn: a database made by schema version 2 gets
+// the lists' owner column, no list owned, and version 3.
+func TestSQLiteAddsTheOwnerColumn(t *testing.T) {
+	ctx := t.Context()
+	db := openSQLiteDB(t, filepath.Join(t.TempDir(), "v2.db"))
+	const v2 = `
+create table pinlist_ledger_schema (id integer primary key check (id = 1), version integer not null) strict;
+insert into pinlist_ledger_schema (id, version) values (1, 2);
+create table pinlist_ledger_lists (
+  id integer primary key, key text not null unique, ns text not null, audience text not null,
+  type text not null, members integer not null default 0 check (members >= 0)) strict;
+insert into pinlist_ledger_lists (key, ns, audience, type) values ('ups:aud-1/EMAIL', 'ups', 'aud-1', 'EMAIL');
+`
+	if _, err := db.ExecContext(ctx, v2); err != nil {
+		t.Fatalf("create a version 2 database: %v", err)
+	}
+	s, err := NewSQLite(ctx, SQLiteOptions{DB: db})
+	if err != nil {
+		t.Fatalf("open the version 2 database: %v", err)
+	}
+	if got, err := s.Owner(ctx, listA); err != nil || got != "" {
+		t.Fatalf("Owner after the migration = %q, %v; want none", got, err)
+	}
+	if err := s.Own(ctx, listA, "7"); err != nil {
+		t.Fatalf("Own after the migration: %v", err)
+	}
+	var version int
+	if err := db.QueryRowContext(ctx, `select version from pinlist_ledger_schema`).Scan(&version); err != nil || version != 3 {
+		t.Fatalf("schema version = %d, %v; want 3", version, err)
+	}
+	if _, err := NewSQLite(ctx, SQLiteOptions{DB: db}); err != nil {
+		t.Fatalf("open the migrated database again: %v", err)
+	}
+}

@@ -1,0 +1,185 @@
+package upload_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pinlist/pinlist/internal/audience"
+	"github.com/pinlist/pinlist/internal/ledger"
+	"github.com/pinlist/pinlist/internal/pinterest"
+	"github.com/pinlist/pinlist/internal/upload"
+)
+
+// removals returns the records of the successful REMOVE calls logged from
+// index from on.
+func removals(e *env, from int) []string {
+	var out []string
+	for _, w := range e.reqs.ok()[from:] {
+		if w.op == string(pinterest.OpRemove) {
+			out = append(out, w.records...)
+		}
+	}
+	return sortedOf(out...)
+}
+
+// TestOwnedListSendsNoExitOfPeopleItNeverHad: in a list pinlist created,
+// people who join and leave between two flushes, and people the ledger
+// never saw who leave, cost no Pinterest call. In a list found on
+// Pinterest (adopted: it may hold people from before pinlist) the same
+// exits are sent, and the person from before goes.
+func TestOwnedListSendsNoExitOfPeopleItNeverHad(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	lt := audience.ListEmail
+	owned, adopted := ref("owned"), ref("adopted")
+	members, passing, stranger, before := hashes("m", 3), hashes("p", 4), hashOf("stranger"), hashOf("before")
+
+	// The adopted list exists before pinlist ever writes to it.
+	if _, err := e.client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
+		Name: upload.ListName(adopted.Key(), lt, ""), ListType: string(lt), Records: []string{before},
+	}); err != nil {
+		t.Fatalf("create the adopted list: %v", err)
+	}
+	for _, a := range []audience.Ref{owned, adopted} {
+		if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
+			t.Fatalf("failed: %v", failed)
+		}
+	}
+	id, _, _ := e.listOf(owned, lt)
+	if got, err := e.ledger.Owner(ctx, ledger.List{Audience: owned, Type: lt}); err != nil || got != id {
+		t.Fatalf("owner of the list pinlist created = %q, %v; want %s", got, err, id)
+	}
+	if got, err := e.ledger.Owner(ctx, ledger.List{Audience: adopted, Type: lt}); err != nil || got != "" {
+		t.Fatalf("owner of the adopted list = %q, %v; want none", got, err)
+	}
+
+	from := len(e.reqs.ok())
+	for _, a := range []audience.Ref{owned, adopted} {
+		join := changes(a, lt, audience.OpAdd, t0.Add(time.Minute), passing...)
+		exit := append(changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), passing...),
+			changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), stranger, before)...)
+		for _, cs := range [][]audience.Change{join, exit} {
+			if failed := e.apply(ctx, event(changesMsg(t, cs...))); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+		}
+	}
+	if got := e.pending(owned, lt); len(got) != 0 {
+		t.Fatalf("pending in the owned list: %v, want nothing", got)
+	}
+	e.flushAll(ctx)
+	adoptedID, _, _ := e.listOf(adopted, lt)
+	var toOwned int
+	for _, w := range e.reqs.ok()[from:] {
+		if w.listID == id {
+			toOwned++
+		}
+	}
+	if toOwned != 0 {
+		t.Fatalf("%d calls to the owned list for people who joined and left, want none", toOwned)
+	}
+	want := sortedOf(append(slices.Clone(passing), stranger, before)...)
+	if got := removals(e, from); !slices.Equal(got, want) {
+		t.Fatalf("removals sent = %d records, want the %d exits of the adopted list %s", len(got), len(want), adoptedID)
+	}
+	for _, a := range []audience.Ref{owned, adopted} {
+		checkMembership(t, e, e.ledger, a, lt, append(slices.Clone(members), append(passing, stranger, before)...))
+	}
+}
+
+// TestExitAfterALostAddAnswerIsSent: an ADD that reached Pinterest but
+// whose answer was lost (every attempt answered 502 after the simulator
+// applied it) leaves the person possibly in the list, so a later exit is
+// sent, in a list pinlist created and for a person it had removed before
+// (whose exit would otherwise look like a revert to what was last sent).
+func TestExitAfterALostAddAnswerIsSent(t *testing.T) {
+	var lose atomic.Bool
+	e := newEnv(t, envConfig{wrap: func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !lose.Load() || r.Method != http.MethodPatch || !strings.Contains(r.URL.Path, "/customer_lists/") {
+				next.ServeHTTP(w, r)
+				return
+			}
+			next.ServeHTTP(httptest.NewRecorder(), r) // applied, answer lost
+			http.Error(w, `{"code":1,"message":"bad gateway"}`, http.StatusBadGateway)
+		})
+	}})
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a, lt := ref("lost"), audience.ListEmail
+	members, newcomer, back := hashes("m", 2), hashOf("newcomer"), hashOf("back")
+	steps := []struct {
+		op   audience.Op
+		hs   []string
+		lose bool
+	}{
+		{audience.OpAdd, append(slices.Clone(members), back), false}, // the list is created
+		{audience.OpRemove, []string{back}, false},                   // sent: Pinterest has back out
+		{audience.OpAdd, []string{newcomer, back}, true},             // applied; the answer is lost
+		{audience.OpRemove, []string{newcomer, back}, false},
+	}
+	for i, s := range steps {
+		lose.Store(s.lose)
+		failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, s.op, t0.Add(time.Duration(i)*time.Minute), s.hs...)...)))
+		if len(failed) != 0 {
+			t.Fatalf("step %d: failed messages %v", i, failed)
+		}
+		if s.lose {
+			if got := e.pending(a, lt); got[audience.OpAdd] != 2 {
+				t.Fatalf("pending after the lost answer: %v, want both ADDs", got)
+			}
+			if _, recs, _ := e.listOf(a, lt); !slices.Contains(recs, newcomer) || !slices.Contains(recs, back) {
+				t.Fatalf("the lost ADD did not reach the simulator: %d records", len(recs))
+			}
+		}
+	}
+	e.flushAll(ctx)
+	checkMembership(t, e, e.ledger, a, lt, append(slices.Clone(members), newcomer, back))
+}
+
+// TestListFoundIsNotTheOneCreated: when the list found on Pinterest is not
+// the one the ledger recorded as created, the ledger forgets the owner and
+// sends every member and every known exit again (the list may hold
+// anybody), with a WARN.
+func TestListFoundIsNotTheOneCreated(t *testing.T) {
+	e := newEnv(t, envConfig{})
+	ctx := t.Context()
+	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+	a, lt := ref("swapped"), audience.ListEmail
+	l := ledger.List{Audience: a, Type: lt}
+	members, leaver := hashes("m", 3), hashOf("leaver")
+	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, append(slices.Clone(members), leaver)...)...))); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	id, _, _ := e.listOf(a, lt)
+	if err := e.ledger.Own(ctx, l, "1"+id); err != nil { // another list, long gone
+		t.Fatalf("Own: %v", err)
+	}
+	from := len(e.reqs.ok())
+	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpRemove, t0.Add(time.Minute), leaver)...))); len(failed) != 0 {
+		t.Fatalf("failed: %v", failed)
+	}
+	lines := logLines(t, e.logs, "not the one pinlist created")
+	if len(lines) != 1 || lines[0]["found"] != id || lines[0]["created"] != "1"+id {
+		t.Fatalf("warnings about the list found: %v", lines)
+	}
+	if got, err := e.ledger.Owner(ctx, l); err != nil || got != "" {
+		t.Fatalf("owner after the flush = %q, %v; want none", got, err)
+	}
+	var added []string
+	for _, w := range e.reqs.ok()[from:] {
+		if w.op == string(pinterest.OpAdd) {
+			added = append(added, w.records...)
+		}
+	}
+	if !slices.Equal(sortedOf(added...), sortedOf(members...)) {
+		t.Fatalf("members sent again: %d records, want the %d members", len(added), len(members))
+	}
+	checkMembership(t, e, e.ledger, a, lt, append(slices.Clone(members), leaver))
+}
