@@ -752,21 +752,7 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 			return fmt.Errorf("row %d: hash is not 64 lowercase hex digits", i)
 		}
 		update := func(expr, cond string, vals map[string]types.AttributeValue) (bool, error) {
-			err := retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
-				_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-					TableName:                 aws.String(d.table),
-					Key:                       rowKeyAttrs(list, h),
-					ConditionExpression:       aws.String(cond),
-					UpdateExpression:          aws.String(expr),
-					ExpressionAttributeValues: vals,
-				})
-				return err
-			}, nil)
-			var ccf *types.ConditionalCheckFailedException
-			if errors.As(err, &ccf) {
-				return false, nil
-			}
-			return err == nil, err
+			return d.updateRow(ctx, list, h, expr, cond, vals)
 		}
 		for range 4 {
 			vals := map[string]types.AttributeValue{":s": attrN(int64(sent))}
@@ -791,6 +777,84 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 	})
 	if err != nil {
 		return fmt.Errorf("mark %d %s rows of %s sent: %w", len(rows), op, list.Key(), err)
+	}
+	return nil
+}
+
+// updateRow runs one conditional update of the row of hash in list; ok
+// reports that the condition held.
+func (d *Dynamo) updateRow(ctx context.Context, list List, hash, expr, cond string, vals map[string]types.AttributeValue) (ok bool, err error) {
+	err = retry.Do(ctx, dynRetry, isConflict, func(ctx context.Context) error {
+		_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(d.table),
+			Key:                       rowKeyAttrs(list, hash),
+			ConditionExpression:       aws.String(cond),
+			UpdateExpression:          aws.String(expr),
+			ExpressionAttributeValues: vals,
+		})
+		return err
+	}, nil)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// Sending records that rows are about to be sent as ADDs (see Store). A
+// strongly consistent read finds the rows whose Sent is Out (people who
+// join again after their removal was sent; a new row is Unknown already),
+// and only those are written: Sent becomes Unknown, and a row that is out
+// again by now becomes pending REMOVE (marked a flip for the stream) and
+// loses its expiry.
+func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {
+	keys := make([]map[string]types.AttributeValue, len(rows))
+	for i, r := range rows {
+		if !isHash(r.Hash) {
+			return fmt.Errorf("mark rows of %s as being sent: row %d: hash is not 64 lowercase hex digits", list.Key(), i)
+		}
+		keys[i] = rowKeyAttrs(list, r.Hash)
+	}
+	var out []string
+	err := d.batchGet(ctx, keys, dynPK+", "+dynSent, true, func(item map[string]types.AttributeValue) error {
+		s, err := stateAttr(item, dynSent)
+		if err != nil {
+			return err
+		}
+		if pk, ok := item[dynPK].(*types.AttributeValueMemberS); ok && s == Out {
+			out = append(out, pk.Value)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d rows of %s as being sent: read them: %w", len(rows), list.Key(), err)
+	}
+	unknown, in, outState := attrN(int64(Unknown)), attrN(int64(In)), attrN(int64(Out))
+	err = d.parallel(ctx, len(out), func(ctx context.Context, i int) error {
+		h := out[i]
+		for range 4 {
+			ok, err := d.updateRow(ctx, list, h, "SET "+dynSent+" = :u",
+				dynWant+" = :in AND "+dynSent+" = :out",
+				map[string]types.AttributeValue{":u": unknown, ":in": in, ":out": outState})
+			if ok || err != nil {
+				return err
+			}
+			ok, err = d.updateRow(ctx, list, h,
+				"SET "+dynSent+" = :u, "+dynPending+" = :g, "+dynFlip+" = "+dynPrec+" REMOVE "+dynExpires,
+				dynWant+" = :out AND "+dynSent+" = :out",
+				map[string]types.AttributeValue{":u": unknown, ":out": outState, ":g": attrS(pendingKey(list, audience.OpRemove, h[0]))})
+			if ok || err != nil {
+				return err
+			}
+			row, found, err := d.get(ctx, list, h)
+			if err != nil || !found || row.Sent != Out {
+				return err // gone (TTL), or no longer sent out: nothing to record
+			}
+		}
+		return fmt.Errorf("row %s: changed under every try", h[:8])
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(out), list.Key(), err)
 	}
 	return nil
 }

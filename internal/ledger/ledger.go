@@ -103,6 +103,13 @@ type Store interface {
 	// list at a time (a per-list lock or lease), so Sent is what Pinterest
 	// has.
 	MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error
+	// Sending records that rows of list are about to be sent as ADDs:
+	// from then on Pinterest may have them, whatever the call answers, so
+	// a row whose Sent is Out becomes Unknown until MarkSent (pending
+	// REMOVE, should it be out again by now). Without it, an exit after an
+	// ADD whose answer was lost (an error, a crash) would find Sent Out and
+	// be taken for a revert: the person would stay in the list.
+	Sending(ctx context.Context, list List, rows []Pending) error
 	// Members counts the rows whose Want is In, per list (every list the
 	// ledger has seen, also those down to zero).
 	Members(ctx context.Context) (map[List]int64, error)
@@ -115,19 +122,14 @@ type Store interface {
 // itself. Such a list (owned: its ID recorded with Own) holds nobody pinlist
 // did not send, so a row it does not have yet starts out (absentRow): a
 // person who joins and leaves before a flush costs no call. That holds
-// only while every ADD sent to the list is on its rows before it leaves:
-// Sending marks them Unknown (Pinterest may have them from then on, until
-// MarkSent), so an exit after an ADD whose answer was lost (an error, a
-// crash) is sent. Flushes of a list run one at a time (see Store.MarkSent).
+// because every ADD sent to the list is on its rows before it leaves
+// (Store.Sending).
 //
-// The SQLite store implements it. The DynamoDB store does not yet (it
-// would cost a write per record before every ADD call): there a new row is
-// Unknown in every list, and an exit after a lost ADD answer to a row that
-// was sent out before is taken for a revert (not sent).
+// The SQLite store implements it. The DynamoDB store does not yet: every
+// new row there would then start Out and cost Sending a write before its
+// ADD, and Apply would read each list's owner. There a new row is Unknown
+// in every list.
 type Owning interface {
-	// Sending records that rows of list are about to be sent as ADDs:
-	// those whose Sent is Out become Unknown.
-	Sending(ctx context.Context, list List, rows []Pending) error
 	// Own records that pinlist created list on Pinterest as the list with
 	// ID id (and holds every member it sends there in a row).
 	Own(ctx context.Context, list List, id string) error

@@ -9,33 +9,6 @@ import (
 
 var _ Owning = (*SQLite)(nil)
 
-// Sending marks rows Unknown where they are Out, in one transaction (see
-// Owning).
-func (s *SQLite) Sending(ctx context.Context, list List, rows []Pending) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `
-update pinlist_ledger_rows set sent = 0
-where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2 and sent = 2`)
-		if err != nil {
-			return fmt.Errorf("prepare: %w", err)
-		}
-		defer stmt.Close()
-		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash); err != nil {
-				return fmt.Errorf("update row: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(rows), list.Key(), err)
-	}
-	return nil
-}
-
 // Own records id as list's owner (see Owning). The ledger knows the list:
 // its rows were sent.
 func (s *SQLite) Own(ctx context.Context, list List, id string) error {

@@ -478,6 +478,33 @@ where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2`
 	return nil
 }
 
+// Sending marks rows Unknown where they are Out, in one transaction (see
+// Store).
+func (s *SQLite) Sending(ctx context.Context, list List, rows []Pending) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `
+update pinlist_ledger_rows set sent = 0, pending = case when want = 1 then 'ADD' else 'REMOVE' end
+where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2 and sent = 2`)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		defer stmt.Close()
+		for _, r := range rows {
+			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash); err != nil {
+				return fmt.Errorf("update row: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(rows), list.Key(), err)
+	}
+	return nil
+}
+
 // ResetSent forgets what Pinterest was sent: every row's Sent becomes
 // assume, so every row whose Want differs is pending again, and no list is
 // owned (Owning) any more. The local runner calls it with Out when the

@@ -137,6 +137,25 @@ func hold(list List, op audience.Op, hashes ...string) step {
 	}}
 }
 
+// sending reads list's pending ADD rows, expects hashes, and marks them as
+// being sent (Store.Sending); they stay held for markHeld (the call's
+// answer is awaited).
+func sending(list List, hashes ...string) step {
+	return step{"sending " + list.Key(), func(t *testing.T, r *run) {
+		r.held = readPending(t, r.s, list, add, hashes)
+		sendingHeld(list).do(t, r)
+	}}
+}
+
+// sendingHeld marks what hold read as being sent.
+func sendingHeld(list List) step {
+	return step{"sending held " + list.Key(), func(t *testing.T, r *run) {
+		if err := r.s.Sending(t.Context(), list, r.held); err != nil {
+			t.Fatalf("Sending: %v", err)
+		}
+	}}
+}
+
 // markHeld marks what hold read as sent.
 func markHeld(list List, op audience.Op) step {
 	return step{fmt.Sprintf("mark held %s %s", list.Key(), op), func(t *testing.T, r *run) {
@@ -412,6 +431,49 @@ func TestRules(t *testing.T) {
 			pending(listB, []string{h2}, []string{h1}),
 			send(listA, add, h1),
 			pendingLists(listB),
+		}},
+		{"an exit after an ADD whose answer was lost is sent", []step{
+			apply(Result{Flipped: 1}, a10),
+			sending(listA, h1),
+			rowIs(listA, h1, In, Unknown, a10),
+			apply(Result{Flipped: 1}, r11),
+			rowIs(listA, h1, Out, Unknown, r11),
+			pending(listA, nil, []string{h1}),
+		}},
+		{"an exit after a lost answer to a re-join is sent, not taken for a revert", []step{
+			apply(Result{Flipped: 1}, a10),
+			send(listA, add, h1),
+			apply(Result{Flipped: 1}, r11),
+			send(listA, rem, h1),
+			rowIs(listA, h1, Out, Out, r11),
+			apply(Result{Flipped: 1}, a12),
+			sending(listA, h1),
+			rowIs(listA, h1, In, Unknown, a12),
+			apply(Result{Flipped: 1}, change(listA, h1, rem, 13)),
+			rowIs(listA, h1, Out, Unknown, change(listA, h1, rem, 13)),
+			pending(listA, nil, []string{h1}),
+			pendingLists(listA),
+		}},
+		{"a revert between reading an ADD and sending it becomes a pending exit", []step{
+			apply(Result{Flipped: 1}, a10),
+			send(listA, add, h1),
+			apply(Result{Flipped: 1}, r11),
+			send(listA, rem, h1),
+			apply(Result{Flipped: 1}, a12),
+			hold(listA, add, h1),
+			apply(Result{Reverted: 1}, change(listA, h1, rem, 13)),
+			pending(listA, nil, nil),
+			sendingHeld(listA),
+			rowIs(listA, h1, Out, Unknown, change(listA, h1, rem, 13)),
+			pending(listA, nil, []string{h1}),
+			pendingLists(listA),
+		}},
+		{"an ADD being sent and then marked sent is in", []step{
+			apply(Result{Flipped: 1}, a10),
+			sending(listA, h1),
+			markHeld(listA, add),
+			rowIs(listA, h1, In, In, a10),
+			pendingLists(),
 		}},
 	}
 	for _, b := range backends {

@@ -335,7 +335,7 @@ func (r *run) flushListOnce(l ledger.List) error {
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands
 // their hashes to send and marks them sent, until l has no row pending for
 // op. It stops at the first error. ADD rows are marked as being sent
-// (ledger.Owning) before the call, when the ledger keeps that.
+// (ledger.Store.Sending) before their call.
 //
 // In a round (FlushRound) under a backlog, a partial call is deferred:
 // its rows stay pending (see FlushRound).
@@ -372,11 +372,11 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 			records[i] = p.Hash
 			last[p.Hash] = p.Precedence
 		}
-		if op == audience.OpAdd && r.h.owning != nil {
+		if op == audience.OpAdd {
 			// From here on Pinterest may have them, whatever the call
-			// answers (see ledger.Owning).
-			if err := r.h.owning.Sending(r.ctx, l, rows); err != nil {
-				return err
+			// answers.
+			if err := store.Sending(r.ctx, l, rows); err != nil {
+				return fmt.Errorf("mark %d ADD rows as being sent: %w", len(rows), err)
 			}
 		}
 		if err := send(records); err != nil {

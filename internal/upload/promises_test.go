@@ -45,16 +45,22 @@ var promiseBackends = []struct {
 // promiseEnv is an env on one backend, with its store.
 func promiseEnv(t *testing.T, open func(*testing.T) func(ledger.Store) ledger.Store) (*env, keeperStore) {
 	t.Helper()
+	return promiseEnvWith(t, open, envConfig{})
+}
+
+// promiseEnvWith is promiseEnv with cfg (its ledger field is set here).
+func promiseEnvWith(t *testing.T, open func(*testing.T) func(ledger.Store) ledger.Store, cfg envConfig) (*env, keeperStore) {
+	t.Helper()
 	var store keeperStore
 	wrap := open(t)
-	e := newEnv(t, envConfig{ledger: func(s ledger.Store) ledger.Store {
+	cfg.ledger = func(s ledger.Store) ledger.Store {
 		if wrap != nil {
 			s = wrap(s)
 		}
 		store = s.(keeperStore)
 		return s
-	}})
-	return e, store
+	}
+	return newEnv(t, cfg), store
 }
 
 func erasureMsg(tb testing.TB, at time.Time, ids ...audience.Identity) sqsMsg {
