@@ -40,7 +40,8 @@ import (
 //     shards per list keep concurrent transactions off each other's items.
 //   - a list: pk = "lists", sk = List.Key(); ns, aid, lt = the list's
 //     parts. Written once per list per process (Members and PendingLists
-//     enumerate lists from it).
+//     enumerate lists from it); o = the ID of the Pinterest list pinlist
+//     created for it (see Owning), only while one is recorded.
 //   - an erasure guard (see Keeper): pk = the identifier hash, sk =
 //     "erased/" + the list type (a list key always holds a ':', this never
 //     does); p = the greatest erasure precedence, x = until (the TTL
@@ -59,6 +60,7 @@ const (
 	dynNS       = "ns"
 	dynAudience = "aid"
 	dynType     = "lt"
+	dynOwner    = "o"
 
 	dynListsPK   = "lists"
 	dynCounterSK = "n"
@@ -271,6 +273,10 @@ func attrN(n int64) types.AttributeValue {
 	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
 }
 
+func listKeyAttrs(key string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{dynPK: attrS(dynListsPK), dynSK: attrS(key)}
+}
+
 func rowKeyAttrs(list List, hash string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{dynPK: attrS(hash), dynSK: attrS(list.Key())}
 }
@@ -373,6 +379,9 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	if err := d.register(ctx, items); err != nil {
 		return Result{}, nil, err
 	}
+	if err := d.readOwners(ctx, items); err != nil {
+		return Result{}, nil, err
+	}
 	cur, err := d.readRows(ctx, items)
 	if err != nil {
 		return Result{}, nil, err
@@ -382,6 +391,9 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	exists := make([]bool, len(items))
 	for i := range cur {
 		exists[i] = cur[i].Precedence != ""
+		if !exists[i] {
+			cur[i] = absentRow(items[i].list, items[i].hash, items[i].owned)
+		}
 	}
 	if err := d.readGuards(ctx, items, cur); err != nil {
 		return Result{}, nil, err
@@ -422,19 +434,21 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	return res, lists, nil
 }
 
-// register writes the list items of lists this process has not written.
+// register writes the list items of lists this process has not written
+// (their parts only: an owner recorded stays).
 func (d *Dynamo) register(ctx context.Context, items []item) error {
 	for _, it := range items {
 		key := it.list.Key()
 		if _, ok := d.registered.Load(key); ok {
 			continue
 		}
-		_, err := d.client.PutItem(ctx, &dynamodb.PutItemInput{
-			TableName: aws.String(d.table),
-			Item: map[string]types.AttributeValue{
-				dynPK: attrS(dynListsPK), dynSK: attrS(key),
-				dynNS: attrS(it.list.Audience.Namespace), dynAudience: attrS(it.list.Audience.ID),
-				dynType: attrS(string(it.list.Type)),
+		_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:        aws.String(d.table),
+			Key:              listKeyAttrs(key),
+			UpdateExpression: aws.String("SET " + dynNS + " = :ns, " + dynAudience + " = :aid, " + dynType + " = :lt"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":ns": attrS(it.list.Audience.Namespace), ":aid": attrS(it.list.Audience.ID),
+				":lt": attrS(string(it.list.Type)),
 			},
 		})
 		if err != nil {
@@ -559,9 +573,12 @@ func (d *Dynamo) write(ctx context.Context, it item, cur Row, exists bool) (Outc
 		if cur, exists, err = d.get(ctx, it.list, it.hash); err != nil {
 			return 0, err
 		}
-		if !exists && it.until == 0 {
-			if cur, err = d.guardedRow(ctx, it.list, it.hash); err != nil {
-				return 0, err
+		if !exists {
+			cur = absentRow(it.list, it.hash, it.owned)
+			if it.until == 0 {
+				if cur, err = d.guardedRow(ctx, cur); err != nil {
+					return 0, err
+				}
 			}
 		}
 	}
@@ -868,7 +885,7 @@ func (d *Dynamo) ListByKey(ctx context.Context, key string) (list List, ok bool,
 	}
 	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(d.table),
-		Key:       map[string]types.AttributeValue{dynPK: attrS(dynListsPK), dynSK: attrS(key)},
+		Key:       listKeyAttrs(key),
 	})
 	if err != nil {
 		return List{}, false, fmt.Errorf("read list %s: %w", key, err)

@@ -107,9 +107,11 @@ func (d *Dynamo) readGuards(ctx context.Context, items []item, cur []Row) error 
 	return nil
 }
 
-// guardedRow reads hash's erasure guard for list strongly consistently: the
-// guard's virtual row while it is live, else a row that does not exist.
-func (d *Dynamo) guardedRow(ctx context.Context, list List, hash string) (Row, error) {
+// guardedRow reads the erasure guard of the missing row absent (its
+// absentRow) strongly consistently: the guard's virtual row while it is
+// live, else absent.
+func (d *Dynamo) guardedRow(ctx context.Context, absent Row) (Row, error) {
+	list, hash := absent.List, absent.Hash
 	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: aws.String(d.table), Key: guardKeyAttrs(list.Type, hash), ConsistentRead: aws.Bool(true),
 	})
@@ -117,14 +119,14 @@ func (d *Dynamo) guardedRow(ctx context.Context, list List, hash string) (Row, e
 		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
 	}
 	if out.Item == nil {
-		return Row{List: list, Hash: hash}, nil
+		return absent, nil
 	}
 	p, live, err := d.liveGuard(out.Item)
 	if err != nil {
 		return Row{}, fmt.Errorf("read erasure guard for list %s: %w", list.Key(), err)
 	}
 	if !live {
-		return Row{List: list, Hash: hash}, nil
+		return absent, nil
 	}
 	return guardRow(list, hash, p), nil
 }
@@ -481,7 +483,7 @@ func (d *Dynamo) FinishRetire(ctx context.Context, list List) error {
 	for s := range counterShards {
 		keys = append(keys, counterKeyAttrs(list, string([]byte{hexDigits[s>>4], hexDigits[s&15]})))
 	}
-	keys = append(keys, map[string]types.AttributeValue{dynPK: attrS(dynListsPK), dynSK: attrS(list.Key())})
+	keys = append(keys, listKeyAttrs(list.Key()))
 	if err := d.batchDelete(ctx, keys); err != nil {
 		return fmt.Errorf("drop the rows of retired list %s: %w", list.Key(), err)
 	}

@@ -125,10 +125,8 @@ type Store interface {
 // because every ADD sent to the list is on its rows before it leaves
 // (Store.Sending).
 //
-// The SQLite store implements it. The DynamoDB store does not yet: every
-// new row there would then start Out and cost Sending a write before its
-// ADD, and Apply would read each list's owner. There a new row is Unknown
-// in every list.
+// Both stores implement it: SQLite on its lists table, DynamoDB on the list
+// items (Apply reads its lists' owners once per call, strongly consistent).
 type Owning interface {
 	// Own records that pinlist created list on Pinterest as the list with
 	// ID id (and holds every member it sends there in a row).

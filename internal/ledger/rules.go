@@ -149,6 +149,9 @@ type item struct {
 	// until is an erasure's guard expiry (Unix seconds; DynamoDB only),
 	// else 0.
 	until int64
+	// owned: the list has an owner (see Owning; DynamoDB only: set by
+	// applyItems from the list items).
+	owned bool
 }
 
 // rowKey identifies a row within one call.

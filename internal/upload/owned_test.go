@@ -31,65 +31,66 @@ func removals(e *env, from int) []string {
 // people who join and leave between two flushes, and people the ledger
 // never saw who leave, cost no Pinterest call. In a list found on
 // Pinterest (adopted: it may hold people from before pinlist) the same
-// exits are sent, and the person from before goes.
+// exits are sent, and the person from before goes. Both backends.
 func TestOwnedListSendsNoExitOfPeopleItNeverHad(t *testing.T) {
-	e := newEnv(t, envConfig{})
-	ctx := t.Context()
-	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	lt := audience.ListEmail
-	owned, adopted := ref("owned"), ref("adopted")
-	members, passing, stranger, before := hashes("m", 3), hashes("p", 4), hashOf("stranger"), hashOf("before")
+	for _, b := range promiseBackends {
+		t.Run(b.name, func(t *testing.T) {
+			e, store := promiseEnv(t, b.open)
+			owning := store.(ledger.Owning)
+			ctx := t.Context()
+			t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+			lt := audience.ListEmail
+			owned, adopted := ref("owned"), ref("adopted")
+			members, passing, stranger, before := hashes("m", 3), hashes("p", 4), hashOf("stranger"), hashOf("before")
 
-	// The adopted list exists before pinlist ever writes to it.
-	if _, err := e.client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
-		Name: upload.ListName(adopted.Key(), lt, ""), ListType: string(lt), Records: []string{before},
-	}); err != nil {
-		t.Fatalf("create the adopted list: %v", err)
-	}
-	for _, a := range []audience.Ref{owned, adopted} {
-		if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
-			t.Fatalf("failed: %v", failed)
-		}
-	}
-	id, _, _ := e.listOf(owned, lt)
-	if got, err := e.ledger.Owner(ctx, ledger.List{Audience: owned, Type: lt}); err != nil || got != id {
-		t.Fatalf("owner of the list pinlist created = %q, %v; want %s", got, err, id)
-	}
-	if got, err := e.ledger.Owner(ctx, ledger.List{Audience: adopted, Type: lt}); err != nil || got != "" {
-		t.Fatalf("owner of the adopted list = %q, %v; want none", got, err)
-	}
-
-	from := len(e.reqs.ok())
-	for _, a := range []audience.Ref{owned, adopted} {
-		join := changes(a, lt, audience.OpAdd, t0.Add(time.Minute), passing...)
-		exit := append(changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), passing...),
-			changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), stranger, before)...)
-		for _, cs := range [][]audience.Change{join, exit} {
-			if failed := e.apply(ctx, event(changesMsg(t, cs...))); len(failed) != 0 {
-				t.Fatalf("failed: %v", failed)
+			// The adopted list exists before pinlist ever writes to it.
+			if _, err := e.client.CreateCustomerList(ctx, pinterest.CustomerListCreate{
+				Name: upload.ListName(adopted.Key(), lt, ""), ListType: string(lt), Records: []string{before},
+			}); err != nil {
+				t.Fatalf("create the adopted list: %v", err)
 			}
-		}
-	}
-	if got := e.pending(owned, lt); len(got) != 0 {
-		t.Fatalf("pending in the owned list: %v, want nothing", got)
-	}
-	e.flushAll(ctx)
-	adoptedID, _, _ := e.listOf(adopted, lt)
-	var toOwned int
-	for _, w := range e.reqs.ok()[from:] {
-		if w.listID == id {
-			toOwned++
-		}
-	}
-	if toOwned != 0 {
-		t.Fatalf("%d calls to the owned list for people who joined and left, want none", toOwned)
-	}
-	want := sortedOf(append(slices.Clone(passing), stranger, before)...)
-	if got := removals(e, from); !slices.Equal(got, want) {
-		t.Fatalf("removals sent = %d records, want the %d exits of the adopted list %s", len(got), len(want), adoptedID)
-	}
-	for _, a := range []audience.Ref{owned, adopted} {
-		checkMembership(t, e, e.ledger, a, lt, append(slices.Clone(members), append(passing, stranger, before)...))
+			for _, a := range []audience.Ref{owned, adopted} {
+				if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, members...)...))); len(failed) != 0 {
+					t.Fatalf("failed: %v", failed)
+				}
+			}
+			id, _, _ := e.listOf(owned, lt)
+			if got, err := owning.Owner(ctx, ledger.List{Audience: owned, Type: lt}); err != nil || got != id {
+				t.Fatalf("owner of the list pinlist created = %q, %v; want %s", got, err, id)
+			}
+			if got, err := owning.Owner(ctx, ledger.List{Audience: adopted, Type: lt}); err != nil || got != "" {
+				t.Fatalf("owner of the adopted list = %q, %v; want none", got, err)
+			}
+
+			from := len(e.reqs.ok())
+			for _, a := range []audience.Ref{owned, adopted} {
+				join := changes(a, lt, audience.OpAdd, t0.Add(time.Minute), passing...)
+				exit := append(changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), passing...),
+					changes(a, lt, audience.OpRemove, t0.Add(2*time.Minute), stranger, before)...)
+				for _, cs := range [][]audience.Change{join, exit} {
+					if failed := e.apply(ctx, event(changesMsg(t, cs...))); len(failed) != 0 {
+						t.Fatalf("failed: %v", failed)
+					}
+				}
+			}
+			if n, err := store.PendingCount(ctx, ledger.List{Audience: owned, Type: lt}); err != nil || n != 0 {
+				t.Fatalf("pending in the owned list: %d, %v; want nothing", n, err)
+			}
+			e.flushAll(ctx)
+			adoptedID, _, _ := e.listOf(adopted, lt)
+			for _, w := range e.reqs.ok()[from:] {
+				if w.listID == id {
+					t.Fatalf("a %s call to the owned list for people who joined and left, want none", w.op)
+				}
+			}
+			want := sortedOf(append(slices.Clone(passing), stranger, before)...)
+			if got := removals(e, from); !slices.Equal(got, want) {
+				t.Fatalf("removals sent = %d records, want the %d exits of the adopted list %s", len(got), len(want), adoptedID)
+			}
+			for _, a := range []audience.Ref{owned, adopted} {
+				checkMembership(t, e, store, a, lt, append(slices.Clone(members), append(passing, stranger, before)...))
+			}
+		})
 	}
 }
 
@@ -152,40 +153,45 @@ func TestExitAfterALostAddAnswerIsSent(t *testing.T) {
 // TestListFoundIsNotTheOneCreated: when the list found on Pinterest is not
 // the one the ledger recorded as created, the ledger forgets the owner and
 // sends every member and every known exit again (the list may hold
-// anybody), with a WARN.
+// anybody), with a WARN. Both backends.
 func TestListFoundIsNotTheOneCreated(t *testing.T) {
-	e := newEnv(t, envConfig{})
-	ctx := t.Context()
-	t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
-	a, lt := ref("swapped"), audience.ListEmail
-	l := ledger.List{Audience: a, Type: lt}
-	members, leaver := hashes("m", 3), hashOf("leaver")
-	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, append(slices.Clone(members), leaver)...)...))); len(failed) != 0 {
-		t.Fatalf("failed: %v", failed)
+	for _, b := range promiseBackends {
+		t.Run(b.name, func(t *testing.T) {
+			e, store := promiseEnv(t, b.open)
+			owning := store.(ledger.Owning)
+			ctx := t.Context()
+			t0 := time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC)
+			a, lt := ref("swapped"), audience.ListEmail
+			l := ledger.List{Audience: a, Type: lt}
+			members, leaver := hashes("m", 3), hashOf("leaver")
+			if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpAdd, t0, append(slices.Clone(members), leaver)...)...))); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+			id, _, _ := e.listOf(a, lt)
+			if err := owning.Own(ctx, l, "1"+id); err != nil { // another list, long gone
+				t.Fatalf("Own: %v", err)
+			}
+			from := len(e.reqs.ok())
+			if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpRemove, t0.Add(time.Minute), leaver)...))); len(failed) != 0 {
+				t.Fatalf("failed: %v", failed)
+			}
+			lines := logLines(t, e.logs, "not the one pinlist created")
+			if len(lines) != 1 || lines[0]["found"] != id || lines[0]["created"] != "1"+id {
+				t.Fatalf("warnings about the list found: %v", lines)
+			}
+			if got, err := owning.Owner(ctx, l); err != nil || got != "" {
+				t.Fatalf("owner after the flush = %q, %v; want none", got, err)
+			}
+			var added []string
+			for _, w := range e.reqs.ok()[from:] {
+				if w.op == string(pinterest.OpAdd) {
+					added = append(added, w.records...)
+				}
+			}
+			if !slices.Equal(sortedOf(added...), sortedOf(members...)) {
+				t.Fatalf("members sent again: %d records, want the %d members", len(added), len(members))
+			}
+			checkMembership(t, e, store, a, lt, append(slices.Clone(members), leaver))
+		})
 	}
-	id, _, _ := e.listOf(a, lt)
-	if err := e.ledger.Own(ctx, l, "1"+id); err != nil { // another list, long gone
-		t.Fatalf("Own: %v", err)
-	}
-	from := len(e.reqs.ok())
-	if failed := e.handle(ctx, event(changesMsg(t, changes(a, lt, audience.OpRemove, t0.Add(time.Minute), leaver)...))); len(failed) != 0 {
-		t.Fatalf("failed: %v", failed)
-	}
-	lines := logLines(t, e.logs, "not the one pinlist created")
-	if len(lines) != 1 || lines[0]["found"] != id || lines[0]["created"] != "1"+id {
-		t.Fatalf("warnings about the list found: %v", lines)
-	}
-	if got, err := e.ledger.Owner(ctx, l); err != nil || got != "" {
-		t.Fatalf("owner after the flush = %q, %v; want none", got, err)
-	}
-	var added []string
-	for _, w := range e.reqs.ok()[from:] {
-		if w.op == string(pinterest.OpAdd) {
-			added = append(added, w.records...)
-		}
-	}
-	if !slices.Equal(sortedOf(added...), sortedOf(members...)) {
-		t.Fatalf("members sent again: %d records, want the %d members", len(added), len(members))
-	}
-	checkMembership(t, e, e.ledger, a, lt, append(slices.Clone(members), leaver))
 }

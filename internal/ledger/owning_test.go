@@ -14,11 +14,11 @@ func own(list List, id string) step {
 	}}
 }
 
-// TestSQLiteOwnedLists: in a list pinlist created (an owner recorded) a
+// TestOwnedLists: in a list pinlist created (an owner recorded) a
 // person the ledger has no row for is out, so a join and an exit before
 // any flush leave nothing pending; an ADD being sent (Sending) makes a new
 // row Unknown there too, so an exit after a lost answer is sent.
-func TestSQLiteOwnedLists(t *testing.T) {
+func TestOwnedLists(t *testing.T) {
 	const id = "549755813890"
 	a9 := change(listA, h2, add, 9) // the list's first member: it is created with it
 	a10, r11 := change(listA, h1, add, 10), change(listA, h1, rem, 11)
@@ -66,85 +66,105 @@ func TestSQLiteOwnedLists(t *testing.T) {
 			pending(listA, nil, []string{h1}),
 		}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			r := &run{s: openSQLite(t)}
-			for _, s := range tc.steps {
-				s.do(t, r)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			for _, tc := range tests {
+				t.Run(tc.name, func(t *testing.T) {
+					r := &run{s: b.open(t)}
+					for _, s := range tc.steps {
+						s.do(t, r)
+					}
+				})
 			}
 		})
 	}
 }
 
-// TestSQLiteOwnerForgotten: Disown (the list found is not the one pinlist
-// created) and ResetSent (the built-in simulator started empty) forget the
-// owner; Disown also makes every row unknown, so members and exits are
-// sent again. An owner is recorded only for a list the ledger has.
-func TestSQLiteOwnerForgotten(t *testing.T) {
-	ctx := t.Context()
-	s := openSQLite(t)
-	if err := s.Own(ctx, listA, "1"); err == nil {
-		t.Fatal("Own of a list the ledger has no row for: no error")
-	}
-	r := &run{s: s}
-	for _, st := range []step{
-		apply(Result{Flipped: 2}, change(listA, h1, add, 9), change(listA, h2, add, 9)),
-		send(listA, add, h1, h2),
-		own(listA, "549755813890"),
-		apply(Result{Flipped: 1}, change(listA, h1, rem, 10)),
-		send(listA, rem, h1),
-		apply(Result{Reverted: 1}, change(listA, h3, rem, 10)),
-	} {
-		st.do(t, r)
-	}
-	if got, err := s.Owner(ctx, listA); err != nil || got != "549755813890" {
-		t.Fatalf("Owner = %q, %v", got, err)
-	}
-	n, err := s.Disown(ctx, listA)
-	if err != nil || n != 3 {
-		t.Fatalf("Disown = %d, %v; want 3 rows pending (h2 in, h1 and h3 out)", n, err)
-	}
-	if got, err := s.Owner(ctx, listA); err != nil || got != "" {
-		t.Fatalf("Owner after Disown = %q, %v; want none", got, err)
-	}
-	pending(listA, []string{h2}, []string{h1, h3}).do(t, r)
-	// Not owned any more: a person it has no row for is unknown.
-	apply(Result{Flipped: 1}, change(listA, hashOf("four"), rem, 10)).do(t, r)
+// TestOwnerForgotten: Disown (the list found is not the one pinlist
+// created) forgets the owner and makes every row unknown, so members and
+// exits are sent again; SQLite's ResetSent (the built-in simulator started
+// empty) forgets every owner. An owner is recorded only for a list the
+// ledger has.
+func TestOwnerForgotten(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ctx := t.Context()
+			r := &run{s: b.open(t)}
+			o := r.s.(Owning)
+			if err := o.Own(ctx, listA, "1"); err == nil {
+				t.Fatal("Own of a list the ledger has no row for: no error")
+			}
+			if n, err := o.Disown(ctx, listB); err != nil || n != 0 {
+				t.Fatalf("Disown of a list the ledger never saw = %d, %v; want 0, nil", n, err)
+			}
+			for _, st := range []step{
+				apply(Result{Flipped: 2}, change(listA, h1, add, 9), change(listA, h2, add, 9)),
+				send(listA, add, h1, h2),
+				own(listA, "549755813890"),
+				apply(Result{Flipped: 1}, change(listA, h1, rem, 10)),
+				send(listA, rem, h1),
+				apply(Result{Reverted: 1}, change(listA, h3, rem, 10)),
+			} {
+				st.do(t, r)
+			}
+			if got, err := o.Owner(ctx, listA); err != nil || got != "549755813890" {
+				t.Fatalf("Owner = %q, %v", got, err)
+			}
+			n, err := o.Disown(ctx, listA)
+			if err != nil || n != 3 {
+				t.Fatalf("Disown = %d, %v; want 3 rows pending (h2 in, h1 and h3 out)", n, err)
+			}
+			if got, err := o.Owner(ctx, listA); err != nil || got != "" {
+				t.Fatalf("Owner after Disown = %q, %v; want none", got, err)
+			}
+			pending(listA, []string{h2}, []string{h1, h3}).do(t, r)
+			// Not owned any more: a person it has no row for is unknown.
+			apply(Result{Flipped: 1}, change(listA, hashOf("four"), rem, 10)).do(t, r)
+			if got, err := o.Owner(ctx, listB); err != nil || got != "" {
+				t.Fatalf("Owner of a list the ledger never saw = %q, %v; want none", got, err)
+			}
+			members1(listA, 1).do(t, r)
 
-	own(listA, "549755813891").do(t, r)
-	if err := s.ResetSent(ctx, Out); err != nil {
-		t.Fatalf("ResetSent: %v", err)
-	}
-	if got, err := s.Owner(ctx, listA); err != nil || got != "" {
-		t.Fatalf("Owner after ResetSent = %q, %v; want none", got, err)
-	}
-	if got, err := s.Owner(ctx, listB); err != nil || got != "" {
-		t.Fatalf("Owner of a list the ledger never saw = %q, %v; want none", got, err)
+			sq, ok := r.s.(*SQLite)
+			if !ok {
+				return
+			}
+			own(listA, "549755813891").do(t, r)
+			if err := sq.ResetSent(ctx, Out); err != nil {
+				t.Fatalf("ResetSent: %v", err)
+			}
+			if got, err := o.Owner(ctx, listA); err != nil || got != "" {
+				t.Fatalf("Owner after ResetSent = %q, %v; want none", got, err)
+			}
+		})
 	}
 }
 
-// TestSQLiteErasureInOwnedList: an erasure of a person an owned list never
-// had sends nothing there; in a list not owned, the removal is sent.
-func TestSQLiteErasureInOwnedList(t *testing.T) {
-	ctx := t.Context()
-	s := openSQLite(t)
-	listC := List{Audience: listA.Audience, Type: listA.Type}
-	listC.Audience.ID = "aud-3"
-	r := &run{s: s}
-	for _, st := range []step{
-		apply(Result{Flipped: 2}, change(listA, h2, add, 9), change(listC, h2, add, 9)),
-		send(listA, add, h2),
-		send(listC, add, h2),
-		own(listA, "549755813890"),
-	} {
-		st.do(t, r)
-	}
-	got, err := s.Erase(ctx, []Erasure{{Type: listA.Type, Hash: h1, Precedence: ErasurePrecedence(at(10))}})
-	if err != nil {
-		t.Fatalf("Erase: %v", err)
-	}
-	if len(got.Lists) != 1 || got.Lists[0] != listC || got.Flipped != 1 || got.Reverted != 1 {
-		t.Fatalf("Erase = %+v; want the removal pending in %s only", got, listC.Key())
+// TestErasureInOwnedList: an erasure of a person an owned list never had
+// sends nothing there; in a list not owned, the removal is sent.
+func TestErasureInOwnedList(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			listC := List{Audience: listA.Audience, Type: listA.Type}
+			listC.Audience.ID = "aud-3"
+			r := &run{s: b.open(t)}
+			for _, st := range []step{
+				apply(Result{Flipped: 2}, change(listA, h2, add, 9), change(listC, h2, add, 9)),
+				send(listA, add, h2),
+				send(listC, add, h2),
+				own(listA, "549755813890"),
+			} {
+				st.do(t, r)
+			}
+			got, err := r.s.(Keeper).Erase(t.Context(), []Erasure{{Type: listA.Type, Hash: h1, Precedence: ErasurePrecedence(at(10))}})
+			if err != nil {
+				t.Fatalf("Erase: %v", err)
+			}
+			if len(got.Lists) != 1 || got.Lists[0] != listC || got.Flipped != 1 || got.Reverted != 1 {
+				t.Fatalf("Erase = %+v; want the removal pending in %s only", got, listC.Key())
+			}
+			pending(listA, nil, nil).do(t, r)
+		})
 	}
 }
 

@@ -1,0 +1,105 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+var _ Owning = (*Dynamo)(nil)
+
+// readOwners sets items' owned from their lists' items, read strongly
+// consistent (one read unit per list per Apply): an owner recorded or
+// forgotten a moment ago counts from the next Apply on.
+func (d *Dynamo) readOwners(ctx context.Context, items []item) error {
+	at := map[string][]int{}
+	var keys []map[string]types.AttributeValue
+	for i, it := range items {
+		key := it.list.Key()
+		if _, ok := at[key]; !ok {
+			keys = append(keys, listKeyAttrs(key))
+		}
+		at[key] = append(at[key], i)
+	}
+	err := d.batchGet(ctx, keys, dynSK+", "+dynOwner, true, func(item map[string]types.AttributeValue) error {
+		sk, _ := item[dynSK].(*types.AttributeValueMemberS)
+		if sk == nil {
+			return errors.New("list item without its key")
+		}
+		if _, owned := item[dynOwner]; owned {
+			for _, i := range at[sk.Value] {
+				items[i].owned = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read the lists' owners: %w", err)
+	}
+	return nil
+}
+
+// Own records id as list's owner on its list item (see Owning). The ledger
+// knows the list: its rows were sent.
+func (d *Dynamo) Own(ctx context.Context, list List, id string) error {
+	if id == "" {
+		return fmt.Errorf("own list %s: the Pinterest list ID is empty", list.Key())
+	}
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(d.table),
+		Key:                       listKeyAttrs(list.Key()),
+		ConditionExpression:       aws.String("attribute_exists(" + dynPK + ")"),
+		UpdateExpression:          aws.String("SET " + dynOwner + " = :o"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":o": attrS(id)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("own list %s: the ledger has no such list", list.Key())
+	}
+	if err != nil {
+		return fmt.Errorf("own list %s: %w", list.Key(), err)
+	}
+	return nil
+}
+
+// Owner returns list's owner, "" when none is recorded (see Owning).
+func (d *Dynamo) Owner(ctx context.Context, list List) (string, error) {
+	out, err := d.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(d.table), Key: listKeyAttrs(list.Key()), ConsistentRead: aws.Bool(true),
+		ProjectionExpression: aws.String(dynOwner),
+	})
+	if err != nil {
+		return "", fmt.Errorf("read the owner of list %s: %w", list.Key(), err)
+	}
+	o, _ := out.Item[dynOwner].(*types.AttributeValueMemberS)
+	if o == nil {
+		return "", nil
+	}
+	return o.Value, nil
+}
+
+// Disown forgets list's owner, then resets its rows to Unknown (ResetList;
+// see Owning). A row an Apply writes while the owner is being forgotten
+// may still start out (Apply reads owners once per call), so a person
+// who was in the list found and leaves in that moment may stay in it.
+func (d *Dynamo) Disown(ctx context.Context, list List) (int64, error) {
+	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(d.table),
+		Key:                 listKeyAttrs(list.Key()),
+		ConditionExpression: aws.String("attribute_exists(" + dynPK + ")"), // no item made for a list unknown
+		UpdateExpression:    aws.String("REMOVE " + dynOwner),
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if err != nil && !errors.As(err, &ccf) {
+		return 0, fmt.Errorf("disown list %s: forget the owner: %w", list.Key(), err)
+	}
+	n, err := d.ResetList(ctx, list, Unknown)
+	if err != nil {
+		return 0, fmt.Errorf("disown list %s: %w", list.Key(), err)
+	}
+	return n, nil
+}
