@@ -768,19 +768,16 @@ func (d *Dynamo) MarkSent(ctx context.Context, list List, op audience.Op, rows [
 		if !isHash(h) {
 			return fmt.Errorf("row %d: hash is not 64 lowercase hex digits", i)
 		}
-		update := func(expr, cond string, vals map[string]types.AttributeValue) (bool, error) {
-			return d.updateRow(ctx, list, h, expr, cond, vals)
-		}
 		for range 4 {
 			vals := map[string]types.AttributeValue{":s": attrN(int64(sent))}
 			if sent == Out {
 				vals[":x"] = attrN(d.expiry())
 			}
-			ok, err := update(settled, dynWant+" = :s", vals)
+			ok, err := d.updateRow(ctx, list, h, settled, dynWant+" = :s", vals)
 			if ok || err != nil {
 				return err
 			}
-			ok, err = update(unsettled, "attribute_exists("+dynPK+") AND "+dynWant+" <> :s", map[string]types.AttributeValue{
+			ok, err = d.updateRow(ctx, list, h, unsettled, "attribute_exists("+dynPK+") AND "+dynWant+" <> :s", map[string]types.AttributeValue{
 				":s": attrN(int64(sent)), ":g": attrS(pendingKey(list, other, h[0])),
 			})
 			if ok || err != nil {
@@ -819,9 +816,9 @@ func (d *Dynamo) updateRow(ctx context.Context, list List, hash, expr, cond stri
 }
 
 // Sending records that rows are about to be sent as ADDs (see Store). A
-// strongly consistent read finds the rows whose Sent is Out (people who
-// join again after their removal was sent; a new row is Unknown already),
-// and only those are written: Sent becomes Unknown, and a row that is out
+// strongly consistent read finds the rows whose Sent is Out (new members of
+// a list pinlist created, people who join again after their removal was
+// sent; other new rows are Unknown already), and only those are written: Sent becomes Unknown, and a row that is out
 // again by now becomes pending REMOVE (marked a flip for the stream) and
 // loses its expiry.
 func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {

@@ -134,8 +134,8 @@ type Owning interface {
 	// Owner returns the ID recorded by Own ("" when none).
 	Owner(ctx context.Context, list List) (string, error)
 	// Disown forgets list's owner and what Pinterest was sent for its rows
-	// (ResetList to Unknown, in the same write): the list on Pinterest is
-	// not the one pinlist created, so it may hold anybody. It returns how
-	// many rows are pending now.
+	// (ResetList to Unknown; SQLite in one transaction, DynamoDB the owner
+	// first): the list on Pinterest is not the one pinlist created, so it
+	// may hold anybody. It returns how many rows are pending now.
 	Disown(ctx context.Context, list List) (int64, error)
 }
