@@ -39,9 +39,11 @@ import (
 //     redelivery) fails the row's condition and never counts twice; 256
 //     shards per list keep concurrent transactions off each other's items.
 //   - a list: pk = "lists", sk = List.Key(); ns, aid, lt = the list's
-//     parts. Written once per list per process (Members and PendingLists
-//     enumerate lists from it); o = the ID of the Pinterest list pinlist
-//     created for it (see Owning), only while one is recorded.
+//     parts, written by every Apply that writes the list's rows (Members
+//     and PendingLists enumerate lists from it); o = the ID of the
+//     Pinterest list pinlist created for it (see Owning), only while one
+//     is recorded; a, hd and f: the marks of the Applies writing it now
+//     and the flushes' hold (see applying_dynamo.go).
 //   - an erasure guard (see Keeper): pk = the identifier hash, sk =
 //     "erased/" + the list type (a list key always holds a ':', this never
 //     does); p = the greatest erasure precedence, x = until (the TTL
@@ -71,7 +73,8 @@ const (
 	// DynamoTTLAttribute is the attribute the table's TTL reads.
 	DynamoTTLAttribute = dynExpires
 	// DynamoStreamFilter is the Lambda event filter pattern that passes only
-	// the stream records of real flips (rows just made pending).
+	// the stream records of real flips (rows just made pending) and of the
+	// ends of the Applies that made them (list items; see Applying).
 	DynamoStreamFilter = `{"dynamodb":{"NewImage":{"f":{"S":[{"exists":true}]}}}}`
 
 	// pendingShards is how many index keys one list and op spread over (the
@@ -146,9 +149,8 @@ type Dynamo struct {
 	now         func() time.Time
 	log         *slog.Logger
 
-	guard      time.Duration
-	registered sync.Map // list key → struct{}: list items written by this process
-	known      sync.Map // list key → List: list items read by ListByKey
+	guard time.Duration
+	known sync.Map // list key → List: list items read by ListByKey
 }
 
 var _ Store = (*Dynamo)(nil)
@@ -371,17 +373,26 @@ func (d *Dynamo) Apply(ctx context.Context, changes []audience.Change) (Result, 
 
 // applyItems applies prepared items (see Apply), adding to res; it also
 // returns the lists where a row flipped (became pending).
-func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Result, []List, error) {
+func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (_ Result, _ []List, err error) {
 	if len(items) == 0 {
 		return res, nil, nil
 	}
-	// The lists are registered before any guard is read: see Erase.
-	if err := d.register(ctx, items); err != nil {
+	// The lists are recorded before any guard is read (see Erase), and
+	// marked as being written until every row is (see Applying).
+	mark, err := d.markApplying(ctx, items)
+	if err != nil {
 		return Result{}, nil, err
 	}
-	if err := d.readOwners(ctx, items); err != nil {
-		return Result{}, nil, err
-	}
+	var mu sync.Mutex
+	flipped := map[string]List{}
+	defer func() {
+		// After a failure some rows may have flipped: wake every list.
+		failed := err != nil
+		d.endApplying(context.WithoutCancel(ctx), mark, func(l List) bool {
+			_, ok := flipped[l.Key()]
+			return ok || failed
+		})
+	}()
 	cur, err := d.readRows(ctx, items)
 	if err != nil {
 		return Result{}, nil, err
@@ -407,8 +418,6 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 		}
 		work = append(work, i)
 	}
-	var mu sync.Mutex
-	flipped := map[string]List{}
 	err = d.parallel(ctx, len(work), func(ctx context.Context, j int) error {
 		i := work[j]
 		o, err := d.write(ctx, items[i], cur[i], exists[i])
@@ -432,31 +441,6 @@ func (d *Dynamo) applyItems(ctx context.Context, items []item, res Result) (Resu
 	}
 	sortLists(lists)
 	return res, lists, nil
-}
-
-// register writes the list items of lists this process has not written
-// (their parts only: an owner recorded stays).
-func (d *Dynamo) register(ctx context.Context, items []item) error {
-	for _, it := range items {
-		key := it.list.Key()
-		if _, ok := d.registered.Load(key); ok {
-			continue
-		}
-		_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:        aws.String(d.table),
-			Key:              listKeyAttrs(key),
-			UpdateExpression: aws.String("SET " + dynNS + " = :ns, " + dynAudience + " = :aid, " + dynType + " = :lt"),
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":ns": attrS(it.list.Audience.Namespace), ":aid": attrS(it.list.Audience.ID),
-				":lt": attrS(string(it.list.Type)),
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("record list %s: %w", key, err)
-		}
-		d.registered.Store(key, struct{}{})
-	}
-	return nil
 }
 
 // readRows reads the rows of items (eventually consistent); a missing row

@@ -190,8 +190,8 @@ func (d *Dynamo) dropRetired(ctx context.Context, items []item) ([]item, int, er
 //
 // A join racing the erasure in a list the ledger has not seen is closed by
 // the order of the two calls' steps, not by luck. Erase writes the guards,
-// then reads the list items (strongly consistent); Apply registers its
-// lists (PutItem, or done earlier by this process), then reads the guards
+// then reads the list items (strongly consistent); Apply writes its lists'
+// items (markApplying), then reads the guards
 // of its missing rows (strongly consistent). If Apply's guard read misses
 // Erase's guard, it came before the guard write, so Apply's list write came
 // before Erase's list read: Erase sees the list and writes its REMOVE row.
@@ -487,7 +487,6 @@ func (d *Dynamo) FinishRetire(ctx context.Context, list List) error {
 	if err := d.batchDelete(ctx, keys); err != nil {
 		return fmt.Errorf("drop the rows of retired list %s: %w", list.Key(), err)
 	}
-	d.registered.Delete(list.Key())
 	d.known.Delete(list.Key())
 	return d.markRetiredDone(ctx, list)
 }

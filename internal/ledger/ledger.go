@@ -18,6 +18,7 @@ package ledger
 
 import (
 	"context"
+	"time"
 
 	"github.com/pinlist/pinlist/internal/audience"
 )
@@ -118,6 +119,24 @@ type Store interface {
 	Get(ctx context.Context, list List, hash string) (row Row, ok bool, err error)
 }
 
+// Applying is a store whose Apply writes a list's rows one by one, so that
+// a flush can find a list half written (DynamoDB, where one apply
+// invocation writes for seconds, for minutes on moto): each Apply marks the
+// lists it writes until it has written them, and a flush keeps a list's
+// partial calls pending while a mark is live (HoldPartial), so a batch
+// goes out in full calls rather than in as many pieces as flushes came by
+// while it was written. The end of an Apply wakes a flush of each list
+// where a row flipped (DynamoDB: a stream record of the list item).
+// SQLite applies a batch in one transaction, which no flush sees half
+// done: it does not implement Applying.
+type Applying interface {
+	// HoldPartial reports whether a flush should keep list's partial calls
+	// pending now: yes while an Apply is writing the list, but for no
+	// longer than max from the first flush it held (applies that keep
+	// overlapping must not starve a list). Answering no ends the hold.
+	HoldPartial(ctx context.Context, list List, max time.Duration) (bool, error)
+}
+
 // Owning is what a store knows of the Pinterest lists pinlist created
 // itself. Such a list (owned: its ID recorded with Own) holds nobody pinlist
 // did not send, so a row it does not have yet starts out (absentRow): a
@@ -126,7 +145,8 @@ type Store interface {
 // (Store.Sending).
 //
 // Both stores implement it: SQLite on its lists table, DynamoDB on the list
-// items (Apply reads its lists' owners once per call, strongly consistent).
+// items (Apply reads its lists' owners once per call, returned by the write
+// that marks the lists as being written: see Applying).
 type Owning interface {
 	// Own records that pinlist created list on Pinterest as the list with
 	// ID id (and holds every member it sends there in a row).

@@ -12,37 +12,6 @@ import (
 
 var _ Owning = (*Dynamo)(nil)
 
-// readOwners sets items' owned from their lists' items, read strongly
-// consistent (one read unit per list per Apply): an owner recorded or
-// forgotten a moment ago counts from the next Apply on.
-func (d *Dynamo) readOwners(ctx context.Context, items []item) error {
-	at := map[string][]int{}
-	var keys []map[string]types.AttributeValue
-	for i, it := range items {
-		key := it.list.Key()
-		if _, ok := at[key]; !ok {
-			keys = append(keys, listKeyAttrs(key))
-		}
-		at[key] = append(at[key], i)
-	}
-	err := d.batchGet(ctx, keys, dynSK+", "+dynOwner, true, func(item map[string]types.AttributeValue) error {
-		sk, _ := item[dynSK].(*types.AttributeValueMemberS)
-		if sk == nil {
-			return errors.New("list item without its key")
-		}
-		if _, owned := item[dynOwner]; owned {
-			for _, i := range at[sk.Value] {
-				items[i].owned = true
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("read the lists' owners: %w", err)
-	}
-	return nil
-}
-
 // Own records id as list's owner on its list item (see Owning). The ledger
 // knows the list: its rows were sent.
 func (d *Dynamo) Own(ctx context.Context, list List, id string) error {
@@ -53,7 +22,7 @@ func (d *Dynamo) Own(ctx context.Context, list List, id string) error {
 		TableName:                 aws.String(d.table),
 		Key:                       listKeyAttrs(list.Key()),
 		ConditionExpression:       aws.String("attribute_exists(" + dynPK + ")"),
-		UpdateExpression:          aws.String("SET " + dynOwner + " = :o"),
+		UpdateExpression:          aws.String("SET " + dynOwner + " = :o REMOVE " + dynFlip), // f: see endApplying
 		ExpressionAttributeValues: map[string]types.AttributeValue{":o": attrS(id)},
 	})
 	var ccf *types.ConditionalCheckFailedException
@@ -90,8 +59,8 @@ func (d *Dynamo) Disown(ctx context.Context, list List) (int64, error) {
 	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(d.table),
 		Key:                 listKeyAttrs(list.Key()),
-		ConditionExpression: aws.String("attribute_exists(" + dynPK + ")"), // no item made for a list unknown
-		UpdateExpression:    aws.String("REMOVE " + dynOwner),
+		ConditionExpression: aws.String("attribute_exists(" + dynPK + ")"),     // no item made for a list unknown
+		UpdateExpression:    aws.String("REMOVE " + dynOwner + ", " + dynFlip), // f: see endApplying
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if err != nil && !errors.As(err, &ccf) {

@@ -43,6 +43,10 @@ type Flushed struct {
 	// rows pending for the next flush because a full call of theirs went
 	// out in this one (see drain): the caller flushes them again soon.
 	Deferred int
+	// Held is how many (list, op) pairs kept a partial call's worth of rows
+	// pending because an Apply was still writing the list
+	// (ledger.Applying): the end of that Apply wakes another flush.
+	Held int
 }
 
 // metrics are the flush's EMF metrics.
@@ -233,6 +237,7 @@ func (h *Handler) flush(ctx context.Context, logger *slog.Logger, lists []ledger
 		slog.Int("lists_repaired", f.ListsRepaired),
 		slog.Int("lists_retired", f.ListsRetired),
 		slog.Int("deferred", f.Deferred),
+		slog.Int("held", f.Held),
 		slog.Duration("duration", h.o.Now().Sub(start)),
 	}
 	if r.stop != nil {
@@ -338,7 +343,8 @@ func (r *run) flushListOnce(l ledger.List) error {
 // (ledger.Store.Sending) before their call.
 //
 // In a round (FlushRound) under a backlog, a partial call is deferred:
-// its rows stay pending (see FlushRound).
+// its rows stay pending (see FlushRound). So is one of a list an Apply is
+// still writing (see holdPartial).
 func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) error) error {
 	store := r.h.o.Ledger
 	limit := r.h.o.MaxRecordsPerRequest
@@ -360,6 +366,16 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 		if partial && r.round != nil && (sentFull || r.round.backlog) && r.h.rounds.mayWait(key, r.h.o.Now()) {
 			r.flushed.Deferred++
 			return nil
+		}
+		if partial {
+			hold, err := r.holdPartial(l)
+			if err != nil {
+				return err
+			}
+			if hold {
+				r.flushed.Held++
+				return nil
+			}
 		}
 		if sameRows(last, rows) {
 			// MarkSent cleared none of them, and nothing changed them since:
@@ -394,6 +410,35 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 			}
 		}
 	}
+}
+
+// applyHoldMax is how long at most a list's partial calls wait for Applies
+// still writing it (ledger.Applying): the apply function's timeout in
+// template.yaml, so one Apply is always waited for, and applies that keep
+// overlapping (a backlog in the changes queue) delay a list's last records
+// by no more than that.
+const applyHoldMax = 2 * time.Minute
+
+// holdPartial reports whether l's partial calls wait for an Apply that is
+// still writing l (ledger.Applying; never with a store that applies
+// atomically), asking the ledger once per list and run.
+func (r *run) holdPartial(l ledger.List) (bool, error) {
+	if r.h.applying == nil {
+		return false, nil
+	}
+	key := l.Key()
+	if hold, ok := r.holds[key]; ok {
+		return hold, nil
+	}
+	hold, err := r.h.applying.HoldPartial(r.ctx, l, applyHoldMax)
+	if err != nil {
+		return false, fmt.Errorf("read whether an apply is writing the list: %w", err)
+	}
+	if r.holds == nil {
+		r.holds = map[string]bool{}
+	}
+	r.holds[key] = hold
+	return hold, nil
 }
 
 // sameRows reports whether every row of rows was in last with the same

@@ -2,7 +2,6 @@ package upload
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -126,8 +125,9 @@ type flushed struct {
 }
 
 // HandleStream flushes the lists named in a batch of ledger stream records
-// (the table's event source filter passes only rows just made pending, whose
-// sort key is their List.Key()). Records of other items or with keys that do
+// (the table's event source filter passes only rows just made pending and
+// the ends of Applies that made some, whose sort key is their List.Key():
+// see ledger.StreamList). Records of other items or with keys that do
 // not parse are skipped with a warning (delivering them again cannot help).
 // The records of a list whose flush failed for a retryable reason are
 // reported in BatchItemFailures, so Lambda delivers them again; every other
@@ -138,7 +138,7 @@ func (f *Flusher) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 	seqs := map[ledger.List][]string{}
 	var lists []ledger.List
 	for _, r := range ev.Records {
-		l, err := streamList(r)
+		l, err := ledger.StreamList(r.Change.Keys)
 		if err != nil {
 			logger.LogAttrs(ctx, slog.LevelWarn, "stream record skipped", slog.String("event_id", r.EventID), slog.String("error", err.Error()))
 			continue
@@ -161,24 +161,6 @@ func (f *Flusher) HandleStream(ctx context.Context, ev events.DynamoDBEvent) (ev
 		slog.Int("records", len(ev.Records)), slog.Int("lists", len(lists)),
 		slog.Int("lists_lease_held", res.held), slog.Int("records_failed", len(resp.BatchItemFailures)))
 	return resp, nil
-}
-
-// streamList reads the list of a ledger row's stream record from its keys:
-// pk is the identifier hash (64 hex digits), sk the List.Key().
-func streamList(r events.DynamoDBEventRecord) (ledger.List, error) {
-	pk, sk := r.Change.Keys["pk"], r.Change.Keys["sk"]
-	if pk.DataType() != events.DataTypeString || sk.DataType() != events.DataTypeString {
-		return ledger.List{}, errors.New("record keys pk and sk are not both strings")
-	}
-	if h := pk.String(); len(h) != 64 || strings.ToLower(h) != h || !isHex(h) {
-		return ledger.List{}, errors.New("record is not of a ledger row (pk is not a SHA-256 hash)")
-	}
-	return ledger.ParseListKey(sk.String())
-}
-
-func isHex(s string) bool {
-	_, err := hex.DecodeString(s)
-	return err == nil
 }
 
 // Sweep is what HandleSchedule did.
@@ -338,6 +320,7 @@ func (res *flushed) add(f Flushed) {
 	res.ListsCreated += f.ListsCreated
 	res.ListFailures += f.ListFailures
 	res.NotFlushed += f.NotFlushed
+	res.Held += f.Held
 }
 
 // classify tells a failure worth a redelivery of the list's stream records

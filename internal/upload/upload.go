@@ -86,6 +86,9 @@ type Handler struct {
 	// owning is o.Ledger when it knows the lists pinlist created (see
 	// ledger.Owning), else nil.
 	owning ledger.Owning
+	// applying is o.Ledger when its Apply writes a list's rows one by one
+	// (see ledger.Applying), else nil.
+	applying ledger.Applying
 
 	mu    sync.Mutex
 	lists map[listKey]listInfo
@@ -138,8 +141,9 @@ func New(opts Options) (*Handler, error) {
 		opts.Now = time.Now
 	}
 	owning, _ := opts.Ledger.(ledger.Owning)
+	applying, _ := opts.Ledger.(ledger.Applying)
 	return &Handler{
-		o: opts, owning: owning, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{},
+		o: opts, owning: owning, applying: applying, lists: map[listKey]listInfo{}, locks: map[listKey]*sync.Mutex{},
 		gone: map[listKey]string{}, repairs: map[listKey]string{},
 	}, nil
 }
@@ -172,6 +176,9 @@ type run struct {
 	retired, repaired map[string]bool
 	// round is set in a FlushRound.
 	round *roundRun
+	// holds: whether each list's partial calls wait for an Apply (see
+	// holdPartial), asked once per list and run.
+	holds map[string]bool
 
 	flushed Flushed
 }
