@@ -48,6 +48,16 @@ var _ Applying = (*Dynamo)(nil)
 type applyMark struct {
 	mark  string
 	lists []List
+	// owned holds, for each list (by key) that had an owner when marked,
+	// that owner and the hashes of the rows this Apply writes there: rows
+	// written as in a list pinlist created (absentRow), which endApplying
+	// forgets again if the owner was forgotten meanwhile (Disown).
+	owned map[string]ownedRows
+}
+
+type ownedRows struct {
+	owner  string
+	hashes []string
 }
 
 // markApplying writes the list item of every list of items (its parts,
@@ -64,7 +74,10 @@ func (d *Dynamo) markApplying(ctx context.Context, items []item) (applyMark, err
 	if dl, ok := ctx.Deadline(); ok {
 		ttl = time.Until(dl) + applyMarkSlack
 	}
-	m := applyMark{mark: strconv.FormatInt(d.now().Add(ttl).UnixMilli(), 10) + "/" + hex.EncodeToString(holder[:])}
+	m := applyMark{
+		mark:  strconv.FormatInt(d.now().Add(ttl).UnixMilli(), 10) + "/" + hex.EncodeToString(holder[:]),
+		owned: map[string]ownedRows{},
+	}
 	at := map[string][]int{}
 	for i, it := range items {
 		key := it.list.Key()
@@ -90,11 +103,14 @@ func (d *Dynamo) markApplying(ctx context.Context, items []item) (applyMark, err
 		if err != nil {
 			return fmt.Errorf("mark list %s as being written: %w", l.Key(), err)
 		}
-		if _, owned := out.Attributes[dynOwner]; owned {
+		if o, owned := out.Attributes[dynOwner].(*types.AttributeValueMemberS); owned {
+			rows := ownedRows{owner: o.Value}
 			mu.Lock()
 			for _, j := range at[l.Key()] {
 				items[j].owned = true
+				rows.hashes = append(rows.hashes, items[j].hash)
 			}
+			m.owned[l.Key()] = rows
 			mu.Unlock()
 		}
 		return nil
@@ -109,6 +125,14 @@ func (d *Dynamo) markApplying(ctx context.Context, items []item) (applyMark, err
 // true gets f, so its stream record wakes a flush. It is called whether the
 // Apply succeeded or not, with a context that outlives the caller's. A
 // mark it cannot remove is logged and ends by itself (its UNTIL).
+//
+// It closes the race with Disown: a list whose owner is not the one the
+// mark read (forgotten, or another since) was disowned while this Apply
+// wrote it as a list pinlist created, after or while Disown reset its
+// rows. Every mark live when the owner was forgotten ends after that, so
+// its Apply sees the change here and forgets what its own rows say was
+// sent out (forgetSentOut): a person in the list found who left in that
+// moment is removed after all.
 func (d *Dynamo) endApplying(ctx context.Context, m applyMark, woken func(List) bool) {
 	_ = d.parallel(ctx, len(m.lists), func(ctx context.Context, i int) error {
 		l := m.lists[i]
@@ -118,17 +142,33 @@ func (d *Dynamo) endApplying(ctx context.Context, m applyMark, woken func(List) 
 			expr = "SET " + dynFlip + " = :f " + expr
 			vals[":f"] = attrS(m.mark)
 		}
-		_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		out, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(d.table), Key: listKeyAttrs(l.Key()),
 			ConditionExpression:       aws.String("attribute_exists(" + dynPK + ")"),
 			UpdateExpression:          aws.String(expr),
 			ExpressionAttributeValues: vals,
+			ReturnValues:              types.ReturnValueAllNew,
 		})
 		var ccf *types.ConditionalCheckFailedException
-		if err != nil && !errors.As(err, &ccf) { // a list retired meanwhile has no item: nothing to end
+		if errors.As(err, &ccf) { // a list retired meanwhile has no item: nothing to end
+			return nil
+		}
+		if err != nil {
 			d.log.LogAttrs(ctx, slog.LevelWarn, "apply mark not removed; it ends by itself",
 				slog.String("list", l.Key()), slog.String("error", err.Error()))
+			return nil
 		}
+		rows, ok := m.owned[l.Key()]
+		if o, _ := out.Attributes[dynOwner].(*types.AttributeValueMemberS); !ok || (o != nil && o.Value == rows.owner) {
+			return nil
+		}
+		if err := d.forgetSentOut(ctx, l, rows.hashes); err != nil {
+			d.log.LogAttrs(ctx, slog.LevelError, "list disowned while an apply wrote it as pinlist's own; its rows could not be reset, so some exits may not be sent",
+				slog.String("list", l.Key()), slog.Int("rows", len(rows.hashes)), slog.String("error", err.Error()))
+			return nil
+		}
+		d.log.LogAttrs(ctx, slog.LevelWarn, "list disowned while an apply wrote it as pinlist's own; what its rows say was sent out is forgotten",
+			slog.String("list", l.Key()), slog.Int("rows", len(rows.hashes)))
 		return nil
 	})
 }

@@ -799,19 +799,33 @@ func (d *Dynamo) updateRow(ctx context.Context, list List, hash, expr, cond stri
 	return err == nil, err
 }
 
-// Sending records that rows are about to be sent as ADDs (see Store). A
-// strongly consistent read finds the rows whose Sent is Out (new members of
-// a list pinlist created, people who join again after their removal was
-// sent; other new rows are Unknown already), and only those are written: Sent becomes Unknown, and a row that is out
-// again by now becomes pending REMOVE (marked a flip for the stream) and
-// loses its expiry.
+// Sending records that rows are about to be sent as ADDs (see Store):
+// forgetSentOut.
 func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {
-	keys := make([]map[string]types.AttributeValue, len(rows))
+	hashes := make([]string, len(rows))
 	for i, r := range rows {
-		if !isHash(r.Hash) {
-			return fmt.Errorf("mark rows of %s as being sent: row %d: hash is not 64 lowercase hex digits", list.Key(), i)
+		hashes[i] = r.Hash
+	}
+	if err := d.forgetSentOut(ctx, list, hashes); err != nil {
+		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(rows), list.Key(), err)
+	}
+	return nil
+}
+
+// forgetSentOut makes Pinterest's state Unknown for those of list's rows
+// (by hash) whose Sent is Out: new members of a list pinlist created (and
+// rows written as if it had, see endApplying), people who join again after
+// their removal was sent; other new rows are Unknown already. A strongly
+// consistent read finds them, and only those are written: Sent becomes
+// Unknown, and a row that is out by now becomes pending REMOVE (marked a
+// flip for the stream) and loses its expiry.
+func (d *Dynamo) forgetSentOut(ctx context.Context, list List, hashes []string) error {
+	keys := make([]map[string]types.AttributeValue, len(hashes))
+	for i, h := range hashes {
+		if !isHash(h) {
+			return fmt.Errorf("row %d: hash is not 64 lowercase hex digits", i)
 		}
-		keys[i] = rowKeyAttrs(list, r.Hash)
+		keys[i] = rowKeyAttrs(list, h)
 	}
 	var out []string
 	err := d.batchGet(ctx, keys, dynPK+", "+dynSent, true, func(item map[string]types.AttributeValue) error {
@@ -825,10 +839,10 @@ func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mark %d rows of %s as being sent: read them: %w", len(rows), list.Key(), err)
+		return fmt.Errorf("read them: %w", err)
 	}
 	unknown, in, outState := attrN(int64(Unknown)), attrN(int64(In)), attrN(int64(Out))
-	err = d.parallel(ctx, len(out), func(ctx context.Context, i int) error {
+	return d.parallel(ctx, len(out), func(ctx context.Context, i int) error {
 		h := out[i]
 		for range 4 {
 			ok, err := d.updateRow(ctx, list, h, "SET "+dynSent+" = :u",
@@ -851,10 +865,6 @@ func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {
 		}
 		return fmt.Errorf("row %s: changed under every try", h[:8])
 	})
-	if err != nil {
-		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(out), list.Key(), err)
-	}
-	return nil
 }
 
 // ListByKey returns the list whose Key() is key, from its list item: a

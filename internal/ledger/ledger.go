@@ -146,7 +146,8 @@ type Applying interface {
 //
 // Both stores implement it: SQLite on its lists table, DynamoDB on the list
 // items (Apply reads its lists' owners once per call, returned by the write
-// that marks the lists as being written: see Applying).
+// that marks the lists as being written, and again by the write that ends
+// the mark, to catch a Disown in between: see Applying).
 type Owning interface {
 	// Own records that pinlist created list on Pinterest as the list with
 	// ID id (and holds every member it sends there in a row).

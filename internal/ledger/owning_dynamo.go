@@ -52,9 +52,9 @@ func (d *Dynamo) Owner(ctx context.Context, list List) (string, error) {
 }
 
 // Disown forgets list's owner, then resets its rows to Unknown (ResetList;
-// see Owning). A row an Apply writes while the owner is being forgotten
-// may still start out (Apply reads owners once per call), so a person
-// who was in the list found and leaves in that moment may stay in it.
+// see Owning). An Apply that read the owner before it was forgotten may
+// write new rows as out after the reset; it finds the owner gone at its
+// end and resets those rows itself (endApplying).
 func (d *Dynamo) Disown(ctx context.Context, list List) (int64, error) {
 	_, err := d.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:           aws.String(d.table),

@@ -140,6 +140,51 @@ func TestOwnerForgotten(t *testing.T) {
 	}
 }
 
+// TestDisownDuringAnApply: a DynamoDB Apply reads its lists' owners when
+// it starts; one that wrote an owned list while Disown forgot its owner
+// (and reset the rows there were) forgets at its end what its own rows say
+// was sent out. A person it wrote as a new member of the list pinlist
+// created, who was in the list found all along, is removed when they
+// leave; one who left at once is removed now. SQLite applies in one
+// transaction, which a Disown waits for.
+func TestDisownDuringAnApply(t *testing.T) {
+	d := openDynamo(t)
+	ctx := t.Context()
+	r := &run{s: d}
+	for _, st := range []step{
+		apply(Result{Flipped: 1}, change(listA, h1, add, 9)),
+		send(listA, add, h1),
+		own(listA, "549755813890"),
+	} {
+		st.do(t, r)
+	}
+	// The join of h2 moves a member count (a transaction): Disown runs
+	// while the Apply waits to write it, after the Apply read the owner.
+	w := &interruptedWrites{DynamoAPI: d.client, at: 1}
+	w.during = func() {
+		if _, err := d.Disown(ctx, listA); err != nil {
+			t.Errorf("Disown: %v", err)
+		}
+	}
+	d.client = w
+	apply(Result{Flipped: 1, Reverted: 1}, change(listA, h2, add, 10), change(listA, h3, rem, 10)).do(t, r)
+	if w.seen.Load() < 1 {
+		t.Fatal("the Apply wrote no transaction: Disown never ran during it")
+	}
+	rowIs(listA, h2, In, Unknown, change(listA, h2, add, 10)).do(t, r)
+	rowIs(listA, h3, Out, Unknown, change(listA, h3, rem, 10)).do(t, r)
+	pending(listA, []string{h1, h2}, []string{h3}).do(t, r)
+	apply(Result{Flipped: 1}, change(listA, h2, rem, 11)).do(t, r)
+	pending(listA, []string{h1}, []string{h2, h3}).do(t, r)
+
+	// An Apply that ends with the owner it started with leaves its rows as
+	// written (the saving of an owned list).
+	own(listA, "549755813891").do(t, r)
+	h4 := hashOf("four")
+	apply(Result{Reverted: 1}, change(listA, h4, rem, 10)).do(t, r)
+	rowIs(listA, h4, Out, Out, change(listA, h4, rem, 10)).do(t, r)
+}
+
 // TestErasureInOwnedList: an erasure of a person an owned list never had
 // sends nothing there; in a list not owned, the removal is sent.
 func TestErasureInOwnedList(t *testing.T) {
