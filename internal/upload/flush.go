@@ -90,16 +90,19 @@ func (h *Handler) FlushAll(ctx context.Context) (Flushed, error) {
 }
 
 // FlushRound is one round of a loop that flushes every list in turn, again
-// and again (the local runner's flush loop): FlushAll, except under a
-// backlog, when the write budget and not the connector sets the pace. Then a
-// (list, op) with fewer pending rows than one call carries keeps them
-// pending (Flushed.Deferred) until it has a full call's worth, the backlog
-// is over or it has waited backlogMaxWait: a partial call would spend a
-// call of the budget on fewer records than a later one carries. The caller
-// must flush again at once when Deferred > 0. A backlog is a full call in
-// the previous round, or in this round for the same list and op. Without
-// one FlushRound sends what FlushAll sends: every pair one call per round,
-// as full as it is.
+// and again (the local runner's flush loop): FlushAll, except in two ways.
+// A (list, op) sends at most one partial call a round: rows recorded while
+// it is sent wait for the next round (the loop runs one whenever a batch
+// was recorded), so a list whose rows keep coming takes one turn, not the
+// round. And under a backlog, when the write budget and not the connector
+// sets the pace, a (list, op) with fewer pending rows than one call carries
+// keeps them pending (Flushed.Deferred) until it has a full call's worth,
+// the backlog is over or it has waited backlogMaxWait: a partial call would
+// spend a call of the budget on fewer records than a later one carries.
+// The caller must flush again at once when Deferred > 0. A backlog is a
+// full call in the previous round, or in this round for the same list and
+// op. Without one, every pair sends its full calls and then one call as
+// full as it is.
 func (h *Handler) FlushRound(ctx context.Context) (Flushed, error) {
 	return h.flushAll(ctx, true)
 }
@@ -342,9 +345,12 @@ func (r *run) flushListOnce(l ledger.List) error {
 // op. It stops at the first error. ADD rows are marked as being sent
 // (ledger.Store.Sending) before their call.
 //
-// In a round (FlushRound) under a backlog, a partial call is deferred:
-// its rows stay pending (see FlushRound). So is one of a list an Apply is
-// still writing (see holdPartial).
+// In a round (FlushRound) a partial call ends the pair's turn: rows
+// recorded while it was sent go in the next round, which follows at once,
+// so a list whose rows keep coming cannot keep every other list waiting.
+// Under a backlog a partial call is deferred: its rows stay pending (see
+// FlushRound). So is one of a list an Apply is still writing (see
+// holdPartial).
 func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) error) error {
 	store := r.h.o.Ledger
 	limit := r.h.o.MaxRecordsPerRequest
@@ -405,9 +411,10 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 		}
 		if r.round != nil {
 			r.h.rounds.sent(key)
-			if !partial {
-				sentFull, r.round.full = true, true
+			if partial {
+				return nil
 			}
+			sentFull, r.round.full = true, true
 		}
 	}
 }

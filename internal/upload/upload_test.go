@@ -1074,6 +1074,90 @@ func TestNewChecksItsOptions(t *testing.T) {
 	}
 }
 
+// arrivingRows is a ledger in which, each time rows of list are marked
+// sent, one more row of it is recorded (up to left times): rows that keep
+// coming while the list is being flushed.
+type arrivingRows struct {
+	ledger.Store
+	list    ledger.List
+	left    atomic.Int32
+	arrived atomic.Int32
+}
+
+func (a *arrivingRows) MarkSent(ctx context.Context, l ledger.List, op audience.Op, rows []ledger.Pending) error {
+	if err := a.Store.MarkSent(ctx, l, op, rows); err != nil || l != a.list || a.left.Add(-1) < 0 {
+		return err
+	}
+	n := a.arrived.Add(1)
+	_, err := a.Store.Apply(ctx, changes(l.Audience, l.Type, audience.OpAdd, t0.Add(time.Hour), hashOf("arrived"+strconv.Itoa(int(n)))))
+	return err
+}
+
+// In a FlushRound a list whose rows keep coming while it is flushed sends
+// one partial call and leaves the rest to the next round: the lists after
+// it get their turn now, not once it runs dry. FlushAll (a sweep, an AWS
+// flush) still sends a list until nothing is pending.
+func TestFlushRoundGivesEveryListItsTurn(t *testing.T) {
+	a, b := ref("aaaa"), ref("bbbb")
+	arriving := &arrivingRows{list: ledger.List{Audience: a, Type: audience.ListEmail}}
+	e := newEnv(t, envConfig{maxRecords: 5, simMax: 5, ledger: func(s ledger.Store) ledger.Store {
+		arriving.Store = s
+		return arriving
+	}})
+	if failed := e.handle(t.Context(), event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0, hashes("first", 2)...)...),
+		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0, hashes("first", 1)...)...),
+	)); len(failed) != 0 {
+		t.Fatalf("setup failed: %v", failed)
+	}
+	aID, bID := e.listID("pinlist ups:aaaa EMAIL"), e.listID("pinlist ups:bbbb EMAIL")
+	arriving.left.Store(3)
+	round := func(name string) []string {
+		t.Helper()
+		before := len(e.reqs.ok())
+		if f, err := e.h.FlushRound(t.Context()); err != nil || f.Deferred != 0 {
+			t.Fatalf("%s: %+v, %v", name, f, err)
+		}
+		var calls []string
+		for _, w := range e.reqs.ok()[before:] {
+			calls = append(calls, w.listID+":"+strconv.Itoa(len(w.records)))
+		}
+		return calls
+	}
+	if failed := e.apply(t.Context(), event(
+		changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), hashes("second", 2)...)...),
+		changesMsg(t, changes(b, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), hashes("second", 1)...)...),
+	)); len(failed) != 0 {
+		t.Fatalf("apply failed: %v", failed)
+	}
+	for i, want := range [][]string{
+		{aID + ":2", bID + ":1"}, // a's second row arrives while its call is sent: next round
+		{aID + ":1"},
+		{aID + ":1"},
+		{aID + ":1"}, // the last one to arrive
+		nil,
+	} {
+		name := "round " + strconv.Itoa(i+1)
+		if diff := cmp.Diff(want, round(name)); diff != "" {
+			t.Errorf("%s: calls, list:records (-want +got):\n%s", name, diff)
+		}
+	}
+
+	// FlushAll drains a list whose rows keep coming until none is pending.
+	arriving.left.Store(2)
+	if failed := e.apply(t.Context(), event(changesMsg(t, changes(a, audience.ListEmail, audience.OpAdd, t0.Add(time.Hour), hashes("third", 1)...)...))); len(failed) != 0 {
+		t.Fatalf("apply failed: %v", failed)
+	}
+	before := len(e.reqs.ok())
+	e.flushAll(t.Context())
+	if got := len(e.reqs.ok()) - before; got != 3 {
+		t.Errorf("FlushAll made %d calls, want 3 (the row, then each row that arrived meanwhile)", got)
+	}
+	if p := e.pending(a, audience.ListEmail); p[audience.OpAdd] != 0 {
+		t.Errorf("after FlushAll: %d rows of a pending, want none", p[audience.OpAdd])
+	}
+}
+
 // FlushRound (the local flush loop's round) under a backlog keeps partial
 // calls pending until they fill, the backlog ends or they waited five
 // minutes, so that under a backlog every call is full; without a backlog
