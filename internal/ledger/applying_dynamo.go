@@ -131,7 +131,7 @@ func (d *Dynamo) markApplying(ctx context.Context, items []item) (applyMark, err
 // wrote it as a list pinlist created, after or while Disown reset its
 // rows. Every mark live when the owner was forgotten ends after that, so
 // its Apply sees the change here and forgets what its own rows say was
-// sent out (forgetSentOut): a person in the list found who left in that
+// sent out (forgetSent): a person in the list found who left in that
 // moment is removed after all.
 func (d *Dynamo) endApplying(ctx context.Context, m applyMark, woken func(List) bool) {
 	_ = d.parallel(ctx, len(m.lists), func(ctx context.Context, i int) error {
@@ -162,7 +162,7 @@ func (d *Dynamo) endApplying(ctx context.Context, m applyMark, woken func(List) 
 		if o, _ := out.Attributes[dynOwner].(*types.AttributeValueMemberS); !ok || (o != nil && o.Value == rows.owner) {
 			return nil
 		}
-		if err := d.forgetSentOut(ctx, l, rows.hashes); err != nil {
+		if err := d.forgetSent(ctx, l, rows.hashes, Out); err != nil {
 			d.log.LogAttrs(ctx, slog.LevelError, "list disowned while an apply wrote it as pinlist's own; its rows could not be reset, so some exits may not be sent",
 				slog.String("list", l.Key()), slog.Int("rows", len(rows.hashes)), slog.String("error", err.Error()))
 			return nil

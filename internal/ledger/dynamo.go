@@ -799,27 +799,32 @@ func (d *Dynamo) updateRow(ctx context.Context, list List, hash, expr, cond stri
 	return err == nil, err
 }
 
-// Sending records that rows are about to be sent as ADDs (see Store):
-// forgetSentOut.
-func (d *Dynamo) Sending(ctx context.Context, list List, rows []Pending) error {
+// Sending records that rows are about to be sent as op (see Store):
+// forgetSent of the state op takes them out of.
+func (d *Dynamo) Sending(ctx context.Context, list List, op audience.Op, rows []Pending) error {
+	if err := checkOp(op); err != nil {
+		return fmt.Errorf("mark rows of %s as being sent: %w", list.Key(), err)
+	}
 	hashes := make([]string, len(rows))
 	for i, r := range rows {
 		hashes[i] = r.Hash
 	}
-	if err := d.forgetSentOut(ctx, list, hashes); err != nil {
-		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(rows), list.Key(), err)
+	if err := d.forgetSent(ctx, list, hashes, otherState(op)); err != nil {
+		return fmt.Errorf("mark %d rows of %s as being sent as %s: %w", len(rows), list.Key(), op, err)
 	}
 	return nil
 }
 
-// forgetSentOut makes Pinterest's state Unknown for those of list's rows
-// (by hash) whose Sent is Out: new members of a list pinlist created (and
-// rows written as if it had, see endApplying), people who join again after
-// their removal was sent; other new rows are Unknown already. A strongly
-// consistent read finds them, and only those are written: Sent becomes
-// Unknown, and a row that is out by now becomes pending REMOVE (marked a
-// flip for the stream) and loses its expiry.
-func (d *Dynamo) forgetSentOut(ctx context.Context, list List, hashes []string) error {
+// forgetSent makes Pinterest's state Unknown for those of list's rows (by
+// hash) whose Sent is sent (In or Out). Before an ADD (sent Out): new
+// members of a list pinlist created (and rows written as if it had, see
+// endApplying), people who join again after their removal was sent; other
+// new rows are Unknown already. Before a REMOVE (sent In): nearly every
+// row, people whose ADD was sent. A strongly consistent read finds them,
+// and only those are written: Sent becomes Unknown, and a row whose Want is
+// sent by now (it flipped back since it was read) becomes pending (marked a
+// flip for the stream) and loses any expiry.
+func (d *Dynamo) forgetSent(ctx context.Context, list List, hashes []string, sent State) error {
 	keys := make([]map[string]types.AttributeValue, len(hashes))
 	for i, h := range hashes {
 		if !isHash(h) {
@@ -827,40 +832,44 @@ func (d *Dynamo) forgetSentOut(ctx context.Context, list List, hashes []string) 
 		}
 		keys[i] = rowKeyAttrs(list, h)
 	}
-	var out []string
+	var hits []string
 	err := d.batchGet(ctx, keys, dynPK+", "+dynSent, true, func(item map[string]types.AttributeValue) error {
 		s, err := stateAttr(item, dynSent)
 		if err != nil {
 			return err
 		}
-		if pk, ok := item[dynPK].(*types.AttributeValueMemberS); ok && s == Out {
-			out = append(out, pk.Value)
+		if pk, ok := item[dynPK].(*types.AttributeValueMemberS); ok && s == sent {
+			hits = append(hits, pk.Value)
 		}
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("read them: %w", err)
 	}
-	unknown, in, outState := attrN(int64(Unknown)), attrN(int64(In)), attrN(int64(Out))
-	return d.parallel(ctx, len(out), func(ctx context.Context, i int) error {
-		h := out[i]
+	other := In // the state the rows are going to
+	if sent == In {
+		other = Out
+	}
+	unknown, sentAttr, otherAttr := attrN(int64(Unknown)), attrN(int64(sent)), attrN(int64(other))
+	return d.parallel(ctx, len(hits), func(ctx context.Context, i int) error {
+		h := hits[i]
 		for range 4 {
 			ok, err := d.updateRow(ctx, list, h, "SET "+dynSent+" = :u",
-				dynWant+" = :in AND "+dynSent+" = :out",
-				map[string]types.AttributeValue{":u": unknown, ":in": in, ":out": outState})
+				dynWant+" = :other AND "+dynSent+" = :sent",
+				map[string]types.AttributeValue{":u": unknown, ":other": otherAttr, ":sent": sentAttr})
 			if ok || err != nil {
 				return err
 			}
 			ok, err = d.updateRow(ctx, list, h,
 				"SET "+dynSent+" = :u, "+dynPending+" = :g, "+dynFlip+" = "+dynPrec+" REMOVE "+dynExpires,
-				dynWant+" = :out AND "+dynSent+" = :out",
-				map[string]types.AttributeValue{":u": unknown, ":out": outState, ":g": attrS(pendingKey(list, audience.OpRemove, h[0]))})
+				dynWant+" = :sent AND "+dynSent+" = :sent",
+				map[string]types.AttributeValue{":u": unknown, ":sent": sentAttr, ":g": attrS(pendingKey(list, opFor(sent), h[0]))})
 			if ok || err != nil {
 				return err
 			}
 			row, found, err := d.get(ctx, list, h)
-			if err != nil || !found || row.Sent != Out {
-				return err // gone (TTL), or no longer sent out: nothing to record
+			if err != nil || !found || row.Sent != sent {
+				return err // gone (TTL), or no longer sent so: nothing to record
 			}
 		}
 		return fmt.Errorf("row %s: changed under every try", h[:8])

@@ -104,13 +104,16 @@ type Store interface {
 	// list at a time (a per-list lock or lease), so Sent is what Pinterest
 	// has.
 	MarkSent(ctx context.Context, list List, op audience.Op, rows []Pending) error
-	// Sending records that rows of list are about to be sent as ADDs:
-	// from then on Pinterest may have them, whatever the call answers, so
-	// a row whose Sent is Out becomes Unknown until MarkSent (pending
-	// REMOVE, should it be out again by now). Without it, an exit after an
-	// ADD whose answer was lost (an error, a crash) would find Sent Out and
-	// be taken for a revert: the person would stay in the list.
-	Sending(ctx context.Context, list List, rows []Pending) error
+	// Sending records that rows of list are about to be sent as op: from
+	// then on Pinterest may have them in op's state, whatever the call
+	// answers, so a row whose Sent is the other state becomes Unknown until
+	// MarkSent (and pending, should its Want be that other state by now).
+	// Without it, a change after a call whose answer was lost (an error, a
+	// crash before MarkSent) would be taken for a revert to what was last
+	// sent: after a lost ADD, an exit would find Sent Out and the person
+	// would stay in the list; after a lost REMOVE, a join back would find
+	// Sent In and the person would stay out of it.
+	Sending(ctx context.Context, list List, op audience.Op, rows []Pending) error
 	// Members counts the rows whose Want is In, per list (every list the
 	// ledger has seen, also those down to zero).
 	Members(ctx context.Context) (map[List]int64, error)

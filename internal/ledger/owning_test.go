@@ -51,7 +51,7 @@ func TestOwnedLists(t *testing.T) {
 		)},
 		{"an exit after an ADD whose answer was lost is sent", append(created,
 			apply(Result{Flipped: 1}, a10),
-			sending(listA, h1),
+			sending(listA, add, h1),
 			rowIs(listA, h1, In, Unknown, a10),
 			apply(Result{Flipped: 1}, r11),
 			pending(listA, nil, []string{h1}),

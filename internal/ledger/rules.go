@@ -131,6 +131,15 @@ func stateFor(op audience.Op) State {
 	return Out
 }
 
+// otherState is the state op takes rows out of: Out for ADD, In for
+// REMOVE.
+func otherState(op audience.Op) State {
+	if op == audience.OpAdd {
+		return Out
+	}
+	return In
+}
+
 // opFor is the op that brings Pinterest to state s (REMOVE for anything
 // but In).
 func opFor(s State) audience.Op {

@@ -478,29 +478,33 @@ where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2`
 	return nil
 }
 
-// Sending marks rows Unknown where they are Out, in one transaction (see
-// Store).
-func (s *SQLite) Sending(ctx context.Context, list List, rows []Pending) error {
+// Sending marks rows Unknown where their Sent is the state op takes them
+// out of, in one transaction (see Store).
+func (s *SQLite) Sending(ctx context.Context, list List, op audience.Op, rows []Pending) error {
+	if err := checkOp(op); err != nil {
+		return fmt.Errorf("mark rows of %s as being sent: %w", list.Key(), err)
+	}
 	if len(rows) == 0 {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 update pinlist_ledger_rows set sent = 0, pending = case when want = 1 then 'ADD' else 'REMOVE' end
-where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2 and sent = 2`)
+where list = (select id from pinlist_ledger_lists where key = ?1) and hash = ?2 and sent = ?3`)
 		if err != nil {
 			return fmt.Errorf("prepare: %w", err)
 		}
 		defer stmt.Close()
+		other := int64(otherState(op))
 		for _, r := range rows {
-			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash); err != nil {
+			if _, err := stmt.ExecContext(ctx, list.Key(), r.Hash, other); err != nil {
 				return fmt.Errorf("update row: %w", err)
 			}
 		}
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("mark %d rows of %s as being sent: %w", len(rows), list.Key(), err)
+		return fmt.Errorf("mark %d rows of %s as being sent as %s: %w", len(rows), list.Key(), op, err)
 	}
 	return nil
 }

@@ -137,20 +137,20 @@ func hold(list List, op audience.Op, hashes ...string) step {
 	}}
 }
 
-// sending reads list's pending ADD rows, expects hashes, and marks them as
-// being sent (Store.Sending); they stay held for markHeld (the call's
+// sending reads list's pending rows for op, expects hashes, and marks them
+// as being sent (Store.Sending); they stay held for markHeld (the call's
 // answer is awaited).
-func sending(list List, hashes ...string) step {
-	return step{"sending " + list.Key(), func(t *testing.T, r *run) {
-		r.held = readPending(t, r.s, list, add, hashes)
-		sendingHeld(list).do(t, r)
+func sending(list List, op audience.Op, hashes ...string) step {
+	return step{fmt.Sprintf("sending %s %s", list.Key(), op), func(t *testing.T, r *run) {
+		r.held = readPending(t, r.s, list, op, hashes)
+		sendingHeld(list, op).do(t, r)
 	}}
 }
 
-// sendingHeld marks what hold read as being sent.
-func sendingHeld(list List) step {
-	return step{"sending held " + list.Key(), func(t *testing.T, r *run) {
-		if err := r.s.Sending(t.Context(), list, r.held); err != nil {
+// sendingHeld marks what hold read as being sent as op.
+func sendingHeld(list List, op audience.Op) step {
+	return step{fmt.Sprintf("sending held %s %s", list.Key(), op), func(t *testing.T, r *run) {
+		if err := r.s.Sending(t.Context(), list, op, r.held); err != nil {
 			t.Fatalf("Sending: %v", err)
 		}
 	}}
@@ -269,6 +269,14 @@ func TestRules(t *testing.T) {
 		a10, a11, a12 = change(listA, h1, add, 10), change(listA, h1, add, 11), change(listA, h1, add, 12)
 		r10, r11      = change(listA, h1, rem, 10), change(listA, h1, rem, 11)
 	)
+	// leaving: h1 joined and was sent, then left: pending REMOVE, Sent In.
+	leaving := func() []step {
+		return []step{
+			apply(Result{Flipped: 1}, a10),
+			send(listA, add, h1),
+			apply(Result{Flipped: 1}, r11),
+		}
+	}
 	tests := []struct {
 		name  string
 		steps []step
@@ -434,7 +442,7 @@ func TestRules(t *testing.T) {
 		}},
 		{"an exit after an ADD whose answer was lost is sent", []step{
 			apply(Result{Flipped: 1}, a10),
-			sending(listA, h1),
+			sending(listA, add, h1),
 			rowIs(listA, h1, In, Unknown, a10),
 			apply(Result{Flipped: 1}, r11),
 			rowIs(listA, h1, Out, Unknown, r11),
@@ -447,7 +455,7 @@ func TestRules(t *testing.T) {
 			send(listA, rem, h1),
 			rowIs(listA, h1, Out, Out, r11),
 			apply(Result{Flipped: 1}, a12),
-			sending(listA, h1),
+			sending(listA, add, h1),
 			rowIs(listA, h1, In, Unknown, a12),
 			apply(Result{Flipped: 1}, change(listA, h1, rem, 13)),
 			rowIs(listA, h1, Out, Unknown, change(listA, h1, rem, 13)),
@@ -463,18 +471,41 @@ func TestRules(t *testing.T) {
 			hold(listA, add, h1),
 			apply(Result{Reverted: 1}, change(listA, h1, rem, 13)),
 			pending(listA, nil, nil),
-			sendingHeld(listA),
+			sendingHeld(listA, add),
 			rowIs(listA, h1, Out, Unknown, change(listA, h1, rem, 13)),
 			pending(listA, nil, []string{h1}),
 			pendingLists(listA),
 		}},
 		{"an ADD being sent and then marked sent is in", []step{
 			apply(Result{Flipped: 1}, a10),
-			sending(listA, h1),
+			sending(listA, add, h1),
 			markHeld(listA, add),
 			rowIs(listA, h1, In, In, a10),
 			pendingLists(),
 		}},
+		{"a join after a REMOVE whose answer was lost is sent", append(leaving(),
+			sending(listA, rem, h1),
+			rowIs(listA, h1, Out, Unknown, r11),
+			apply(Result{Flipped: 1}, a12),
+			rowIs(listA, h1, In, Unknown, a12),
+			pending(listA, []string{h1}, nil),
+			pendingLists(listA),
+		)},
+		{"a join back between reading a REMOVE and sending it becomes a pending join", append(leaving(),
+			hold(listA, rem, h1),
+			apply(Result{Reverted: 1}, a12),
+			pending(listA, nil, nil),
+			sendingHeld(listA, rem),
+			rowIs(listA, h1, In, Unknown, a12),
+			pending(listA, []string{h1}, nil),
+			pendingLists(listA),
+		)},
+		{"a REMOVE being sent and then marked sent is out", append(leaving(),
+			sending(listA, rem, h1),
+			markHeld(listA, rem),
+			rowIs(listA, h1, Out, Out, r11),
+			pendingLists(),
+		)},
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

@@ -90,6 +90,9 @@
 //
 // Sending a row twice (its call succeeded but MarkSent failed, or the
 // process died in between) is harmless: ADD and REMOVE are set operations.
+// Its rows are marked as being sent before the call (ledger.Store.Sending),
+// so a change that comes after such a call is sent too rather than taken
+// for a revert to what the ledger last recorded as sent.
 //
 // # Logs and metrics
 //

@@ -342,7 +342,7 @@ func (r *run) flushListOnce(l ledger.List) error {
 
 // drain reads up to MaxRecordsPerRequest pending rows of l for op, hands
 // their hashes to send and marks them sent, until l has no row pending for
-// op. It stops at the first error. ADD rows are marked as being sent
+// op. It stops at the first error. Rows are marked as being sent
 // (ledger.Store.Sending) before their call.
 //
 // In a round (FlushRound) a partial call ends the pair's turn: rows
@@ -394,12 +394,10 @@ func (r *run) drain(l ledger.List, op audience.Op, send func(records []string) e
 			records[i] = p.Hash
 			last[p.Hash] = p.Precedence
 		}
-		if op == audience.OpAdd {
-			// From here on Pinterest may have them, whatever the call
-			// answers.
-			if err := store.Sending(r.ctx, l, rows); err != nil {
-				return fmt.Errorf("mark %d ADD rows as being sent: %w", len(rows), err)
-			}
+		// From here on Pinterest may have them in op's state, whatever the
+		// call answers.
+		if err := store.Sending(r.ctx, l, op, rows); err != nil {
+			return fmt.Errorf("mark %d %s rows as being sent: %w", len(rows), op, err)
 		}
 		if err := send(records); err != nil {
 			return err
