@@ -846,10 +846,7 @@ func (d *Dynamo) forgetSent(ctx context.Context, list List, hashes []string, sen
 	if err != nil {
 		return fmt.Errorf("read them: %w", err)
 	}
-	other := In // the state the rows are going to
-	if sent == In {
-		other = Out
-	}
+	other := otherState(opFor(sent)) // the state the rows are going to
 	unknown, sentAttr, otherAttr := attrN(int64(Unknown)), attrN(int64(sent)), attrN(int64(other))
 	return d.parallel(ctx, len(hits), func(ctx context.Context, i int) error {
 		h := hits[i]
