@@ -281,17 +281,17 @@ func ms(d time.Duration) string {
 // more list writes than the lower bound.
 func callsExplanation(r *LoadResult) string {
 	var b strings.Builder
-	b.WriteString("Why more list writes than the lower bound: ingest turns each request into one queue message per\n")
-	b.WriteString("audience it touches, and the upload step applies one batch of an audience's messages at a time (in\n")
-	b.WriteString("AWS at most 10, the SQS FIFO batch size; `pinlist serve` takes up to --batch-size, waiting up to\n")
-	b.WriteString("--batch-window for them); each batch makes its own ADD and REMOVE call for every list it touches.\n")
-	b.WriteString("So list writes follow the number of batches, not of records:")
+	b.WriteString("Why more list writes than the lower bound: the ledger sends changes in flush rounds. A round runs\n")
+	b.WriteString("as soon as a batch has been recorded, and it makes a call for every list and operation with\n")
+	b.WriteString("changes pending, however few (up to the records a call takes). While changes trickle in, each\n")
+	b.WriteString("call carries what arrived for its list since the round before, so list writes follow the rounds,\n")
+	b.WriteString("not the records:")
 	for _, p := range []PhaseResult{r.Fixed, r.Saturation} {
-		if p.Messages == 0 {
+		if p.WriteCalls == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "\n%s: %d messages of %.1f changes each made %.2f list writes per message.", p.Name, p.Messages,
-			ratio(p.Changes, p.Messages), ratio(p.WriteCalls, p.Messages))
+		fmt.Fprintf(&b, "\n%s: %d list writes in %s carried %.1f changes each.", p.Name, p.WriteCalls,
+			p.Converged.Round(100*time.Millisecond), ratio(p.Changes, p.WriteCalls))
 	}
 	b.WriteString("\nThe lower bound counts each list's records once over the whole run, as if every change were held\n")
 	b.WriteString("back until the end; a connector that must deliver a change within seconds cannot reach it while\n")
