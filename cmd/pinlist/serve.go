@@ -41,7 +41,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var writeRate optionalFloat
 	fs.Var(&writeRate, "write-rate", fmt.Sprintf("the most Pinterest write `calls` per second, the pace the client starts at and slows down from on 429s and X-RateLimit headers; 0 for no pacing (default %.2f: Pinterest's budget, %d a minute)", float64(pinterest.DefaultWriteRate), pinterest.DefaultWritesPerMinute))
 	simWriteLimit := fs.Int("sim-write-limit", pinterestsim.PinterestWriteLimit, "write calls a minute per ad account the built-in simulator accepts, like Pinterest's ads_write budget; 0 for no limit")
-	fs.IntVar(&cfg.BatchSize, "batch-size", local.DefaultBatchSize, "most messages of one audience per upload batch (1 to "+strconv.Itoa(queue.MaxLocalBatch)+"; SQS FIFO's limit of 10 binds only AWS)")
+	fs.IntVar(&cfg.BatchSize, "batch-size", local.DefaultBatchSize, "most messages of one audience recorded in the ledger in one transaction (1 to "+strconv.Itoa(queue.MaxLocalBatch)+")")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", local.DefaultBatchWindow, "hold an audience's messages until the oldest is this old or a full batch waits, for fewer Pinterest calls; 0 for none")
 	fs.DurationVar(&cfg.ProgressEvery, "progress-every", local.DefaultProgressEvery, "how often the progress line is printed while work flows")
 	if err := parseFlags(fs, args); err != nil {

@@ -1,6 +1,7 @@
 // Command ingest is the ingest Lambda function behind the HTTP API: it
 // accepts AEP audience-membership updates and audience metadata, hashes the
-// identifiers and enqueues the changes on the SQS FIFO queue.
+// identifiers and enqueues the changes on the standard SQS changes queue, which
+// the apply function records in the ledger.
 package main
 
 import (

@@ -56,11 +56,12 @@
 //
 // A request is never answered 2xx unless all of its messages were accepted by
 // the queue. After a 503 some of its messages may be queued already; the
-// caller's retry produces identical bodies, which SQS FIFO drops within its
-// five-minute deduplication window. (Bodies are identical when every
-// membership carries lastQualificationTime; a membership without one takes
-// the receive time, so its retry is a new message, which the upload step
-// coalesces harmlessly.)
+// caller's retry produces the same changes with the same event times, which
+// the ledger finds flip nothing, so they cost no Pinterest call (the local
+// queue also drops identical bodies within five minutes, as SQS FIFO did;
+// the standard queue in AWS takes them again). A membership without
+// lastQualificationTime takes the receive time, so its retry carries a later
+// time: it sets the same state, which flips nothing either.
 //
 // Messages, log lines and error messages never hold a plain identifier: only
 // hashes, counts and JSON paths. Each request logs one JSON line with its

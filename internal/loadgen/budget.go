@@ -257,8 +257,8 @@ func BudgetMarkdown(title string, r *LoadResult, goals BudgetGoals, m Machine, c
 	b.WriteString("load) until the simulator's inspection route lists it. Writes caused by unchanged memberships: after\n")
 	b.WriteString("the last phase converged, every profile of the run is re-sent with all its memberships exactly as\n")
 	b.WriteString("last sent (statuses and times), in new bodies of 10 (so a queue's deduplication by content cannot\n")
-	b.WriteString("swallow them; byte-identical retries and replays within five minutes are absorbed by the local\n")
-	b.WriteString("FIFO queue's deduplication today); the oracle checks that none of their changes flips a state, so\n")
+	b.WriteString("swallow them: the local queue drops a byte-identical body within five minutes, as SQS FIFO did,\n")
+	b.WriteString("absorbing some retries and replays); the oracle checks that none of their changes flips a state, so\n")
 	b.WriteString("every write call the simulator counts from then until the calls have been still for the quiet\n")
 	b.WriteString("period is caused by a membership that did not change.\n")
 	if notes = strings.TrimSpace(notes); notes != "" {

@@ -104,11 +104,12 @@ type Config struct {
 	// at most RetryMax (retry.Policy's full jitter).
 	RetryBase time.Duration
 	RetryMax  time.Duration
-	// BatchSize is the most messages of one audience an upload batch takes
-	// (1 to queue.MaxLocalBatch; default DefaultBatchSize). Each batch makes
-	// at least one ADD and, with exits, one REMOVE call per list it touches,
-	// so larger batches make fewer Pinterest calls. SQS FIFO's limit of 10
-	// binds only the AWS deployment.
+	// BatchSize is the most messages of one audience a batch takes (1 to
+	// queue.MaxLocalBatch; default DefaultBatchSize). A batch is recorded in
+	// the ledger in one transaction with the deletion of its messages, then
+	// wakes the flusher. Pinterest calls follow the flush rounds (a round
+	// sends each list's pending rows in calls of up to MaxRecordsPerRequest
+	// records, one list and operation a call), not the batches.
 	BatchSize int
 	// BatchWindow holds an audience's messages until the oldest is this old
 	// or BatchSize of them wait, so one batch collects what arrives

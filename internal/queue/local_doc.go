@@ -6,11 +6,14 @@ import (
 	"time"
 )
 
-// Local is the queue behind `pinlist serve`: it stands in for SQS FIFO with
-// the same semantics, durably, in one SQLite file (maragu.dev/goqite's schema
-// on modernc.org/sqlite, no cgo). It is safe for concurrent use.
+// Local is the queue behind `pinlist serve`: it keeps SQS FIFO's semantics,
+// durably, in one SQLite file (maragu.dev/goqite's schema on
+// modernc.org/sqlite, no cgo). It is safe for concurrent use. A deployed
+// stack now uses a standard queue: the ledger orders changes by event time
+// and needs neither FIFO's order nor its deduplication, so they are kept
+// here only because they do no harm.
 //
-// # Semantics kept from production
+// # Semantics kept from SQS FIFO
 //
 //   - Message groups (MessageGroupId = audience): a group's messages are
 //     delivered in send order, one batch at a time: while any message of the
@@ -35,7 +38,7 @@ import (
 //
 //   - A receive takes up to MaxLocalBatch messages of a group, not 10: the
 //     Lambda event source's limit does not bind the local runner, and a
-//     larger batch of one audience coalesces into fewer Pinterest calls.
+//     larger batch records more changes in one ledger transaction.
 //     LocalOptions.BatchBytes bounds its bodies (default 6 MiB, Lambda's
 //     payload limit).
 //   - LocalOptions.BatchWindow holds a free group back until its head
