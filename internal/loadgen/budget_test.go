@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -186,4 +187,64 @@ func FuzzParseCalls(f *testing.F) {
 			t.Fatalf("%q: no route map", raw)
 		}
 	})
+}
+
+func TestFreshCeiling(t *testing.T) {
+	uniform := make([]int, 120) // the benchmark's 20 audiences × 3 lists × 2 operations, evenly
+	for i := range uniform {
+		uniform[i] = 100
+	}
+	tests := []struct {
+		name           string
+		pairs          []int
+		callsPerSec    float64
+		within         time.Duration
+		share, busiest float64
+	}{
+		// 400 calls a minute write 13.3 pairs every 2 s: 13.3 of 120.
+		{"many even pairs", uniform, 400.0 / 60, 2 * time.Second, (400.0 / 60 * 2) / 120, 400.0 / 60 * 2},
+		{"fewer pairs than calls in the window", []int{5, 1, 9}, 400.0 / 60, 2 * time.Second, 1, 3},
+		// 1.5 pairs every 2 s: all of the busiest, half of the next.
+		{"busiest first, in any order given", []int{20, 50, 30}, 0.75, 2 * time.Second, (50 + 15) / 100.0, 1.5},
+		{"no flips", nil, 1, time.Second, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			share, busiest := FreshCeiling(tt.pairs, tt.callsPerSec, tt.within)
+			if math.Abs(share-tt.share) > 1e-9 || math.Abs(busiest-tt.busiest) > 1e-9 {
+				t.Fatalf("FreshCeiling = %.4f of the flips, %.2f pairs; want %.4f, %.2f", share, busiest, tt.share, tt.busiest)
+			}
+		})
+	}
+}
+
+// TestFreshnessCheckSaysWhenTheGoalIsOutOfReach: the freshness goal's
+// measurement names the budget's ceiling, and says when no connector could
+// meet the goal; the verdict still reports the measured p50.
+func TestFreshnessCheckSaysWhenTheGoalIsOutOfReach(t *testing.T) {
+	freshness := func(r *LoadResult) BudgetCheck {
+		for _, c := range DefaultBudgetGoals.Check(r) {
+			if strings.HasPrefix(c.Name, "freshness p50") {
+				return c
+			}
+		}
+		t.Fatal("no freshness goal")
+		return BudgetCheck{}
+	}
+	r := budgetResult()
+	r.Fixed.PairFlips = make([]int, 120)
+	for i := range r.Fixed.PairFlips {
+		r.Fixed.PairFlips[i] = 250
+	}
+	c := freshness(r)
+	for _, want := range []string{"at 400 calls/min no order of calls brings more than 11 % of the phase's flips to Pinterest within 2s",
+		"(its busiest 13.3 of 120 list-and-operation pairs, each written every 2s)", "so no connector reaches this p50 for this traffic"} {
+		if !strings.Contains(c.Measured, want) {
+			t.Errorf("measured %q lacks %q", c.Measured, want)
+		}
+	}
+	r.Fixed.PairFlips = r.Fixed.PairFlips[:18] // 3 audiences
+	if c := freshness(r); !strings.Contains(c.Measured, "more than 74 %") || strings.Contains(c.Measured, "no connector") {
+		t.Errorf("18 pairs: measured %q, want a ceiling of 74 %% that does not rule the goal out", c.Measured)
+	}
 }

@@ -275,6 +275,9 @@ type PhaseResult struct {
 	Sustained       float64
 	Throttled       int
 	Mismatch        []string
+	// PairFlips is Flips by list and operation (one entry for each with
+	// any), in no order: what FreshCeiling needs.
+	PairFlips []int
 }
 
 // SecondPassResult is what re-sending every profile of the run with its
@@ -601,6 +604,7 @@ feed:
 	} else {
 		flips := r.oracle.PhaseFlips()
 		p.Flips = Total(flips)
+		p.PairFlips = pairFlips(flips)
 		p.LowerBound = LowerBoundOf(flips, r.o.MaxRecords)
 		p.OfferedFlipRate = float64(p.Flips) / p.Posting.Seconds()
 		p.Sustained = float64(p.Flips) / p.Converged.Seconds()

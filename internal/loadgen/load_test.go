@@ -137,6 +137,13 @@ func TestRunLoadAEPShape(t *testing.T) {
 		if p.LowerBound == 0 || p.WriteCalls == 0 {
 			t.Errorf("%s: %d write calls, lower bound %d", p.Name, p.WriteCalls, p.LowerBound)
 		}
+		sum := 0
+		for _, n := range p.PairFlips {
+			sum += n
+		}
+		if sum != p.Flips || len(p.PairFlips) > 2*res.Lists {
+			t.Errorf("%s: flips by list and operation %v sum to %d in %d pairs, want the phase's %d flips in at most %d", p.Name, p.PairFlips, sum, len(p.PairFlips), p.Flips, 2*res.Lists)
+		}
 	}
 	if res.Saturation.Profiles < 1500 || res.Saturation.Profiles > 1500+loadgen.MaxAEPProfiles {
 		t.Errorf("saturation posted %d profiles, want 1500", res.Saturation.Profiles)

@@ -260,6 +260,19 @@ func LowerBoundOf(counts map[ListKey]OpCounts, maxRecords int) int {
 	return n
 }
 
+// pairFlips is counts by list and operation, leaving out the empty ones.
+func pairFlips(counts map[ListKey]OpCounts) []int {
+	var out []int
+	for _, c := range counts {
+		for _, n := range []int{c.Add, c.Remove} {
+			if n > 0 {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
 // Total is the records of counts: adds and removes over every list.
 func Total(counts map[ListKey]OpCounts) int {
 	n := 0
